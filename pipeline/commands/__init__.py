@@ -1,0 +1,1 @@
+"""One module per `avel` command; each exports `command` (or a list `commands`)."""

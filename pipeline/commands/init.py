@@ -1,0 +1,40 @@
+"""`avel init`: write a starting avel.yaml for a dataset from manifests/<dataset>.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import yaml
+
+from pipeline import atomic
+from pipeline.config import DATASETS, dataset_preset, parse_config
+from pipeline.errors import InputError
+from pipeline.cli_options import workdir_option
+from pipeline.workdir import Workdir
+
+
+def init_workdir(workdir: str | Path, dataset: str, force: bool = False) -> Path:
+    """Write `avel.yaml` (refusing to overwrite one unless `force`) and return its path."""
+    wd = Workdir(workdir)
+    if wd.config.exists() and not force:
+        raise InputError("a config already exists; use --force to overwrite it", file=wd.config)
+    preset = dataset_preset(dataset)
+    config = preset["config"]
+    parse_config(config, f"manifests/{dataset}.yaml")  # the preset itself must be valid
+    wd.root.mkdir(parents=True, exist_ok=True)
+    text = (f"# avel config for {preset['title']}\n# {preset['description'].strip()}\n"
+            "# Relative paths are resolved against this directory.\n"
+            + yaml.safe_dump(config, sort_keys=False))
+    atomic.write_text(wd.config, text)
+    return wd.config
+
+
+@click.command("init")
+@click.option("--dataset", required=True, type=click.Choice(DATASETS))
+@click.option("--force", is_flag=True, help="Overwrite an existing avel.yaml.")
+@workdir_option
+def command(dataset: str, force: bool, workdir: Path) -> None:
+    """Write a starting avel.yaml carrying the original recipes for DATASET."""
+    path = init_workdir(workdir, dataset, force)
+    click.echo(str(path))

@@ -1,0 +1,164 @@
+"""The work directory's config (`avel.yaml`): one dataclass per stage, loaded and validated once.
+
+Each stage reads only its own section; `avel init` writes a starting file from
+`manifests/<dataset>.yaml`, which carries the original papers' recipes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from pipeline.config_schema import build, to_dict
+from pipeline.errors import InputError
+
+CONFIG_NAME = "avel.yaml"
+DATASETS = ("ave", "llp", "vggsound", "vggsound-avel", "vggsound-avel50k")
+MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
+
+
+@dataclass
+class DatasetConfig:
+    """Where the dataset's own list files are and how a clip's source is named."""
+
+    name: Literal["ave", "llp", "vggsound", "vggsound-avel", "vggsound-avel50k"]
+    # Reader inputs by role (e.g. annotations, orders_dir, train, meta, categories);
+    # relative paths are resolved against the work directory.
+    files: dict[str, str] = field(default_factory=dict)
+    # youtube: source is a watch URL built from url_template; url: any URL yt-dlp accepts,
+    # also built from url_template; local: a file in videos_dir named <video_id><ext>.
+    source: Literal["youtube", "url", "local"] = "youtube"
+    url_template: str = "https://www.youtube.com/watch?v={video_id}"
+    videos_dir: str | None = None
+    video_ext: str = ".mp4"
+    clip_seconds: float = 10.0
+    limit: int | None = None  # keep the first N clips (demos, smoke runs)
+
+    def validate(self) -> None:
+        if "{video_id}" not in self.url_template:
+            raise ValueError("url_template must contain {video_id}")
+        if self.source == "local" and not self.videos_dir:
+            raise ValueError("source 'local' needs videos_dir")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError("limit must be >= 1")
+
+
+@dataclass
+class ShardingConfig:
+    num_shards: int = 1
+
+    def validate(self) -> None:
+        if self.num_shards < 1:
+            raise ValueError("num_shards must be >= 1")
+
+
+@dataclass
+class DownloadConfig:
+    """yt-dlp options that come from the user (never from the manifest)."""
+
+    mode: Literal["section", "full"] = "section"
+    pad_s: float = 0.0
+    format: str = "bv*[height<=360]+ba/b[height<=360]/bv*+ba/b"
+    merge_output_format: str = "mp4"
+    cookies_file: str | None = None
+    proxy: str | None = None
+    rate_limit_bytes: int | None = None
+    sleep_s: float = 0.0
+    user_agent: str | None = None
+    workers: int = 4
+    requests_per_s: float = 2.0
+    max_attempts: int = 3
+    socket_timeout_s: float = 20.0
+    backoff_base_s: float = 2.0
+    backoff_max_s: float = 300.0
+    throttle_limit: int = 8
+
+
+@dataclass
+class CutConfig:
+    audio_recipe: str = "vggsound"  # see pipeline.cut recipes
+    frames_recipe: str = "ave-vgg19"  # llp-8fps | ave-vgg19 | uniform-N
+    jpeg_quality: int = 2  # ffmpeg -q:v (2 = best usual)
+    scale: str | None = None  # e.g. "-2:256"; None keeps the source size
+    loose: bool = False
+    workers: int = 2
+
+
+@dataclass
+class ExtractConfig:
+    extractors: list[str] = field(default_factory=lambda: ["vggish", "vgg19"])
+    device: Literal["cuda", "cpu", "auto"] = "auto"
+    precision: Literal["fp32", "tf32", "bf16", "fp16"] = "fp32"
+    batch_size: int = 64
+    num_workers: int = 2
+    store_dtype: Literal["float32", "float16"] = "float32"
+    # extractor name -> "pretrained" (from the cache), "random", or a weights file path
+    weights: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    task: str = "ave-fully"
+    model: str = "cpsp"
+    device: Literal["cuda", "cpu", "auto"] = "auto"
+    seed: int | None = None
+    # any preset hyperparameter, by name, e.g. {lr: 1e-4, epochs: 5}
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Config:
+    dataset: DatasetConfig
+    sharding: ShardingConfig = field(default_factory=ShardingConfig)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    cut: CutConfig = field(default_factory=CutConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+
+    def hash(self) -> str:
+        """Stable digest of the settings, recorded in every output for provenance."""
+        blob = json.dumps(to_dict(self), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def parse_config(data: Any, file: str | Path) -> Config:
+    if not isinstance(data, dict):
+        raise InputError("config must be a YAML mapping", file=file)
+    return build(Config, data, file=file)
+
+
+def load_config(workdir: str | Path) -> Config:
+    path = Path(workdir) / CONFIG_NAME
+    if not path.is_file():
+        raise InputError(f"no config here; run `avel init --dataset NAME --workdir {workdir}` first",
+                         file=path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 ({exc.reason} at byte {exc.start})", file=path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=path,
+                         line=mark.line + 1 if mark else None) from None
+    return parse_config(data, path)
+
+
+def dataset_preset(name: str) -> dict[str, Any]:
+    """The dataset YAML under manifests/: description, recipes and a starting config."""
+    if name not in DATASETS:
+        raise InputError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}",
+                         field="dataset")
+    return yaml.safe_load((MANIFESTS_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
+
+
+def resolve(workdir: str | Path, path: str) -> Path:
+    """A config path: absolute as given, relative to the work directory otherwise."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else Path(workdir) / p

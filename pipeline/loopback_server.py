@@ -1,0 +1,122 @@
+"""A static file server on 127.0.0.1 for tests and the demo: yt-dlp's generic extractor
+downloads from it exactly as from any web server. Never binds another address.
+
+Faults can be queued per path to rehearse what real hosts do (see `FAULTS`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+HOST = "127.0.0.1"
+FAULTS = ("429", "500", "404", "410", "stall", "truncate", "html", "wrong-type")
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    server: "LoopbackServer"
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+    def _fault(self) -> str | None:
+        queue = self.server.faults.get(self.path.split("?")[0])
+        with self.server.lock:
+            self.server.hits[self.path.split("?")[0]] = self.server.hits.get(self.path.split("?")[0], 0) + 1
+            if queue:
+                fault = queue[0]
+                if not fault.endswith("*"):
+                    queue.pop(0)
+                return fault.rstrip("*")
+        return None
+
+    def _send_plain(self, code: int, body: bytes = b"", headers: dict | None = None,
+                    content_type: str = "text/plain") -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _serve(self) -> None:
+        fault = self._fault()
+        if fault is None:
+            return super().do_GET() if self.command == "GET" else super().do_HEAD()
+        if fault in ("429", "500", "404", "410"):
+            headers = {"Retry-After": str(self.server.retry_after)} if fault == "429" else {}
+            return self._send_plain(int(fault), f"fault {fault}".encode(), headers)
+        if fault == "html":
+            return self._send_plain(200, b"<html><body>Sign in to confirm you're not a bot</body></html>",
+                                    content_type="text/html")
+        if fault == "stall":
+            time.sleep(self.server.stall_s)
+            return self._send_plain(503, b"stalled")
+        path = Path(self.translate_path(self.path))
+        data = path.read_bytes() if path.is_file() else b""
+        if fault == "wrong-type":
+            return self._send_plain(200, data, content_type="text/plain")
+        if fault == "truncate":
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data[: len(data) // 3])
+                self.wfile.flush()
+            self.close_connection = True
+            return None
+        raise ValueError(f"unknown fault {fault!r}")
+
+    do_GET = _serve
+    do_HEAD = _serve
+
+
+class LoopbackServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, directory: str | Path, port: int = 0) -> None:
+        super().__init__((HOST, port), partial(_Handler, directory=str(directory)))
+        self.faults: dict[str, list[str]] = {}
+        self.hits: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.retry_after = 1
+        self.stall_s = 30.0
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.server_address[1]}"
+
+    def inject(self, path: str, *faults: str) -> None:
+        """Queue faults for `path` (e.g. '/a.mp4'); a fault ending in '*' repeats forever."""
+        for f in faults:
+            if f.rstrip("*") not in FAULTS:
+                raise ValueError(f"unknown fault {f!r}; known: {', '.join(FAULTS)}")
+        with self.lock:
+            self.faults.setdefault(path, []).extend(faults)
+
+    def start(self) -> LoopbackServer:
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+@contextlib.contextmanager
+def serve(directory: str | Path) -> Iterator[LoopbackServer]:
+    server = LoopbackServer(directory).start()
+    try:
+        yield server
+    finally:
+        server.stop()
