@@ -1,0 +1,1 @@
+"""Imports every model family so their `@register` lines run. One line per family."""
