@@ -1,0 +1,42 @@
+"""Fixtures every test module may use: the repo root and the shared real data."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shared_data() -> Path:
+    beside = REPO_ROOT.parent / "shared" / "data"
+    if beside.is_dir():
+        return beside
+    return Path("/work/shared/data")
+
+
+SHARED_DATA = _shared_data()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+def cli_env() -> dict[str, str]:
+    """Environment for running `python -m pipeline` in a subprocess against this checkout."""
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+
+
+def avel_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline", *args]
