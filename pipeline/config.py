@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +20,9 @@ from pipeline.errors import InputError
 
 CONFIG_NAME = "avel.yaml"
 DATASETS = ("ave", "llp", "vggsound", "vggsound-avel", "vggsound-avel50k")
-MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
+# the repository's manifests/ (editable installs), or where the container image put it
+MANIFESTS_DIR = Path(os.environ.get("AVEL_MANIFESTS")
+                     or Path(__file__).resolve().parent.parent / "manifests")
 
 
 @dataclass
