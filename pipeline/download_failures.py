@@ -45,7 +45,7 @@ MESSAGE_RULES: list[tuple[str, str, str]] = [
      r"removed by the uploader|violat(ing|ion of) youtube", PERMANENT, "removed"),
     (r"members.only|join this channel|requires payment|only available for registered users|"
      r"sign in to|login required|use --cookies|premium", PERMANENT, "login-required"),
-    (r"not available (from|in) your (location|country)|geo.?restrict", PERMANENT, "geo-blocked"),
+    (r"available (from|in) your (location|country)|geo.?restrict", PERMANENT, "geo-blocked"),
     (r"incomplete youtube id|is not a valid url|invalid video id|no video id", PERMANENT,
      "no-such-id"),
     (r"unsupported url", PERMANENT, "unsupported-url"),

@@ -31,3 +31,31 @@ def make_workdir(root: Path, data: Path, url: str | None, *, source: str = "url"
     (root / "avel.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     build_manifest(root, load_config(root))
     return root
+
+
+def synthetic_data(tmp_path_factory, n_clips: int = 10) -> Path:  # type: ignore[no-untyped-def]
+    """Generated AVE-format clips shared by every download test of the session (the
+    generator skips clips already written, so calling this again is cheap)."""
+    from pipeline.synthetic import write_dataset
+
+    data = tmp_path_factory.getbasetemp() / "download-synthetic"
+    write_dataset(data, n_clips=n_clips, n_classes=2, seed=3)
+    return data
+
+
+def served_copy(data: Path, root: Path) -> Path:
+    """A copy of the clips to serve, so a test may spoil one file without touching `data`."""
+    import shutil
+
+    target = root / "served"
+    shutil.copytree(data / "videos", target)
+    return target
+
+
+def ledger_entries(workdir: Path) -> dict:
+    from pipeline.ledger import Ledger
+    from pipeline.sharding import Shard
+    from pipeline.workdir import Workdir
+
+    with Ledger(Workdir(workdir).ledger("download", Shard(0, 1))) as ledger:
+        return {e.clip_id: e for e in ledger.entries()}
