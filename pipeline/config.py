@@ -79,7 +79,29 @@ class DownloadConfig:
     socket_timeout_s: float = 20.0
     backoff_base_s: float = 2.0
     backoff_max_s: float = 300.0
-    throttle_limit: int = 8
+    throttle_limit: int = 8  # throttle answers in a row (no success between) before stopping
+    # section mode: re-encode around the cuts so the file starts exactly at the section
+    # start; off = stream copy (fast; the start is still exact for ffmpeg-based readers,
+    # which honour the edit list, but the file carries the preceding GOP)
+    force_keyframes_at_cuts: bool = False
+
+    def validate(self) -> None:
+        if self.pad_s < 0:
+            raise ValueError("pad_s must be >= 0")
+        if self.workers < 1:
+            raise ValueError("workers must be >= 1")
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if self.throttle_limit < 1:
+            raise ValueError("throttle_limit must be >= 1")
+        if self.requests_per_s < 0 or self.sleep_s < 0:
+            raise ValueError("requests_per_s and sleep_s must be >= 0 (0 = no limit)")
+        if self.socket_timeout_s <= 0:
+            raise ValueError("socket_timeout_s must be > 0")
+        if self.backoff_base_s < 0 or self.backoff_max_s < self.backoff_base_s:
+            raise ValueError("need 0 <= backoff_base_s <= backoff_max_s")
+        if self.rate_limit_bytes is not None and self.rate_limit_bytes <= 0:
+            raise ValueError("rate_limit_bytes must be > 0")
 
 
 @dataclass
