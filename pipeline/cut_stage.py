@@ -48,8 +48,10 @@ class CutSummary:
 
 
 def ffmpeg_version() -> str:
+    """e.g. '5.1.9-0+deb12u1': the third word of `ffmpeg -version`."""
     out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, check=False).stdout
-    return out.splitlines()[0] if out else "unknown"
+    words = out.split()
+    return words[2] if len(words) > 2 and words[:2] == ["ffmpeg", "version"] else "unknown"
 
 
 def settings_from(config: Config) -> CutSettings:
