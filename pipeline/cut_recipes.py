@@ -13,7 +13,8 @@ Frame recipes:
   ave-vgg19 every native frame decoded; with n frames and step = int(n / 10), frame
             int(s * step + i / 16 * step) for second s in 0..9 and i in 0..15 (AVE-ECCV18,
             video_frame_sample): 16 frames per 1 s segment.
-  uniform-N N frames per second (`-r N`), all kept.
+  uniform-N N frames per second (`-r N`), the first N x seconds kept (ffmpeg's `-r` adds a
+            frame or two after the last second, as the 82 frames of the LLP sample show).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class AudioRecipe:
 class FramesRecipe:
     name: str
     rate: float | None  # ffmpeg output `-r`; None: every decoded frame (passthrough)
-    selection: str  # "all" | "llp-80" | "ave-16"
+    selection: str  # "first" | "llp-80" | "ave-16"
     per_second: int  # frames kept per second of clip (for checks and docs)
     source: str
 
@@ -70,7 +71,8 @@ def frames_recipe(name: str) -> FramesRecipe:
     match = re.fullmatch(r"uniform-(\d+)", name)
     if match and int(match.group(1)) > 0:
         n = int(match.group(1))
-        return FramesRecipe(name, float(n), "all", n, f"ffmpeg -r {n}, every frame kept")
+        return FramesRecipe(name, float(n), "first", n,
+                            f"ffmpeg -r {n}, the first {n} x seconds frames kept")
     raise ValueError(f"unknown frames recipe {name!r}; known: llp-8fps, ave-vgg19, uniform-N")
 
 
@@ -92,4 +94,5 @@ def select(recipe: FramesRecipe, n_decoded: int, seconds: int) -> np.ndarray:
         return llp_selection(n_decoded, recipe.per_second * seconds)
     if recipe.selection == "ave-16":
         return ave_selection(n_decoded, seconds, recipe.per_second)
-    return np.arange(n_decoded)
+    # ffmpeg's -r emits a frame or two past the end (82 at 8 fps for 10 s): keep N per second
+    return np.arange(min(n_decoded, recipe.per_second * seconds))
