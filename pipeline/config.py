@@ -106,12 +106,40 @@ class DownloadConfig:
 
 @dataclass
 class CutConfig:
-    audio_recipe: str = "vggsound"  # see pipeline.cut recipes
+    """How `avel cut` turns videos into 16 kHz audio and recipe frames (pipeline/cut_recipes.py)."""
+
+    audio_recipe: str = "vggsound"  # vggsound | llp | ave
     frames_recipe: str = "ave-vgg19"  # llp-8fps | ave-vgg19 | uniform-N
-    jpeg_quality: int = 2  # ffmpeg -q:v (2 = best usual)
-    scale: str | None = None  # e.g. "-2:256"; None keeps the source size
+    # ffmpeg -q:v for the JPEGs; None keeps ffmpeg's default, which is what the original
+    # recipes ran (`ffmpeg -i video -r 8 %06d.jpg` sets no quality)
+    jpeg_quality: int | None = None
+    scale: str | None = None  # ffmpeg scale filter args, e.g. "-2:256"; None keeps the source size
     loose: bool = False
     workers: int = 2
+    # defects that are cut anyway and noted, instead of failing the clip (see pipeline/cut_checks.py)
+    allow: list[str] = field(default_factory=lambda: ["rotated", "unusual-pixel-format",
+                                                      "non-ascii-name"])
+    max_pixels: int = 4096 * 2160  # larger frames fail as huge-resolution
+    max_pad_s: float = 0.5  # a file may end this much before the clip does (zeros are padded)
+    span_slack_s: float = 0.1  # a file ending this little after the clip is decoded whole
+    batch_clips: int = 8  # finished clips per part file (what a kill can lose at most)
+    timeout_s: float = 600.0  # per ffmpeg/ffprobe call
+
+    def validate(self) -> None:
+        from pipeline.cut_checks import ALLOWABLE
+        from pipeline.cut_recipes import audio_recipe, frames_recipe
+
+        audio_recipe(self.audio_recipe)
+        frames_recipe(self.frames_recipe)
+        if self.jpeg_quality is not None and not 1 <= self.jpeg_quality <= 31:
+            raise ValueError("jpeg_quality must be 1..31 (ffmpeg -q:v) or null")
+        unknown = sorted(set(self.allow) - set(ALLOWABLE))
+        if unknown:
+            raise ValueError(f"allow: unknown conditions {unknown}; allowed: {list(ALLOWABLE)}")
+        if self.workers < 1 or self.batch_clips < 1:
+            raise ValueError("workers and batch_clips must be >= 1")
+        if self.max_pad_s < 0 or self.span_slack_s < 0:
+            raise ValueError("max_pad_s and span_slack_s must be >= 0")
 
 
 @dataclass
