@@ -52,8 +52,9 @@ def test_extractor_quantizes_like_postprocess(pca_path):
     rng = np.random.default_rng(4)
     x = rng.uniform(0, 2, size=(5, 128))
     x[0] = _embedding_with_projection(pca_path, np.full(128, 100.7 * 4 / 255 - 2))
+    ex = VGGishExtractor("ave", weights="random", pca=pca_path)
     for rounding in ("truncate", "round"):
-        ex = VGGishExtractor("ave", weights="random", pca=pca_path, rounding=rounding)
+        ex.rounding = rounding
         ours = ex._quantize(torch.from_numpy(x).float().double().float()).numpy()
         expected = vggish.postprocess(x.astype(np.float32).astype(np.float64), pca_path, rounding)
         np.testing.assert_array_equal(ours, expected.astype(np.float32))
