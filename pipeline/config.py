@@ -152,6 +152,20 @@ class ExtractConfig:
     store_dtype: Literal["float32", "float16"] = "float32"
     # extractor name -> "pretrained" (from the cache), "random", or a weights file path
     weights: dict[str, str] = field(default_factory=dict)
+    # extractor name -> recipe options, e.g. {vgg19: {recipe: torchvision-imagenet}}
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seed: int = 0  # init seed for `random` weights
+    prefetch: int = 4  # clips each preprocessing worker keeps ready
+    flush_clips: int = 64  # finished clips per store part (the most a kill can lose)
+    max_attempts: int = 3
+
+    def validate(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if self.num_workers < 0:
+            raise ValueError("num_workers must be >= 0")
+        if self.prefetch < 1 or self.flush_clips < 1 or self.max_attempts < 1:
+            raise ValueError("prefetch, flush_clips and max_attempts must be >= 1")
 
 
 @dataclass
