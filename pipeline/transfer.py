@@ -9,6 +9,7 @@ an error that names the file, and the provenance `README.txt` beside an export.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -154,6 +155,7 @@ class StoreWriter:
         self.dtype = np.dtype(dtype)
         self.count = num_shards(workdir)
         self.pending: dict[int, tuple[list[str], list[np.ndarray]]] = {}
+        self.parts: list[Path] = []
         self.written = 0
 
     def add(self, clip_id: str, row: np.ndarray) -> None:
@@ -167,9 +169,19 @@ class StoreWriter:
     def _flush(self, s: int) -> None:
         ids, rows = self.pending.pop(s, ([], []))
         if ids:
-            store.write_part(self.wd.features_file(self.name, Shard(s, self.count)), ids,
-                             np.stack(rows), self.attrs)
+            self.parts.append(store.write_part(
+                self.wd.features_file(self.name, Shard(s, self.count)), ids, np.stack(rows), self.attrs))
             self.written += len(ids)
+
+    def abort(self) -> None:
+        """Remove the parts this writer wrote (an import that stops leaves the store as it was)."""
+        self.pending.clear()
+        for path in self.parts:
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()  # only when empty
+        self.parts.clear()
+        self.written = 0
 
     def finish(self) -> int:
         for s in list(self.pending):

@@ -52,7 +52,8 @@ def vggsound_avel_workdir(root: Path, n: int = 6) -> Path:
 
 
 def fill_store(workdir: Path, name: str, shape: tuple[int, ...], seed: int, skip: int = 0,
-               dtype: str = "float32", extra_attrs: dict | None = None) -> dict[str, np.ndarray]:
+               dtype: str = "float32", extra_attrs: dict | None = None,
+               make=None) -> dict[str, np.ndarray]:
     """Random features for every manifest clip but every `skip`-th (skip=0: none skipped),
     written part by part per shard, consolidated and indexed as an extractor would."""
     manifest = load_manifest(workdir)
@@ -66,7 +67,7 @@ def fill_store(workdir: Path, name: str, shape: tuple[int, ...], seed: int, skip
     for i, clip in enumerate(order):
         if skip and i % skip == skip - 1:
             continue
-        rows[clip] = rng.standard_normal(shape).astype(dtype)
+        rows[clip] = (make(rng, shape) if make else rng.standard_normal(shape)).astype(dtype)
         by_shard.setdefault(shard_of(clip, count), []).append(clip)
     for s, clips in by_shard.items():
         shard_file = wd.features_file(name, Shard(s, count))
