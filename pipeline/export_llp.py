@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline import atomic, transfer
+from pipeline import transfer
 from pipeline.errors import InputError
 from pipeline.manifest import load_manifest
 from pipeline.workdir import check_clip_id
@@ -55,7 +55,7 @@ def file_ids(manifest: pd.DataFrame) -> list[str]:
 def _save_npy(path: Path, array: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
-    atomic.write_bytes(path, buffer.getvalue())
+    transfer.write_clip_file(path, buffer.getvalue())
 
 
 def export(workdir: str | Path, out_dir: str | Path, *, dtype: str = "float32") -> transfer.ExportReport:
@@ -82,6 +82,7 @@ def export(workdir: str | Path, out_dir: str | Path, *, dtype: str = "float32") 
         if reader is not None:
             reader.close()
     report.missing = {f"feats/{k}": v for k, v in report.missing.items()}
+    transfer.flush_to_disk()
     transfer.write_missing(out, report)
     transfer.write_readme(out, "llp", workdir, report, provenance, notes=[
         f"files: feats/<kind>/<first 11 characters of the filename>.npy, {dtype}",

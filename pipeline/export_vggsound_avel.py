@@ -53,7 +53,7 @@ def _zip_pickle(path: Path, member: str, array: np.ndarray) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr(member, pickle.dumps(array, protocol=PICKLE_PROTOCOL))
-    atomic.write_bytes(path, buffer.getvalue())
+    transfer.write_clip_file(path, buffer.getvalue())
 
 
 def categories(workdir: Path, manifest: pd.DataFrame) -> list[str]:
@@ -146,6 +146,7 @@ def export(workdir: str | Path, out_dir: str | Path, *, visual: str = "resnet_la
     with atomic.atomic_path(out / meta_name(str(_dataset_name(workdir)))) as temp:
         meta.to_csv(temp, index=False)
     report.files += [out / CATEGORIES_FILE, out / meta_name(str(_dataset_name(workdir)))]
+    transfer.flush_to_disk()
     transfer.write_missing(out, report)
     transfer.write_readme(out, "vggsound-avel", workdir, report, provenance, notes=notes + [
         f"zips: <dir>/<video_id>.zip holding <video_id>.pkl, a pickled {dtype} ndarray "
