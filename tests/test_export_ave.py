@@ -152,3 +152,36 @@ def test_import_names_a_file_with_the_wrong_dtype_or_key(exported, tmp_path, sha
         fh.create_dataset("features", data=np.zeros((N, 10, 7, 7, 512)))
     with pytest.raises(InputError, match=r"visual_feature\.h5.*no dataset 'avadataset'"):
         export_ave.import_(bad, fresh)
+
+
+def test_released_float64_features_import_as_stored_and_export_back(tmp_path, shared_data):
+    """Real released VGGish values (audio_feature_noisy.h5, float64, post-ReLU) placed in an
+    audio_feature.h5 of the released layout: float32 store = float32 cast; a float64 store
+    keeps them bit for bit, and exporting it gives the released rows back."""
+    released = h5(shared_data / "ave" / "audio_feature_noisy.h5")[:N]
+    assert released.dtype == np.float64
+    src = tmp_path / "released"
+    src.mkdir()
+    with h5py.File(src / "audio_feature.h5", "w") as fh:
+        fh.create_dataset("avadataset", data=released)
+    wd = ave_workdir(tmp_path / "w", shared_data, limit=N)
+    export_ave.import_(src, wd)
+    clips = list(load_manifest(wd)["clip_id"])
+    stored = read_store(wd, "vggish")
+    for i, clip in enumerate(clips):
+        np.testing.assert_array_equal(stored[clip], released[i].astype(np.float32))
+    wd64 = ave_workdir(tmp_path / "w64", shared_data, limit=N)
+    export_ave.import_(src, wd64, store_dtype="float64")
+    export_ave.export(wd64, tmp_path / "out")
+    np.testing.assert_array_equal(h5(tmp_path / "out" / "audio_feature.h5"), released)
+
+
+def test_import_twice_stores_each_clip_once(exported, tmp_path, shared_data):
+    _, out, audio, _, _ = exported
+    fresh = ave_workdir(tmp_path / "w", shared_data, limit=N)
+    export_ave.import_(out, fresh)
+    export_ave.import_(out, fresh)
+    with h5py.File(fresh / "features" / "vggish" / "index.h5", "r") as fh:
+        ids = [c.decode() for c in fh["clip_id"][()]]
+    assert sorted(ids) == sorted(audio) and len(ids) == len(set(ids))
+    assert not list((fresh / "features" / "vggish").rglob("part-*.h5"))
