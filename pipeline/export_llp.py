@@ -83,7 +83,8 @@ def export(workdir: str | Path, out_dir: str | Path, *, dtype: str = "float32") 
             reader.close()
     report.missing = {f"feats/{k}": v for k, v in report.missing.items()}
     transfer.flush_to_disk()
-    transfer.write_missing(out, report)
+    why = transfer.failure_reasons(workdir, [name for name, _ in FEATURES.values()])
+    transfer.write_missing(out, report, {f"feats/{k}": why[name] for k, (name, _) in FEATURES.items()})
     transfer.write_readme(out, "llp", workdir, report, provenance, notes=[
         f"files: feats/<kind>/<first 11 characters of the filename>.npy, {dtype}",
         "use with the AVVP CSVs (AVVP_train.csv, AVVP_val_pd.csv, AVVP_test_pd.csv)"])

@@ -147,7 +147,8 @@ def export(workdir: str | Path, out_dir: str | Path, *, visual: str = "resnet_la
         meta.to_csv(temp, index=False)
     report.files += [out / CATEGORIES_FILE, out / meta_name(str(_dataset_name(workdir)))]
     transfer.flush_to_disk()
-    transfer.write_missing(out, report)
+    why = transfer.failure_reasons(workdir, ["vggish", visual])
+    transfer.write_missing(out, report, {AUDIO_DIR: why["vggish"], VISUAL_DIR: why[visual]})
     transfer.write_readme(out, "vggsound-avel", workdir, report, provenance, notes=notes + [
         f"zips: <dir>/<video_id>.zip holding <video_id>.pkl, a pickled {dtype} ndarray "
         f"(protocol {PICKLE_PROTOCOL}); avc labels [1,10] float32",

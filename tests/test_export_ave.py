@@ -11,7 +11,10 @@ import pytest
 
 from pipeline import export_ave
 from pipeline.errors import InputError
+from pipeline.ledger import Ledger
 from pipeline.manifest import load_manifest
+from pipeline.sharding import Shard, shard_of
+from pipeline.workdir import Workdir
 from tests.fixtures_export import ave_workdir, fill_store, h5, read_store
 
 N = 30  # first 30 Annotations rows
@@ -23,6 +26,12 @@ def exported(tmp_path_factory, shared_data):
     wd = ave_workdir(root / "w", shared_data, limit=N)
     audio = fill_store(wd, "vggish", (10, 128), seed=1, skip=7)  # clips 6, 13, 20, 27 absent
     visual = fill_store(wd, "vgg19", (10, 7, 7, 512), seed=2)
+    # the extract stage's ledger knows why clip 6 has no audio features
+    clip6 = load_manifest(wd)["clip_id"][6]
+    with Ledger(Workdir(wd).ledger("extract-vggish", Shard(shard_of(clip6, 2), 2))) as ledger:
+        ledger.ensure([clip6])
+        ledger.start(clip6)
+        ledger.failed(clip6, "no audio track", permanent=True)
     out = root / "out"
     report = export_ave.export(wd, out, orders_dir=shared_data / "ave")
     return wd, out, audio, visual, report
@@ -85,9 +94,10 @@ def test_missing_clips_are_zero_and_listed(exported):
     manifest = load_manifest(wd)
     absent = [c for c in manifest["clip_id"] if c not in audio]
     assert len(absent) == 4
-    listed = [line.split("\t")[1] for line in (out / "missing.txt").read_text().splitlines()
-              if not line.startswith("#")]
-    assert listed == absent
+    lines = [line.split("\t") for line in (out / "missing.txt").read_text().splitlines()
+             if not line.startswith("#")]
+    assert [clip for _, clip, _ in lines] == absent
+    assert [why for *_, why in lines] == ["failed: no audio track"] + ["not in the store"] * 3
     feats = h5(out / "audio_feature.h5")
     for i, c in enumerate(manifest["clip_id"]):
         assert feats[i].any() == (c in audio)

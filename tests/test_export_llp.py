@@ -60,7 +60,7 @@ def test_absent_clips_have_no_file_and_are_listed(exported):
         assert not (out / "feats" / "res152" / f"{clip[:11]}.npy").exists()
         assert (out / "feats" / "vggish" / f"{clip[:11]}.npy").exists()
     lines = (out / "missing.txt").read_text().splitlines()[1:]
-    assert lines == [f"feats/res152\t{c}" for c in absent]
+    assert lines == [f"feats/res152\t{c}\tnot in the store" for c in absent]
 
 
 def test_round_trip(exported, tmp_path, shared_data):

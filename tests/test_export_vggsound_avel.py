@@ -84,7 +84,7 @@ def test_meta_and_categories_files(exported):
     assert (out / "VggsoundAVEL100kCategories.txt").read_text().split("\n")[:4] == \
         (wd / "cats.txt").read_text().split("\n")[:4]
     missing = (out / "missing.txt").read_text().splitlines()[1:]
-    assert missing == [f"video_feature\t{c}" for c in list(meta["video_id"])[3::4]]
+    assert missing == [f"video_feature\t{c}\tnot in the store" for c in list(meta["video_id"])[3::4]]
 
 
 def test_round_trip_with_trusted_pickles(exported, tmp_path):
