@@ -117,3 +117,27 @@ def test_two_clips_of_one_video_are_an_error(tmp_path):
     table = pd.DataFrame({"clip_id": ["abcdefghijk_0_10", "abcdefghijk_30_40"]})
     with pytest.raises(InputError, match="share the feature file abcdefghijk.npy"):
         export_llp.file_ids(table)
+
+
+def test_label_csvs_equal_the_shipped_ones(tmp_path, shared_data):
+    """Whole LLP lists: the weak CSVs come out byte-identical; the dense eval CSVs hold the
+    same (filename, onset, offset, label) rows except those naming no val/test clip (the
+    reader drops those malformed names), grouped by clip."""
+    from tests.fixtures_export import make_workdir
+    d = shared_data / "llp"
+    wd = make_workdir(tmp_path / "w", {"name": "llp", "files": {
+        "train": str(d / "AVVP_train.csv"), "val": str(d / "AVVP_val_pd.csv"),
+        "test": str(d / "AVVP_test_pd.csv"), "eval_audio": str(d / "AVVP_eval_audio.csv"),
+        "eval_visual": str(d / "AVVP_eval_visual.csv")}})
+    export_llp.write_csvs(load_manifest(wd), tmp_path)
+    for name in ("AVVP_train.csv", "AVVP_val_pd.csv", "AVVP_test_pd.csv", "AVVP_dataset_full.csv"):
+        assert (tmp_path / name).read_bytes() == (d / name).read_bytes(), name
+    evaluated = set(pd.concat([pd.read_csv(d / f, sep="\t") for f in
+                               ("AVVP_val_pd.csv", "AVVP_test_pd.csv")])["filename"])
+    for name, dropped in (("AVVP_eval_audio.csv", 8), ("AVVP_eval_visual.csv", 7)):
+        shipped = pd.read_csv(d / name, sep="\t")
+        ours = pd.read_csv(tmp_path / name, sep="\t")
+        keep = shipped[shipped["filename"].isin(evaluated)]
+        assert shipped["filename"].nunique() - keep["filename"].nunique() == dropped
+        assert sorted(map(tuple, ours.itertuples(index=False))) == \
+            sorted(map(tuple, keep.itertuples(index=False)))
