@@ -28,8 +28,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline import atomic, labels, transfer
+from pipeline.config import load_config, resolve
 from pipeline.errors import InputError
 from pipeline.manifest import load_manifest
+from pipeline.readers.vggsound_avel import read_categories
+from pipeline.workdir import Workdir
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,8 @@ AUDIO_DIR, VISUAL_DIR, LABEL_DIR = "audio_feature", "video_feature", "avc_label"
 CATEGORIES_FILE = "VggsoundAVEL100kCategories.txt"
 AUDIO_SHAPE = (10, 128)
 VISUAL_SHAPES = {"resnet_layer3": (10, 1024, 7, 7), "vgg19": (10, 7, 7, 512)}
+# store layouts accepted on export besides the loader's own: channel-last layer-3 maps
+CHANNEL_LAST = {"resnet_layer3": (10, 7, 7, 1024)}
 AVC_STORE = "avc_label"
 PICKLE_PROTOCOL = 2  # readable by the Python of the original code as well
 
@@ -59,15 +64,10 @@ def _zip_pickle(path: Path, member: str, array: np.ndarray) -> None:
 def categories(workdir: Path, manifest: pd.DataFrame) -> list[str]:
     """The category list: the dataset's own file when the config names one, else rebuilt
     from the manifest's (category, class_id) pairs, which must then cover every id."""
-    config_file = workdir / "avel.yaml"
-    if config_file.is_file():
-        from pipeline.config import load_config, resolve
-        from pipeline.readers.vggsound_avel import read_categories
-        cfg = load_config(workdir)
-        if "categories" in cfg.dataset.files:
-            path = resolve(workdir, cfg.dataset.files["categories"])
-            if path.is_file():
-                return read_categories(path)
+    if Workdir(workdir).config.is_file():
+        files = load_config(workdir).dataset.files
+        if "categories" in files and resolve(workdir, files["categories"]).is_file():
+            return read_categories(resolve(workdir, files["categories"]))
     pairs = dict(zip(manifest["class_id"].astype(int), manifest["category"]))
     n = max(pairs) + 1 if pairs else 0
     if sorted(pairs) != list(range(n)):
@@ -99,10 +99,9 @@ def export(workdir: str | Path, out_dir: str | Path, *, visual: str = "resnet_la
     clip_ids = transfer.manifest_order(manifest)
     report = transfer.ExportReport(out_dir=out, rows=len(clip_ids))
     provenance = {}
-    shape = VISUAL_SHAPES[visual]
-    channel_last = (shape[0], *shape[2:], shape[1])
+    visual_shapes = [VISUAL_SHAPES[visual]] + ([CHANNEL_LAST[visual]] if visual in CHANNEL_LAST else [])
     for directory, name, shapes in ((AUDIO_DIR, "vggish", [AUDIO_SHAPE]),
-                                    (VISUAL_DIR, visual, [shape, channel_last])):
+                                    (VISUAL_DIR, visual, visual_shapes)):
         reader = transfer.open_store(workdir, name)
         stored_shape = shapes[0]
         if reader is not None and reader.clip_ids:
@@ -143,9 +142,10 @@ def export(workdir: str | Path, out_dir: str | Path, *, visual: str = "resnet_la
     atomic.write_text(out / CATEGORIES_FILE, "\n".join(cats) + "\n")
     meta = pd.DataFrame({"category": manifest["category"], "video_id": clip_ids,
                          "split": manifest["split"]})
-    with atomic.atomic_path(out / meta_name(str(_dataset_name(workdir)))) as temp:
+    meta_path = out / meta_name(_dataset_name(workdir))
+    with atomic.atomic_path(meta_path) as temp:
         meta.to_csv(temp, index=False)
-    report.files += [out / CATEGORIES_FILE, out / meta_name(str(_dataset_name(workdir)))]
+    report.files += [out / CATEGORIES_FILE, meta_path]
     transfer.flush_to_disk()
     why = transfer.failure_reasons(workdir, ["vggish", visual])
     transfer.write_missing(out, report, {AUDIO_DIR: why["vggish"], VISUAL_DIR: why[visual]})
@@ -158,10 +158,7 @@ def export(workdir: str | Path, out_dir: str | Path, *, visual: str = "resnet_la
 
 
 def _dataset_name(workdir: Path) -> str:
-    if (workdir / "avel.yaml").is_file():
-        from pipeline.config import load_config
-        return load_config(workdir).dataset.name
-    return "vggsound-avel"
+    return load_config(workdir).dataset.name if Workdir(workdir).config.is_file() else "vggsound-avel"
 
 
 # --------------------------------------------------------------------------- import
