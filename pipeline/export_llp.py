@@ -102,10 +102,12 @@ def export(workdir: str | Path, out_dir: str | Path, *, dtype: str = "float32") 
         target.mkdir(parents=True, exist_ok=True)
         rows = transfer.iter_rows(reader, clip_ids, shape, missing)
         for stem, row in tqdm(zip(stems, rows), total=len(stems), desc=kind, unit="clip", leave=False):
-            if row is not None:
-                path = target / f"{stem}.npy"
-                _save_npy(path, row.astype(dtype))
-                report.files.append(path)
+            path = target / f"{stem}.npy"
+            if row is None:  # a file left by an earlier export would contradict missing.txt
+                path.unlink(missing_ok=True)
+                continue
+            _save_npy(path, row.astype(dtype))
+            report.files.append(path)
         report.missing[kind] = missing
         provenance[f"feats/{kind}"] = (name, transfer.store_attrs(reader))
         if reader is not None:

@@ -114,11 +114,12 @@ def export(workdir: str | Path, out_dir: str | Path, *, visual: str = "resnet_la
         rows = transfer.iter_rows(reader, clip_ids, stored_shape, missing)
         for clip, row in tqdm(zip(clip_ids, rows), total=len(clip_ids), desc=directory,
                               unit="clip", leave=False):
-            if row is None:
+            path = out / directory / f"{clip}.zip"
+            if row is None:  # a file left by an earlier export would contradict missing.txt
+                path.unlink(missing_ok=True)
                 continue
             if stored_shape != shapes[0]:  # channel-last maps → the loader's channel-first
                 row = np.moveaxis(row, -1, 1)
-            path = out / directory / f"{clip}.zip"
             _zip_pickle(path, f"{clip}.pkl", np.ascontiguousarray(row, dtype=dtype))
             report.files.append(path)
         report.missing[directory] = missing
@@ -131,10 +132,12 @@ def export(workdir: str | Path, out_dir: str | Path, *, visual: str = "resnet_la
         (out / LABEL_DIR).mkdir(parents=True, exist_ok=True)
         report.missing[LABEL_DIR] = [c for c in clip_ids if c not in avc]
         for clip in clip_ids:
-            if clip in avc:
-                path = out / LABEL_DIR / f"{clip}.zip"
-                _zip_pickle(path, f"{clip}.pkl", avc[clip].astype(np.float32).reshape(1, 10))
-                report.files.append(path)
+            path = out / LABEL_DIR / f"{clip}.zip"
+            if clip not in avc:
+                path.unlink(missing_ok=True)
+                continue
+            _zip_pickle(path, f"{clip}.pkl", avc[clip].astype(np.float32).reshape(1, 10))
+            report.files.append(path)
     else:
         log.warning("no avc labels (neither imported nor in the manifest): %s/ not written", LABEL_DIR)
         notes.append(f"{LABEL_DIR}/ not written: no per-second labels were available")

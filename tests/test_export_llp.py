@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +142,15 @@ def test_label_csvs_equal_the_shipped_ones(tmp_path, shared_data):
         assert shipped["filename"].nunique() - keep["filename"].nunique() == dropped
         assert sorted(map(tuple, ours.itertuples(index=False))) == \
             sorted(map(tuple, keep.itertuples(index=False)))
+
+
+def test_rerun_removes_files_of_clips_that_lost_their_features(tmp_path, shared_data):
+    wd = llp_workdir(tmp_path / "w", shared_data, limit=3)
+    fill_store(wd, "vggish", (10, 128), seed=0)
+    export_llp.export(wd, tmp_path / "out")
+    assert len(list((tmp_path / "out" / "feats" / "vggish").glob("*.npy"))) == 3
+    shutil.rmtree(wd / "features" / "vggish")
+    fill_store(wd, "vggish", (10, 128), seed=1, skip=3)  # third clip now absent
+    export_llp.export(wd, tmp_path / "out")
+    assert len(list((tmp_path / "out" / "feats" / "vggish").glob("*.npy"))) == 2
+    assert "feats/vggish\t" in (tmp_path / "out" / "missing.txt").read_text()
