@@ -110,6 +110,14 @@ def ave_prob_labels(manifest: pd.DataFrame, classes: Sequence[str] | None = None
     return ave_segment_labels(manifest, classes).mean(axis=1, dtype=np.float64).astype(np.float32)
 
 
+def ave_background_labels(n: int, n_classes: int = len(AVE_CATEGORIES)) -> np.ndarray:
+    """[n,C+1] float32 with only the background column set: `labels_noisy.h5`, the labels
+    (and prob labels) of the 178 background-only videos the PSP weakly setting adds."""
+    out = np.zeros((n, n_classes + 1), dtype=np.float32)
+    out[:, n_classes] = 1.0
+    return out
+
+
 def ave_split_orders(manifest: pd.DataFrame) -> dict[str, np.ndarray]:
     """Row indices per split (`{train,val,test}_order.h5`, int64), ascending by the
     manifest's `row` column (the Annotations row). The shipped files list rows in an
