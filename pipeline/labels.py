@@ -9,6 +9,7 @@ Layouts follow the original files exactly:
   column stays 0 (true for all 4,143 rows of the shipped file).
 - AVE `labels_closs.h5` [N,10]: per-second 0/1 event indicator.
 - AVE `prob_label.h5` [N,C+1]: the segment one-hots averaged over the 10 seconds.
+- AVE `labels_noisy.h5` [n,C+1]: background only (the PSP weakly extra videos).
 - LLP weak labels [N,25] (multi-hot, official class order) and dense per-second GT [N,25,10].
 - VGGSound-AVEL [N,10,C+1] from the class id and the per-second avc 0/1 label, background
   last; weak train labels [N,C].
