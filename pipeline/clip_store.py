@@ -80,6 +80,8 @@ def stored_clip_ids(shard_file: Path) -> set[str]:
 
 def consolidate(shard_file: Path, file_attrs: Mapping[str, Any] | None = None) -> int:
     """Fold part files into the shard file (later parts win); returns the clip count."""
+    atomic.remove_stale_temps(shard_file.parent, shard_file.name)  # a killed consolidate's
+    atomic.remove_stale_temps(parts_dir(shard_file))  # and a killed write_part's leftovers
     parts = sorted(parts_dir(shard_file).glob("part-*.h5"), key=lambda p: p.stat().st_mtime_ns)
     if not parts:
         if not shard_file.is_file():

@@ -136,11 +136,16 @@ def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int |
     rows = shard_rows(load_manifest(wd.root), shard)
     shard_file = wd.clips_file(shard)
     summary = CutSummary(shard=shard.name, output=str(wd.loose_dir() if loose else shard_file))
-    for directory in (shard_file.parent, clip_store.parts_dir(shard_file),
-                      wd.loose_dir() / "audio"):
-        atomic.remove_stale_temps(directory)
+    # Leftovers of a killed run of THIS shard only: other shards may be writing beside us.
+    atomic.remove_stale_temps(shard_file.parent, shard_file.name)
+    atomic.remove_stale_temps(clip_store.parts_dir(shard_file))
+    mine = set(rows["clip_id"])
+    for stale in (wd.loose_dir() / "audio").glob(".*.wav.*.tmp"):
+        if stale.name[1:].rsplit(".wav.", 1)[0] in mine:
+            stale.unlink(missing_ok=True)
     for stale in (wd.loose_dir() / "frames").glob(".*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
+        if stale.name[1:].rsplit(".", 2)[0] in mine:
+            shutil.rmtree(stale, ignore_errors=True)
     with Ledger(wd.ledger(STAGE, shard)) as ledger:
         ledger.ensure(rows["clip_id"])
         todo = set(ledger.todo())

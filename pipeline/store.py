@@ -73,6 +73,8 @@ def consolidate(shard_file: Path, order: Sequence[str] | None = None,
     Later parts win over earlier rows of the same clip, so nothing is duplicated.
     Returns the number of rows in the shard file.
     """
+    atomic.remove_stale_temps(shard_file.parent, shard_file.name)  # a killed consolidate's
+    atomic.remove_stale_temps(parts_dir(shard_file))  # and a killed write_part's leftovers
     parts = sorted(parts_dir(shard_file).glob("part-*.h5"), key=lambda p: p.stat().st_mtime_ns)
     if not parts and shard_file.is_file() and order is None:
         with h5py.File(shard_file, "r") as fh:

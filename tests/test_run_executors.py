@@ -94,3 +94,60 @@ def test_array_job_variables_select_one_shard(local_run):
                                                "SLURM_ARRAY_TASK_COUNT": "3"}) == [Shard(2, 3)]
     assert shards_to_run(config, None, None, {"JOB_COMPLETION_INDEX": "1"}) == [Shard(1, 3)]
     assert shards_to_run(config, None, None, {}) == [Shard(i, 3) for i in range(3)]
+
+
+def _count_done(workdir, stage):
+    wd = Workdir(workdir)
+    total = 0
+    for i in range(3):
+        path = wd.ledger(stage, Shard(i, 3))
+        if path.is_file():
+            with Ledger(path) as ledger:
+                total += ledger.counts()["done"]
+    return total
+
+
+@pytest.mark.slow
+def test_sigkill_in_each_stage_then_rerun_gives_the_unbroken_result(local_run, source, tmp_path):
+    """Kill the whole process group (as a node loss would) once the download, then the cut,
+    then the extract ledger shows progress; a last rerun must end exactly as the unbroken run."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import avel_cmd, cli_env
+
+    reference_features, reference_ledgers = snapshot(local_run[0])
+    with serve(source / "videos") as server:
+        workdir = write_workdir(tmp_path / "killed", source, server.url, num_shards=3)
+        for stage in ("download", "cut", "extract-vggish"):
+            proc = subprocess.Popen(avel_cmd("run", "-w", str(workdir)), env=cli_env(),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True)
+            deadline = time.monotonic() + 240
+            while _count_done(workdir, stage) == 0 and proc.poll() is None:
+                assert time.monotonic() < deadline, f"no progress in {stage}"
+                time.sleep(0.05)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        final = subprocess.run(avel_cmd("run", "-w", str(workdir)), env=cli_env(),
+                               capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr[-2000:]
+    features, ledgers = snapshot(workdir)
+    assert ledgers.keys() == reference_ledgers.keys()
+    assert {s for s, _ in ledgers.values()} == {"done"}
+    assert set(features) == set(reference_features)
+    for clip_id, value in reference_features.items():
+        assert np.array_equal(features[clip_id], value), clip_id
+    wd = Workdir(workdir)
+    leftovers = [p for p in wd.root.rglob("*") if p.name.endswith((".tmp", ".part"))
+                 or p.name.endswith(".parts")]
+    assert leftovers == []
+    for i in range(3):  # each clip exactly once in its shard file
+        import h5py
+        path = wd.features_file("vggish", Shard(i, 3))
+        with h5py.File(path) as fh:
+            ids = [c.decode() for c in fh["clip_id"][()]]
+        assert len(ids) == len(set(ids))
