@@ -15,6 +15,7 @@ only once its part is complete, and appears once however often a run was killed.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ def _put(fh: h5py.File, clip_id: str, media: ClipMedia) -> None:
 def write_part(shard_file: Path, clips: Mapping[str, ClipMedia],
                file_attrs: Mapping[str, Any] | None = None) -> Path:
     """Persist finished clips atomically; call before marking them done in the ledger."""
-    path = parts_dir(shard_file) / f"part-{uuid.uuid4().hex}.h5"
+    path = parts_dir(shard_file) / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.h5"
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic.atomic_path(path) as temp:
         with h5py.File(temp, "w") as fh:
@@ -82,7 +83,7 @@ def consolidate(shard_file: Path, file_attrs: Mapping[str, Any] | None = None) -
     """Fold part files into the shard file (later parts win); returns the clip count."""
     atomic.remove_stale_temps(shard_file.parent, shard_file.name)  # a killed consolidate's
     atomic.remove_stale_temps(parts_dir(shard_file))  # and a killed write_part's leftovers
-    parts = sorted(parts_dir(shard_file).glob("part-*.h5"), key=lambda p: p.stat().st_mtime_ns)
+    parts = sorted(parts_dir(shard_file).glob("part-*.h5"))  # names start with the write time
     if not parts:
         if not shard_file.is_file():
             return 0
