@@ -36,7 +36,7 @@ class Outcome:
     failure: Failure | None = None
     adopted: bool = False  # a verified file from a killed run, nothing fetched
     cancelled: bool = False  # the stage stopped before this clip began
-    ticket: int | None = None  # the throttle gate's ticket when the request began
+    pause_s: float = 0.0  # when throttled: the pause all workers now take
     bytes: int = 0
 
 

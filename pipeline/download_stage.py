@@ -162,7 +162,13 @@ class _Loop:
             ticket = self.gate.ticket()
             ledger.start(clip_id)
             outcome = fetcher.fetch(job)
-            outcome.ticket = ticket
+            # tell the gate before taking the next clip, so that no worker slips another
+            # request past a pause the host just asked for
+            if outcome.failure is None:
+                self.gate.succeeded()
+            elif outcome.failure.kind == THROTTLED:
+                outcome.pause_s = self.gate.throttled(outcome.failure.reason,
+                                                      outcome.failure.retry_after_s, ticket)
             return outcome
         except Exception as exc:  # a bug or a full disk: record it, keep the others going
             log.exception("clip %s: unexpected error", clip_id)
@@ -226,8 +232,6 @@ class _Loop:
             return None
         if outcome.failure is None:
             self.ledger.done(clip_id, checksum=outcome.checksum, info=outcome.info)
-            if not outcome.adopted:
-                self.gate.succeeded()
             stats.done += 1
             stats.adopted += int(outcome.adopted)
             bar.update(1)
@@ -238,8 +242,7 @@ class _Loop:
         if f.kind == THROTTLED:
             stats.throttled += 1
             self.throttled_tries[clip_id] = self.throttled_tries.get(clip_id, 0) + 1
-            pause = self.gate.throttled(f.reason, f.retry_after_s, outcome.ticket)
-            log.warning("throttled (%s); all workers pause %.1f s", f.reason, pause)
+            log.warning("throttled (%s); all workers pause %.1f s", f.reason, outcome.pause_s)
             self._postfix(bar)
             return 0.0 if retry and not self.gate.tripped.is_set() else None
         entry = self.ledger.get(clip_id)
