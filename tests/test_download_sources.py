@@ -152,3 +152,66 @@ def _tiny_ave(root: Path) -> Path:
         with h5py.File(data / f"{split}_order.h5", "w") as fh:
             fh.create_dataset("order", data=np.array(order, dtype=np.int64))
     return data
+
+
+def test_youtube_style_ids_with_a_leading_dash_keep_their_name(tmp_path_factory):
+    data = synthetic_data(tmp_path_factory)
+    root = tmp_path_factory.mktemp("dash")
+    with serve(data / "videos") as server:
+        wd = make_workdir(root / "w", data, server.url)
+        table = pd.read_parquet(wd / "manifest.parquet").head(1)
+        table["clip_id"] = ["-0BIyqJj9ZU_000030"]  # VGGSound's <youtube id>_<start> form
+        table.to_parquet(wd / "manifest.parquet", index=False)
+        run_download(wd, load_config(wd), SHARD, progress=False)
+    entry = ledger_entries(wd)["-0BIyqJj9ZU_000030"]
+    assert entry.status == "done"
+    assert entry.info["file"] == "raw/00000-of-00001/-0BIyqJj9ZU_000030.mp4"
+
+
+def test_a_verified_file_left_by_a_killed_run_is_adopted_without_fetching(tmp_path_factory):
+    # a kill between the rename into raw/ and the ledger write leaves exactly this
+    data = synthetic_data(tmp_path_factory)
+    root = tmp_path_factory.mktemp("adopt")
+    with serve(data / "videos") as server:
+        wd = make_workdir(root / "w", data, server.url)
+        table = pd.read_parquet(wd / "manifest.parquet").head(2)
+        table.to_parquet(wd / "manifest.parquet", index=False)
+        first, second = table["clip_id"]
+        shard_dir = wd / "raw" / "00000-of-00001"
+        shard_dir.mkdir(parents=True)
+        shutil.copy(data / "videos" / f"{first}.mp4", shard_dir / f"{first}.mp4")
+        summary = run_download(wd, load_config(wd), SHARD, progress=False)
+        assert f"/{first}.mp4" not in server.hits
+        assert server.hits[f"/{second}.mp4"] == 2
+    assert summary["this_run"]["adopted"] == 1 and summary["done"] == 2
+    assert ledger_entries(wd)[first].info["mode"] == "full"
+
+
+def test_cli_retry_failed_without_a_reason_requeues_every_failure(tmp_path_factory):
+    from click.testing import CliRunner
+
+    from pipeline.cli import app
+
+    data = synthetic_data(tmp_path_factory)
+    root = tmp_path_factory.mktemp("cli-retry")
+    videos = root / "videos"
+    videos.mkdir()
+    names = sorted(p.name for p in (data / "videos").glob("*.mp4"))[:3]
+    local_data = root / "data"
+    shutil.copytree(data, local_data, ignore=shutil.ignore_patterns("videos"))
+    (local_data / "videos").symlink_to(videos)
+    os.link(data / "videos" / names[0], videos / names[0])  # the other two are missing
+    wd = make_workdir(root / "w", local_data, None, source="local")
+    pd.read_parquet(wd / "manifest.parquet").sort_values("clip_id").head(3).to_parquet(
+        wd / "manifest.parquet", index=False)
+    runner = CliRunner()
+    first = runner.invoke(app, ["download", "--workdir", str(wd), "--no-progress"])
+    assert first.exit_code == 0, first.output
+    assert "1 done, 2 failed (missing-file 2)" in first.output
+    for name in names[1:]:
+        os.link(data / "videos" / name, videos / name)
+    plain = runner.invoke(app, ["download", "--workdir", str(wd), "--no-progress"])
+    assert "1 done, 2 failed" in plain.output  # permanent failures wait to be asked for
+    again = runner.invoke(app, ["download", "--workdir", str(wd), "--no-progress", "--retry-failed"])
+    assert again.exit_code == 0, again.output
+    assert "3 done, 0 failed" in again.output
