@@ -14,6 +14,7 @@ stage, or `failed` with the reason. Done clips are never fetched again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import heapq
 import json
 import logging
@@ -30,12 +31,12 @@ from typing import Any
 from tqdm import tqdm
 
 from pipeline import atomic
-from pipeline.config import Config
+from pipeline.config import Config, resolve
 from pipeline.download_failures import (MESSAGE_RULES, PERMANENT, THROTTLED, TRANSIENT,
                                         Failure)
 from pipeline.download_fetch import ByteCounter, Fetcher, Outcome
 from pipeline.download_jobs import ClipJob, plan_jobs
-from pipeline.errors import StageStopped
+from pipeline.errors import InputError, StageStopped
 from pipeline.ledger import Ledger
 from pipeline.manifest import load_manifest, shard_rows
 from pipeline.request_pacing import ThrottleGate, TokenBucket, backoff_delay
@@ -81,6 +82,13 @@ def run_download(workdir: str | Path, config: Config, shard: Shard, *,
     """
     wd = Workdir(workdir)
     dl = config.download
+    if dl.cookies_file:  # relative to the work directory, like every config path
+        cookies = resolve(wd.root, dl.cookies_file)
+        if not cookies.is_file():
+            raise InputError(f"cookies file not found: {cookies}", file=wd.config,
+                             field="download.cookies_file")
+        dl = dataclasses.replace(dl, cookies_file=str(cookies))
+        config = dataclasses.replace(config, download=dl)
     rows = shard_rows(load_manifest(wd.root), shard)
     jobs = plan_jobs(rows, config)
     raw_dir = wd.raw_dir(shard)
