@@ -34,7 +34,7 @@ from pipeline import atomic
 from pipeline.config import Config, resolve
 from pipeline.download_failures import (MESSAGE_RULES, PERMANENT, THROTTLED, TRANSIENT,
                                         Failure)
-from pipeline.download_fetch import ByteCounter, Fetcher, Outcome
+from pipeline.download_fetch import ByteCounter, Fetcher, Outcome, finished_files
 from pipeline.download_jobs import ClipJob, plan_jobs
 from pipeline.errors import InputError, StageStopped
 from pipeline.ledger import Ledger
@@ -142,11 +142,12 @@ class _Loop:
         self.jobs_q: queue.Queue[str | None] = queue.Queue()
         self.results: queue.Queue[Outcome] = queue.Queue()
         self.throttled_tries: dict[str, int] = {}
+        self.finished = finished_files(raw_dir)  # read-only from here on
 
     # -- worker threads -------------------------------------------------------
     def _worker(self) -> None:
         options = build_options(self.dl, self.staging, self.bytes.hook)
-        fetcher = Fetcher(self.wd, self.raw_dir, self.staging, options)
+        fetcher = Fetcher(self.wd, self.raw_dir, self.staging, options, self.finished)
         ledger = Ledger(self.ledger_path)  # SQLite connections are per thread
         try:
             while True:
