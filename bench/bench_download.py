@@ -84,6 +84,15 @@ def ours(root: Path, url: str, names: list[str], workers: int) -> float:
     return elapsed
 
 
+def probe_cost(path: Path, n: int = 10) -> float:
+    from pipeline.media_probe import probe
+
+    start = time.perf_counter()
+    for _ in range(n):
+        probe(path)
+    return (time.perf_counter() - start) / n
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=40)
@@ -102,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
             base = direct_loop(server.url, names, root / "direct")
             one = ours(root, server.url, names, workers=1)
             four = ours(root, server.url, names, workers=4)
+        probe_s = probe_cost(root / "served" / f"{names[0]}.mp4")
         n = len(names)
         print(f"clips: {n} (loopback HTTP, ~{(root / 'served' / (names[0] + '.mp4')).stat().st_size // 1000} kB each, full mode)")
         print(f"yt-dlp direct loop      : {base:7.2f} s  {1000 * base / n:7.1f} ms/clip")
@@ -109,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
               f"  ratio {one / base:5.2f}  overhead {1000 * (one - base) / n:+.1f} ms/clip")
         print(f"avel download, 4 workers: {four:7.2f} s  {1000 * four / n:7.1f} ms/clip"
               f"  ratio {four / base:5.2f}")
+        print(f"of which ffprobe verification (one call per clip, mostly process start-up):"
+              f" {1000 * probe_s:.1f} ms/clip")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -21,7 +21,8 @@ def test_config_settings_map_to_ytdlp_option_names(tmp_path):
     opts = build_options(cfg, tmp_path)
     assert (opts["format"], opts["cookiefile"], opts["proxy"]) == ("b", "/c.txt",
                                                                    "socks5://127.0.0.1:9050")
-    assert (opts["ratelimit"], opts["sleep_interval_requests"]) == (123456, 1.5)
+    assert (opts["ratelimit"], opts["sleep_interval_requests"], opts["sleep_interval"]) == (
+        123456, 1.5, 1.5)
     assert opts["http_headers"] == {"User-Agent": "avel-test/1"}
     assert opts["socket_timeout"] == 7.0
     assert opts["retries"] == 0  # retries are the stage's, with backoff and a ledger
@@ -29,7 +30,7 @@ def test_config_settings_map_to_ytdlp_option_names(tmp_path):
 
 def test_unset_settings_leave_ytdlp_defaults(tmp_path):
     opts = build_options(DownloadConfig(), tmp_path)
-    assert not {"cookiefile", "proxy", "ratelimit", "sleep_interval_requests",
+    assert not {"cookiefile", "proxy", "ratelimit", "sleep_interval_requests", "sleep_interval",
                 "http_headers"} & set(opts)
 
 
