@@ -209,6 +209,7 @@ class _Loop:
                 try:
                     outcome = self.results.get(timeout=wait)
                 except queue.Empty:
+                    _check_alive(threads)
                     continue
                 in_flight -= 1
                 retry_in = self._record(outcome, bar)
@@ -217,7 +218,7 @@ class _Loop:
                     heapq.heappush(delayed, (time.monotonic() + retry_in, seq, outcome.clip_id))
                 if self.gate.tripped.is_set():
                     self.stop.set()
-            self._drain(in_flight, bar)
+            self._drain(in_flight, bar, threads)
         finally:
             self.stop.set()
             for _ in threads:
@@ -226,11 +227,15 @@ class _Loop:
         if self.gate.tripped.is_set():
             raise StageStopped(self._throttle_message())
 
-    def _drain(self, in_flight: int, bar: tqdm) -> None:
+    def _drain(self, in_flight: int, bar: tqdm, threads: list[threading.Thread]) -> None:
         """After a stop: let running clips finish and record them; queued ones cancel."""
         self.stop.set()
         while in_flight:
-            outcome = self.results.get()
+            try:
+                outcome = self.results.get(timeout=0.5)
+            except queue.Empty:
+                _check_alive(threads)
+                continue
             in_flight -= 1
             self._record(outcome, bar, retry=False)
 
@@ -284,6 +289,12 @@ class _Loop:
                 f" (lower download.requests_per_s, raise download.sleep_s, fewer --workers) or"
                 f" use another network (download.proxy), wait a while, then rerun the same"
                 f" `avel download` command; it resumes where it stopped.")
+
+
+def _check_alive(threads: list[threading.Thread]) -> None:
+    """Fail loudly rather than wait forever for workers that are gone."""
+    if not any(t.is_alive() for t in threads):
+        raise RuntimeError("every download worker has died; see the log above")
 
 
 def _summary(shard: Shard, config: Config, ledger: Ledger, stats: RunStats, n_todo: int,
