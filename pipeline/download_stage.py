@@ -100,8 +100,12 @@ def run_download(workdir: str | Path, config: Config, shard: Shard, *,
     with Ledger(ledger_path) as ledger:
         ledger.ensure(jobs)
         if retry_failed:
+            known = ledger.counts()["reasons"]
             n = ledger.requeue(None if retry_failed == ALL else retry_failed)
             log.info("re-queued %d failed clips (%s)", n, retry_failed)
+            if retry_failed != ALL and not n:
+                log.warning("no clip of shard %s failed for %r; reasons here: %s", shard.name,
+                            retry_failed, ", ".join(sorted(known)) or "none")
         for reason in THROTTLE_REASONS:  # the host's fault, not the clip's: try again
             ledger.requeue(reason)
         todo = [c for c in ledger.todo(dl.max_attempts) if c in jobs]
