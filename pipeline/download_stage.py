@@ -252,8 +252,8 @@ class _Loop:
             self.ledger.done(clip_id, checksum=outcome.checksum, info=outcome.info)
             stats.done += 1
             stats.adopted += int(outcome.adopted)
-            bar.update(1)
             self._postfix(bar)
+            bar.update(1)
             return None
         f = outcome.failure
         self.ledger.failed(clip_id, f.reason, permanent=f.permanent, detail=f.detail)
@@ -274,8 +274,8 @@ class _Loop:
         stats.reasons[f.reason] = stats.reasons.get(f.reason, 0) + 1
         log.info("clip %s failed: %s%s", clip_id, f.reason, "" if f.kind != PERMANENT else
                  " (permanent)")
-        bar.update(1)
         self._postfix(bar)
+        bar.update(1)
         return None
 
     def _postfix(self, bar: tqdm) -> None:
