@@ -70,9 +70,19 @@ def test_sigkill_at_random_points_then_rerun_gives_the_unbroken_result(tmp_path_
                 assert proc.poll() is None, f"run {run} finished before reaching {point}"
             os.killpg(proc.pid, signal.SIGKILL)  # the process and any ffmpeg it started
             proc.wait()
+            assert_ledger_matches_files(wd)
             done = run_cli(wd)
             assert done.returncode == 0, done.stderr
             assert_complete_and_identical(wd, data / "videos", ids)
+
+
+def assert_ledger_matches_files(wd: Path) -> None:
+    """Right after a kill: every clip the ledger calls done has its complete file."""
+    if not (wd / "state" / "download" / "00000-of-00001.sqlite").exists():
+        return  # killed before the ledger was created
+    for entry in ledger_entries(wd).values():
+        if entry.status == "done":
+            assert entry.checksum == "sha256:" + sha(wd / entry.info["file"]), entry
 
 
 def _wait_for(point: str, wd: Path, proc: subprocess.Popen, rng: random.Random) -> None:
