@@ -158,6 +158,10 @@ class ExtractConfig:
     prefetch: int = 4  # clips each preprocessing worker keeps ready
     flush_clips: int = 64  # finished clips per store part (the most a kill can lose)
     max_attempts: int = 3
+    ray_gpus_per_actor: float = 1.0  # Ray executor: GPUs each extract actor asks for
+    # CPU threads for the network on a CPU device (None: torch's default). Results depend
+    # on it in the last float bits (reduction order), so pin it to compare runs exactly.
+    cpu_threads: int | None = None
 
     def validate(self) -> None:
         if self.batch_size < 1:

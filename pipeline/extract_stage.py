@@ -234,10 +234,12 @@ def check_same_recipe(shard_file: Path, attrs: dict[str, Any]) -> None:
 
 
 def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
-                weights: str | None = None, progress: bool = True, **overrides: Any) -> dict[str, Any]:
+                weights: str | None = None, progress: bool = True, extractor: Extractor | None = None,
+                **overrides: Any) -> dict[str, Any]:
     """Extract features of every cut clip of `shard` not yet done; returns a summary.
 
     overrides: device, precision, batch_size, num_workers, store_dtype, flush_clips, prefetch.
+    extractor: an already built extractor (the Ray executor's actors load theirs once).
     """
     wd = Workdir(workdir)
     settings = settings_for(config, name, **overrides)
@@ -247,7 +249,10 @@ def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
     available = clip_store.stored_clip_ids(clips_file)
     order = clip_order(wd, shard, available)
 
-    extractor = build_extractor(name, settings, weights)
+    if settings.cpu_threads:
+        torch.set_num_threads(settings.cpu_threads)
+    if extractor is None:
+        extractor = build_extractor(name, settings, weights)
     device = resolve_device(settings.device)
     attrs = provenance(extractor, settings, device, config.hash())
     shard_file = wd.features_file(name, shard)
