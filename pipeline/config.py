@@ -71,10 +71,10 @@ class DownloadConfig:
     cookies_file: str | None = None
     proxy: str | None = None
     rate_limit_bytes: int | None = None
-    sleep_s: float = 0.0
+    sleep_s: float = 0.0  # before each download and each extraction request (yt-dlp)
     user_agent: str | None = None
     workers: int = 4
-    requests_per_s: float = 2.0
+    requests_per_s: float = 2.0  # clips started per second, all workers together; 0 = no limit
     max_attempts: int = 3
     socket_timeout_s: float = 20.0
     backoff_base_s: float = 2.0
