@@ -114,7 +114,9 @@ def _results(tasks: list[CutTask], settings: CutSettings, workers: int) -> Itera
         for task in tasks:
             yield cut_clip(task, settings)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver"),
+    context = get_context("forkserver")  # no inherited SQLite handles or tqdm threads
+    context.set_forkserver_preload(["pipeline.cut_clip"])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                              initializer=_die_with_parent) as pool:
         pending = list(reversed(tasks))
         running: set[Future] = set()
