@@ -19,9 +19,10 @@ import soundfile as sf
 
 from pipeline import atomic
 from pipeline.clip_store import ClipMedia
-from pipeline.cut_audio import cut_audio
+from pipeline.cut_audio import audio_output, finish_audio
 from pipeline.cut_checks import Span, classify_probe_error, conditions, verdict
-from pipeline.cut_frames import DecodeError, cut_frames
+from pipeline.cut_ffmpeg import DecodeError, clip_input, compile_args, run
+from pipeline.cut_frames import finish_frames, frames_output
 from pipeline.cut_recipes import audio_recipe, frames_recipe
 from pipeline.media_probe import MediaError, probe
 
@@ -94,12 +95,17 @@ def _cut(task: CutTask, s: CutSettings) -> CutResult:
     duration = None if info.duration_s - span.end_s <= s.span_slack_s else span.duration_s
     seconds = max(int(round(span.duration_s)), 1)
     a_recipe, f_recipe = audio_recipe(s.audio_recipe), frames_recipe(s.frames_recipe)
-    audio = cut_audio(path, a_recipe, seek_s=seek, duration_s=duration,
-                      clip_duration_s=span.duration_s, native_rate=info.sample_rate,
-                      native_channels=info.channels, timeout_s=s.timeout_s)
-    frames = cut_frames(path, f_recipe, seek_s=seek, duration_s=duration, clip_seconds=seconds,
-                        native_fps=info.avg_frame_rate or info.r_frame_rate,
-                        jpeg_quality=s.jpeg_quality, scale=s.scale, timeout_s=s.timeout_s)
+    # one ffmpeg call: the input is opened and seeked once, audio on pipe:1, JPEGs on pipe:3
+    source = clip_input(path, seek, duration)
+    args = compile_args(
+        audio_output(source, a_recipe, "pipe:1", native_rate=info.sample_rate,
+                     native_channels=info.channels),
+        frames_output(source, f_recipe, "pipe:3", jpeg_quality=s.jpeg_quality, scale=s.scale))
+    pcm, jpeg_stream = run(args, s.timeout_s)
+    audio = finish_audio(pcm, a_recipe, clip_duration_s=span.duration_s,
+                         native_rate=info.sample_rate, native_channels=info.channels, args=args)
+    frames = finish_frames(jpeg_stream, f_recipe, clip_seconds=seconds,
+                           native_fps=info.avg_frame_rate or info.r_frame_rate, args=args)
     available = min(info.duration_s, span.end_s) - span.start_s - s.max_pad_s
     if audio.decoded < available * audio.sample_rate:
         return CutResult(task.clip_id, reason="truncated",
@@ -113,7 +119,7 @@ def _cut(task: CutTask, s: CutSettings) -> CutResult:
     attrs: dict[str, Any] = {
         "recipe": f"{s.audio_recipe}+{s.frames_recipe}",
         "audio_recipe": s.audio_recipe, "frames_recipe": s.frames_recipe,
-        "ffmpeg_args": {"audio": audio.args, "frames": frames.args},
+        "ffmpeg_args": args,
         "ffmpeg_version": s.ffmpeg_version,
         "audio_padded": audio.padded, "audio_trimmed": audio.trimmed,
         "decoded_frames": frames.decoded,
