@@ -128,3 +128,13 @@ def test_loose_layout_is_what_the_original_scripts_read(tmp_path, videos):
     assert rate == 16000 and audio.shape == (160000,)  # the source is mono
     assert not Workdir(wd).clips_file(SHARD).exists()
     assert not list((loose / "frames").glob(".*"))
+
+
+def test_clip_store_keeps_equal_length_jpegs_apart(tmp_path):
+    # a vlen column of rows that all have the same length must not collapse into 2-D
+    frames = [b"\xff\xd8ab\xff\xd9", b"\xff\xd8cd\xff\xd9"]
+    media = clip_store.ClipMedia(np.zeros(4, np.int16), 16000, frames, np.arange(2.0), {})
+    target = tmp_path / "s.h5"
+    clip_store.write_part(target, {"x": media})
+    clip_store.consolidate(target)
+    assert clip_store.read_clip(target, "x").frames == frames
