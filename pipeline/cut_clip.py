@@ -76,7 +76,7 @@ def cut_clip(task: CutTask, settings: CutSettings) -> CutResult:
     except MediaError as exc:
         return CutResult(task.clip_id, reason=exc.reason, detail=exc.detail)
     except DecodeError as exc:
-        return CutResult(task.clip_id, reason="decode-error", detail=exc.detail)
+        return CutResult(task.clip_id, reason=exc.reason, detail=exc.detail)
 
 
 def _cut(task: CutTask, s: CutSettings) -> CutResult:

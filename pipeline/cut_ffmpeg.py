@@ -20,9 +20,12 @@ PIPES = ("pipe:1", "pipe:3")  # what outputs may target, in this order
 
 
 class DecodeError(Exception):
-    def __init__(self, detail: str) -> None:
+    """ffmpeg failed on a file that probed fine; `reason` is the ledger key."""
+
+    def __init__(self, detail: str, reason: str = "decode-error") -> None:
         super().__init__(detail)
         self.detail = detail
+        self.reason = reason
 
 
 def clip_input(path: str | Path, seek_s: float, duration_s: float | None):  # -> ffmpeg node
@@ -56,7 +59,7 @@ def run(args: list[str], timeout_s: float) -> tuple[bytes, bytes]:
     except OSError as exc:
         os.close(read3)
         os.close(write3)
-        raise DecodeError(f"cannot run ffmpeg: {exc}") from None
+        raise DecodeError(f"cannot run ffmpeg: {exc}", "ffmpeg-missing") from None
     os.close(write3)
     with open(read3, "rb", buffering=0) as fd3:
         threads = [threading.Thread(target=drain, args=(h, k), daemon=True)
@@ -68,7 +71,7 @@ def run(args: list[str], timeout_s: float) -> tuple[bytes, bytes]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            raise DecodeError(f"ffmpeg took over {timeout_s} s") from None
+            raise DecodeError(f"ffmpeg took over {timeout_s} s", "timeout") from None
         finally:
             for t in threads:
                 t.join()

@@ -21,10 +21,12 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import h5py
 from tqdm import tqdm
 
 from pipeline import atomic, clip_store
 from pipeline.config import Config
+from pipeline.errors import InputError
 from pipeline.cut_checks import Span
 from pipeline.cut_clip import CutResult, CutSettings, CutTask, cut_clip
 from pipeline.ledger import DONE, Ledger
@@ -33,7 +35,11 @@ from pipeline.sharding import Shard
 from pipeline.workdir import Workdir
 
 log = logging.getLogger(__name__)
-STAGE = "cut"
+STAGE, LOOSE_STAGE = "cut", "cut-loose"  # loose files have their own ledger
+# failures worth retrying on the next run (the file may appear, the machine may be less busy)
+TRANSIENT = {"timeout", "probe-timeout", "missing-file", "ffmpeg-missing"}
+# settings that change the bytes of a cut clip: a shard file must not mix them
+RECIPE_KEYS = ("audio_recipe", "frames_recipe", "jpeg_quality", "scale")
 
 
 @dataclass
@@ -128,6 +134,28 @@ def _results(tasks: list[CutTask], settings: CutSettings, workers: int) -> Itera
                 yield future.result()
 
 
+def recipe_attrs(settings: CutSettings) -> dict[str, str]:
+    return {"audio_recipe": settings.audio_recipe, "frames_recipe": settings.frames_recipe,
+            "jpeg_quality": "ffmpeg-default" if settings.jpeg_quality is None
+            else str(settings.jpeg_quality), "scale": settings.scale or "source"}
+
+
+def check_recipe(shard_file: Path, recipe: dict[str, str]) -> None:
+    """Refuse to add clips cut with other settings to an existing shard file."""
+    files = [shard_file] if shard_file.is_file() else []
+    parts = clip_store.parts_dir(shard_file)
+    files += sorted(parts.glob("part-*.h5"))[:1] if parts.is_dir() else []
+    for path in files:
+        with h5py.File(path, "r") as fh:
+            old = {k: str(fh.attrs[k]) for k in RECIPE_KEYS if k in fh.attrs}
+        changed = {k: (old[k], recipe[k]) for k in old if old[k] != recipe[k]}
+        if changed:
+            what = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+            raise InputError(f"clips here were cut with other settings ({what}); use another "
+                             "work directory, or delete this shard file and state/cut to recut",
+                             file=path, field="cut")
+
+
 def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int | None = None,
             loose: bool | None = None, progress: bool = True) -> CutSummary:
     """Cut every clip of `shard` that is not done yet; returns counts for the report."""
@@ -143,7 +171,10 @@ def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int |
         atomic.remove_stale_temps(directory)
     for stale in (wd.loose_dir() / "frames").glob(".*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
-    with Ledger(wd.ledger(STAGE, shard)) as ledger:
+    recipe = recipe_attrs(settings)
+    if not loose:
+        check_recipe(shard_file, recipe)
+    with Ledger(wd.ledger(LOOSE_STAGE if loose else STAGE, shard)) as ledger:
         ledger.ensure(rows["clip_id"])
         todo = set(ledger.todo())
         # clips whose part was written by a run killed before it could mark them done
@@ -161,7 +192,7 @@ def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int |
             nonlocal last_flush
             if batch:
                 clip_store.write_part(shard_file, {c: r.media for c, r in batch.items()},
-                                      {"stage": STAGE, "shard": shard.name})
+                                      {"stage": STAGE, "shard": shard.name, **recipe})
                 for clip_id, result in batch.items():
                     ledger.done(clip_id, checksum=result.checksum, info=result.info)
                 summary.done += len(batch)
@@ -174,7 +205,8 @@ def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int |
         for result in _results(tasks, settings, workers):
             bar.update(1)
             if result.reason:
-                ledger.failed(result.clip_id, result.reason, permanent=True, detail=result.detail)
+                ledger.failed(result.clip_id, result.reason,
+                              permanent=result.reason not in TRANSIENT, detail=result.detail)
                 summary.failed += 1
                 summary.reasons[result.reason] = summary.reasons.get(result.reason, 0) + 1
                 log.warning("%s: %s (%s)", result.clip_id, result.reason, result.detail)
@@ -188,8 +220,6 @@ def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int |
         flush()
         bar.close()
     if not loose:
-        clip_store.consolidate(shard_file, {"stage": STAGE, "shard": shard.name,
-                                            "audio_recipe": settings.audio_recipe,
-                                            "frames_recipe": settings.frames_recipe,
+        clip_store.consolidate(shard_file, {"stage": STAGE, "shard": shard.name, **recipe,
                                             "ffmpeg_version": settings.ffmpeg_version})
     return summary

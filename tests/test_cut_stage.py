@@ -127,6 +127,9 @@ def test_loose_layout_is_what_the_original_scripts_read(tmp_path, videos):
     audio, rate = sf.read(loose / "audio" / "c0.wav", dtype="int16")
     assert rate == 16000 and audio.shape == (160000,)  # the source is mono
     assert not Workdir(wd).clips_file(SHARD).exists()
+    with Ledger(Workdir(wd).ledger("cut-loose", SHARD)) as ledger:  # its own ledger
+        assert ledger.get("c0").status == "done"
+    assert not Workdir(wd).ledger("cut", SHARD).exists()
     assert not list((loose / "frames").glob(".*"))
 
 
@@ -138,3 +141,26 @@ def test_clip_store_keeps_equal_length_jpegs_apart(tmp_path):
     clip_store.write_part(target, {"x": media})
     clip_store.consolidate(target)
     assert clip_store.read_clip(target, "x").frames == frames
+
+
+def test_changed_recipe_is_refused_before_mixing_a_shard_file(tmp_path, videos):
+    from pipeline.errors import InputError
+
+    wd = make_workdir(tmp_path, [("c0", videos[0], 0.0, 10.0)], {"frames_recipe": "uniform-1"})
+    _run(wd)
+    make_workdir(tmp_path, [("c0", videos[0], 0.0, 10.0), ("c1", videos[1], 0.0, 10.0)],
+                 {"frames_recipe": "uniform-2"})
+    with pytest.raises(InputError, match="frames_recipe: 'uniform-1' -> 'uniform-2'"):
+        _run(wd)
+    with Ledger(Workdir(wd).ledger("cut", SHARD)) as ledger:
+        assert ledger.get("c1") is None  # nothing was touched
+
+
+def test_missing_local_file_is_retried_on_the_next_run(tmp_path, videos):
+    import shutil
+
+    later = tmp_path / "later.mp4"
+    wd = make_workdir(tmp_path / "wd", [("c0", later, 0.0, 10.0)], {"frames_recipe": "uniform-1"})
+    assert _run(wd).reasons == {"missing-file": 1}
+    shutil.copy(videos[0], later)
+    assert _run(wd).done == 1
