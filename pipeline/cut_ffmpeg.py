@@ -9,8 +9,10 @@ it is recorded verbatim with the outputs.
 from __future__ import annotations
 
 import os
-import subprocess
+import shutil
+import signal
 import threading
+import time
 from pathlib import Path
 
 import ffmpeg
@@ -44,40 +46,60 @@ def compile_args(*outputs) -> list[str]:  # outputs: ffmpeg-python output nodes
 
 
 def run(args: list[str], timeout_s: float) -> tuple[bytes, bytes]:
-    """Run ffmpeg; returns (bytes of pipe:1, bytes of pipe:3). Raises DecodeError."""
-    read3, write3 = os.pipe()
-    chunks: dict[str, list[bytes]] = {"out": [], "fd3": [], "err": []}
+    """Run ffmpeg; returns (bytes of pipe:1, bytes of pipe:3). Raises DecodeError.
 
-    def drain(handle, key: str) -> None:
-        for block in iter(lambda: handle.read(1 << 16), b""):
-            chunks[key].append(block)
-
+    posix_spawn places our pipes on the child's descriptors 1, 2 and 3 without running any
+    Python code between fork and exec, which is safe even with threads in this process."""
+    binary = shutil.which(args[0])
+    if binary is None:
+        raise DecodeError(f"{args[0]} not found on PATH", "ffmpeg-missing")
+    pipes = {key: os.pipe() for key in ("out", "err", "fd3")}  # both ends close-on-exec
+    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+               (os.POSIX_SPAWN_DUP2, pipes["out"][1], 1),
+               (os.POSIX_SPAWN_DUP2, pipes["err"][1], 2),
+               (os.POSIX_SPAWN_DUP2, pipes["fd3"][1], 3)]
     try:
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, close_fds=False,
-                                preexec_fn=lambda: os.dup2(write3, 3))  # fd 3 = pipe:3
+        pid = os.posix_spawn(binary, args, os.environ, file_actions=actions)
     except OSError as exc:
-        os.close(read3)
-        os.close(write3)
+        for r, w in pipes.values():
+            os.close(r)
+            os.close(w)
         raise DecodeError(f"cannot run ffmpeg: {exc}", "ffmpeg-missing") from None
-    os.close(write3)
-    with open(read3, "rb", buffering=0) as fd3:
-        threads = [threading.Thread(target=drain, args=(h, k), daemon=True)
-                   for h, k in ((proc.stdout, "out"), (proc.stderr, "err"), (fd3, "fd3"))]
-        for t in threads:
-            t.start()
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise DecodeError(f"ffmpeg took over {timeout_s} s", "timeout") from None
-        finally:
-            for t in threads:
-                t.join()
-    proc.stdout.close()
-    proc.stderr.close()
-    if proc.returncode != 0:
+    chunks: dict[str, list[bytes]] = {key: [] for key in pipes}
+
+    def drain(key: str) -> None:
+        with open(pipes[key][0], "rb", buffering=0) as handle:
+            for block in iter(lambda: handle.read(1 << 16), b""):
+                chunks[key].append(block)
+
+    for _, w in pipes.values():
+        os.close(w)
+    threads = [threading.Thread(target=drain, args=(key,), daemon=True) for key in pipes]
+    for t in threads:
+        t.start()
+    status = _wait(pid, timeout_s)
+    for t in threads:
+        t.join()
+    if status is None:
+        raise DecodeError(f"ffmpeg took over {timeout_s} s", "timeout")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
         message = b"".join(chunks["err"]).decode("utf-8", "replace").strip().splitlines()
-        raise DecodeError(message[-1] if message else f"ffmpeg exit {proc.returncode}")
+        raise DecodeError(message[-1] if message else f"ffmpeg exit {code}")
     return b"".join(chunks["out"]), b"".join(chunks["fd3"])
+
+
+def _wait(pid: int, timeout_s: float) -> int | None:
+    """The child's wait status, or None after killing it at the timeout."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.001
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
