@@ -25,6 +25,7 @@ from pipeline.cut_ffmpeg import DecodeError, clip_input, compile_args, run
 from pipeline.cut_frames import finish_frames, frames_output
 from pipeline.cut_recipes import audio_recipe, frames_recipe
 from pipeline.media_probe import MediaError, probe
+from pipeline.workdir import Workdir
 
 
 @dataclass(frozen=True)
@@ -144,16 +145,17 @@ def write_loose(root: Path, clip_id: str, audio: np.ndarray, sample_rate: int,
                 jpegs: list[bytes]) -> None:
     """The original scripts' layout: every decoded frame as frames/<clip_id>/%06d.jpg (their
     own selection runs on it) and audio/<clip_id>.wav; each clip appears whole or not at all."""
+    wd = Workdir(root.parents[1])  # root is <workdir>/clips/loose
     frames_dir, audio_dir = root / "frames", root / "audio"
+    target, wav = wd.clip_path(frames_dir, clip_id), wd.clip_path(audio_dir, clip_id, ".wav")
     frames_dir.mkdir(parents=True, exist_ok=True)
     audio_dir.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=f".{clip_id}.", suffix=".tmp", dir=frames_dir))
     for i, jpeg in enumerate(jpegs, start=1):
         (temp / f"{i:06d}.jpg").write_bytes(jpeg)
-    target = frames_dir / clip_id
     if target.exists():
         shutil.rmtree(target)
     os.chmod(temp, 0o755)
     os.replace(temp, target)
-    with atomic.atomic_path(audio_dir / f"{clip_id}.wav") as tmp:
+    with atomic.atomic_path(wav) as tmp:
         sf.write(str(tmp), audio, sample_rate, subtype="PCM_16", format="WAV")
