@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,13 +72,16 @@ def checksum(audio: np.ndarray, jpegs: list[bytes]) -> str:
 
 
 def cut_clip(task: CutTask, settings: CutSettings) -> CutResult:
-    """Never raises for bad media: every failure comes back as a reason."""
+    """Never raises: every failure comes back as a ledger reason."""
     try:
         return _cut(task, settings)
     except MediaError as exc:
         return CutResult(task.clip_id, reason=exc.reason, detail=exc.detail)
     except DecodeError as exc:
         return CutResult(task.clip_id, reason=exc.reason, detail=exc.detail)
+    except Exception as exc:  # a bug or an unforeseen file must not stop the shard
+        detail = "".join(traceback.format_exception(exc))[-1500:]
+        return CutResult(task.clip_id, reason="internal-error", detail=detail)
 
 
 def _cut(task: CutTask, s: CutSettings) -> CutResult:

@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -37,7 +37,7 @@ from pipeline.workdir import Workdir
 log = logging.getLogger(__name__)
 STAGE, LOOSE_STAGE = "cut", "cut-loose"  # loose files have their own ledger
 # failures worth retrying on the next run (the file may appear, the machine may be less busy)
-TRANSIENT = {"timeout", "probe-timeout", "missing-file", "ffmpeg-missing"}
+TRANSIENT = {"timeout", "probe-timeout", "missing-file", "ffmpeg-missing", "internal-error"}
 # settings that change the bytes of a cut clip: a shard file must not mix them
 RECIPE_KEYS = ("audio_recipe", "frames_recipe", "jpeg_quality", "scale")
 
@@ -115,9 +115,12 @@ def _die_with_parent() -> None:
         pass
 
 
-def _results(tasks: list[CutTask], settings: CutSettings, workers: int) -> Iterator[CutResult]:
+def _results(tasks: list[CutTask], settings: CutSettings, workers: int,
+             on_start: Callable[[str], None]) -> Iterator[CutResult]:
+    """Results in completion order; `on_start(clip_id)` runs just before a clip is handed out."""
     if workers <= 1 or len(tasks) <= 1:
         for task in tasks:
+            on_start(task.clip_id)
             yield cut_clip(task, settings)
         return
     context = get_context("forkserver")  # no inherited SQLite handles or tqdm threads
@@ -128,7 +131,9 @@ def _results(tasks: list[CutTask], settings: CutSettings, workers: int) -> Itera
         running: set[Future] = set()
         while pending or running:
             while pending and len(running) < 2 * workers:
-                running.add(pool.submit(cut_clip, pending.pop(), settings))
+                task = pending.pop()
+                on_start(task.clip_id)
+                running.add(pool.submit(cut_clip, task, settings))
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 yield future.result()
@@ -199,26 +204,26 @@ def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int |
                 batch.clear()
             last_flush = time.monotonic()
 
-        for task in tasks:
-            ledger.start(task.clip_id)
         bar = tqdm(total=len(tasks), desc=f"cut {shard.name}", unit="clip", disable=not progress)
-        for result in _results(tasks, settings, workers):
-            bar.update(1)
-            if result.reason:
-                ledger.failed(result.clip_id, result.reason,
-                              permanent=result.reason not in TRANSIENT, detail=result.detail)
-                summary.failed += 1
-                summary.reasons[result.reason] = summary.reasons.get(result.reason, 0) + 1
-                log.warning("%s: %s (%s)", result.clip_id, result.reason, result.detail)
-            elif loose:
-                ledger.done(result.clip_id, checksum=result.checksum, info=result.info)
-                summary.done += 1
-            else:
-                batch[result.clip_id] = result
-                if len(batch) >= config.cut.batch_clips or time.monotonic() - last_flush > 30:
-                    flush()
-        flush()
-        bar.close()
+        try:
+            for result in _results(tasks, settings, workers, ledger.start):
+                bar.update(1)
+                if result.reason:
+                    ledger.failed(result.clip_id, result.reason,
+                                  permanent=result.reason not in TRANSIENT, detail=result.detail)
+                    summary.failed += 1
+                    summary.reasons[result.reason] = summary.reasons.get(result.reason, 0) + 1
+                    log.warning("%s: %s (%s)", result.clip_id, result.reason, result.detail)
+                elif loose:
+                    ledger.done(result.clip_id, checksum=result.checksum, info=result.info)
+                    summary.done += 1
+                else:
+                    batch[result.clip_id] = result
+                    if len(batch) >= config.cut.batch_clips or time.monotonic() - last_flush > 30:
+                        flush()
+        finally:  # an interrupt keeps the clips already cut
+            flush()
+            bar.close()
     if not loose:
         clip_store.consolidate(shard_file, {"stage": STAGE, "shard": shard.name, **recipe,
                                             "ffmpeg_version": settings.ffmpeg_version})

@@ -61,6 +61,7 @@ def test_shard_file_holds_audio_frames_times_and_provenance(tmp_path, videos):
     with Ledger(Workdir(wd).ledger("cut", SHARD)) as ledger:
         entry = ledger.get("c0")
     assert entry.status == "done" and entry.info["frames"] == 160 and len(entry.checksum) == 64
+    assert entry.attempts == 1
 
 
 def test_uniform_recipe_and_jpeg_quality(tmp_path, videos):
