@@ -49,9 +49,10 @@ def _put(fh: h5py.File, clip_id: str, media: ClipMedia) -> None:
     g = fh.create_group(clip_id)
     a = g.create_dataset("audio", data=np.asarray(media.audio, dtype=np.int16))
     a.attrs["sample_rate"] = int(media.sample_rate)
-    frames = g.create_dataset("frames", shape=(len(media.frames),), dtype=JPEG)
-    for i, jpeg in enumerate(media.frames):
-        frames[i] = np.frombuffer(jpeg, dtype=np.uint8)
+    rows = np.empty(len(media.frames), dtype=object)  # one vlen write, not one per frame
+    for i, jpeg in enumerate(media.frames):  # item by item: equal lengths must not broadcast
+        rows[i] = np.frombuffer(jpeg, dtype=np.uint8)
+    g.create_dataset("frames", shape=(len(media.frames),), dtype=JPEG, data=rows)
     g.create_dataset("frame_times", data=np.asarray(media.frame_times, dtype=np.float64))
     for key, value in media.attrs.items():
         g.attrs[key] = value if isinstance(value, (str, int, float, bool)) else json.dumps(value)
