@@ -128,3 +128,22 @@ def test_torchvggish_style_state_dict_loads(tmp_path):
     torch.save({"junk.weight": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="bad.pth"):
         vggish.load_weights(other, tmp_path / "bad.pth")
+
+
+def test_log_mel_ignores_autocast_and_bf16_net_stays_close(extractor, real_clip):
+    items = extractor.preprocess(real_clip)[:4]
+    plain, _ = extractor.examples(items)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast, _ = extractor.examples(items)
+        low = extractor.forward(items)
+    assert under_autocast.dtype == torch.float32 and torch.equal(plain, under_autocast)
+    full = extractor.forward(items)
+    assert low.dtype == torch.float32
+    assert (low - full).abs().max() <= 0.05 * full.abs().max()  # bf16 has 8 mantissa bits
+
+
+def test_pretrained_is_an_alias_of_the_cached_file(tmp_path, monkeypatch, extractor):
+    monkeypatch.setenv("AVEL_HOME", str(tmp_path))
+    torch.save(extractor.net.state_dict(), tmp_path / "vggish.pt")
+    net, ident = vggish.vggish("pretrained")
+    assert len(ident) == 64 and torch.equal(net.features[0].weight, extractor.net.features[0].weight)
