@@ -147,3 +147,22 @@ def test_pretrained_is_an_alias_of_the_cached_file(tmp_path, monkeypatch, extrac
     torch.save(extractor.net.state_dict(), tmp_path / "vggish.pt")
     net, ident = vggish.vggish("pretrained")
     assert len(ident) == 64 and torch.equal(net.features[0].weight, extractor.net.features[0].weight)
+
+
+def test_default_recipe_has_the_form_of_released_ave_features(shared_data, extractor, real_clip):
+    """Released AVE audio features are raw fc2 outputs after a ReLU (min 0, most entries
+    exactly 0, max far below PCA's 0..255): our defaults (fc2 ReLU, no PCA) give that form."""
+    import h5py
+
+    with h5py.File(shared_data / "ave" / "audio_feature_noisy.h5", "r") as fh:
+        released = fh["avadataset"][:]
+    assert released.shape[1:] == (10, 128) and released.min() == 0.0
+    assert (released == 0).mean() > 0.5 and released.max() < 10
+    import inspect
+
+    params = inspect.signature(VGGishExtractor).parameters
+    assert params["recipe"].default == "ave" and params["fc2_relu"].default is True
+    assert params["pca"].default is None
+    ours = extractor.forward(extractor.preprocess(real_clip))
+    assert ours.min() == 0.0 and (ours == 0).float().mean() > 0.2
+    assert extractor.recipe()["postprocess"] == "none"
