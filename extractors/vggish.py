@@ -90,11 +90,15 @@ def load_weights(model: VGGish, path: str | Path) -> str:
     return sha256_of(path)
 
 
-def vggish(weights: str | Path | None = "default", *, fc2_relu: bool = True,
+#: names that mean "the released weights from the cache"
+PRETRAINED = ("pretrained", "default")
+
+
+def vggish(weights: str | Path | None = "pretrained", *, fc2_relu: bool = True,
            seed: int = 0) -> tuple[VGGish, str]:
     """Build VGGish → (model in eval mode, weights identity).
 
-    `weights`: "default" (the cache's `vggish.pt`), a file path, or None / "random" for a
+    `weights`: "pretrained" (the cache's `vggish.pt`), a file path, or None / "random" for a
     network initialised from `seed` (identity "random", recorded with every output).
     """
     if weights in (None, "random"):
@@ -104,7 +108,7 @@ def vggish(weights: str | Path | None = "default", *, fc2_relu: bool = True,
             model.reset_parameters()
         return model.eval(), "random"
     model = VGGish(fc2_relu=fc2_relu)
-    path = cached_file(DEFAULT_WEIGHTS) if weights == "default" else Path(weights)
+    path = cached_file(DEFAULT_WEIGHTS) if weights in PRETRAINED else Path(weights)
     if not path.is_file():
         raise FileNotFoundError(f"VGGish weights file not found: {path}")
     return model.eval(), load_weights(model, path)
@@ -126,7 +130,7 @@ class VGGishExtractor(Extractor):
     name = "vggish"
     input_kind = "waveform"
 
-    def __init__(self, recipe: Recipe = "ave", weights: str | Path | None = "default", *,
+    def __init__(self, recipe: Recipe = "ave", weights: str | Path | None = "pretrained", *,
                  fc2_relu: bool = True, pca: str | Path | None = None,
                  rounding: Rounding = "truncate", backend: Backend = "torch",
                  seconds: int = 10, seed: int = 0) -> None:
@@ -139,7 +143,7 @@ class VGGishExtractor(Extractor):
         self.backend = backend
         self.fc2_relu = fc2_relu
         self.rounding = rounding
-        self.log_mel = LogMel()
+        self.log_mel = LogMel().float()
         self.device = torch.device("cpu")
         self.dtype = torch.float32
         if backend == "torch":
@@ -150,13 +154,13 @@ class VGGishExtractor(Extractor):
 
             self.net = None
             self.tf_model = VGGishTF(None if weights in (None, "random") else
-                                     (cached_file("vggish_model.ckpt") if weights == "default"
+                                     (cached_file("vggish_model.ckpt") if weights in PRETRAINED
                                       else weights), fc2_relu=fc2_relu, seed=seed)
             self.weights_id = self.tf_model.weights_id
         self.pca_path = None
         self.pca_id = None
         if pca is not None:
-            self.pca_path = cached_file(PCA_PARAMS) if pca == "default" else Path(pca)
+            self.pca_path = cached_file(PCA_PARAMS) if pca in PRETRAINED else Path(pca)
             vectors, means = load_pca_params(self.pca_path)
             self.pca_vectors = torch.from_numpy(vectors)
             self.pca_means = torch.from_numpy(means)
@@ -215,7 +219,8 @@ class VGGishExtractor(Extractor):
         items = items.to(self.device, dtype=self.log_mel.window.dtype, non_blocking=True)
         missing = torch.isnan(items[:, 0])
         wave = torch.nan_to_num(items, nan=0.0)
-        return self.log_mel(wave)[:, :EXAMPLE_FRAMES, :], missing
+        with torch.autocast(self.device.type, enabled=False):  # log of small energies: keep fp32
+            return self.log_mel(wave)[:, :EXAMPLE_FRAMES, :], missing
 
     @torch.inference_mode()
     def forward(self, items: torch.Tensor) -> torch.Tensor:
@@ -237,7 +242,8 @@ class VGGishExtractor(Extractor):
         """PCA + clip + 0..255 in float64 on the device; values are exact integers in float32."""
         vectors = self.pca_vectors.to(raw.device)
         means = self.pca_means.to(raw.device)
-        projected = (raw.double() - means) @ vectors.T
+        with torch.autocast(raw.device.type, enabled=False):
+            projected = (raw.double() - means) @ vectors.T
         scaled = (projected.clamp(-2.0, 2.0) + 2.0) * (255.0 / 4.0)
         scaled = scaled.round() if self.rounding == "round" else scaled.trunc()
         return scaled.float()

@@ -111,10 +111,15 @@ def int_to_float(data: np.ndarray) -> np.ndarray:
     return data.astype(np.float64) / float(-np.iinfo(data.dtype).min)
 
 
+def check_rate(sample_rate: int) -> int:
+    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise AudioError("bad_sample_rate", f"sample rate {sample_rate!r} (need a positive integer)")
+    return int(sample_rate)
+
+
 def resample(data: np.ndarray, sample_rate: int) -> np.ndarray:
     """To 16 kHz with resampy's default `kaiser_best` filter, as the release does."""
-    if sample_rate <= 0:
-        raise AudioError("bad_sample_rate", f"sample rate {sample_rate}")
+    check_rate(sample_rate)
     if sample_rate == SAMPLE_RATE:
         return data
     import resampy
@@ -155,6 +160,7 @@ def waveform_to_examples(data: np.ndarray, sample_rate: int,
     """
     if recipe not in RECIPES:
         raise ValueError(f"unknown VGGish recipe {recipe!r}; choose one of {RECIPES}")
+    sample_rate = check_rate(sample_rate)
     mono = to_mono_float(data)
     if recipe == "whole-clip":
         return _examples_from_16k(resample(mono, sample_rate))
@@ -177,6 +183,7 @@ def example_chunks(data: np.ndarray, sample_rate: int, recipe: Recipe,
     """
     if recipe not in RECIPES:
         raise ValueError(f"unknown VGGish recipe {recipe!r}; choose one of {RECIPES}")
+    sample_rate = check_rate(sample_rate)
     mono = to_mono_float(data)
     chunks = np.zeros((seconds, EXAMPLE_SAMPLES))
     present = np.zeros(seconds, dtype=bool)

@@ -95,12 +95,14 @@ class VGGishTF:
                 if variable.op.name in values:
                     variable.load(values[variable.op.name], self.session)
 
-    def save(self, path: str | Path) -> str:
-        """Write a TF checkpoint (the format of the released `vggish_model.ckpt`); returns its prefix."""
+    def save(self, path: str | Path, version: int = 1) -> str:
+        """Write a TF checkpoint; version 1 is the single-file format of the released
+        `vggish_model.ckpt`, 2 the prefix + .index/.data format. Returns the path/prefix."""
         tf, _ = _tf()
+        write_version = tf.train.SaverDef.V1 if version == 1 else tf.train.SaverDef.V2
         with self.graph.as_default():
-            return tf.train.Saver(tf.global_variables()).save(self.session, str(path),
-                                                               write_meta_graph=False)
+            saver = tf.train.Saver(tf.global_variables(), write_version=write_version)
+            return saver.save(self.session, str(path), write_meta_graph=False)
 
     def embed(self, examples: np.ndarray) -> np.ndarray:
         """[N, 96, 64] log-mel examples → [N, 128] float32 embeddings."""

@@ -5,6 +5,8 @@ TensorFlow import is slow, so everything that needs it lives in this one module.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -29,7 +31,8 @@ def tf_model_and_ckpt(tmp_path_factory):
         scale = np.sqrt(1.0 / fan_in) if name.endswith("weights") else 0.1
         values[name] = (rng.standard_normal(value.shape) * scale).astype(np.float32)
     model.assign(values)
-    prefix = model.save(tmp_path_factory.mktemp("ckpt") / "vggish_model.ckpt")
+    prefix = model.save(tmp_path_factory.mktemp("ckpt") / "vggish_model.ckpt", version=1)
+    assert Path(prefix).is_file()  # one file, like the released checkpoint
     return model, prefix
 
 

@@ -41,7 +41,11 @@ def fetch_weights(what: str, mirror: str | None, force: bool) -> None:
     """Download released weights (sha256-checked) into the cache."""
     from extractors.vggish_release import fetch_vggish
 
-    for name, path in fetch_vggish(mirror=mirror, force=force).items():
+    try:
+        paths = fetch_vggish(mirror=mirror, force=force)
+    except (OSError, ValueError) as exc:  # network errors are OSErrors (URLError, timeouts)
+        raise click.ClickException(f"fetching {what} weights failed: {exc}") from exc
+    for name, path in paths.items():
         click.echo(f"{name}\t{path}")
 
 
