@@ -35,6 +35,7 @@ from extractors.base import ClipInput, ClipRejected, Extractor
 from pipeline import clip_store, store
 from pipeline.config import Config, ExtractConfig
 from pipeline.errors import InputError
+from pipeline.feature_index import manifest_order
 from pipeline.ledger import DONE, Ledger
 from pipeline.manifest import load_manifest
 from pipeline.sharding import Shard
@@ -193,10 +194,6 @@ def clip_order(wd: Workdir, shard: Shard | None, available: set[str]) -> list[st
     return ranked + sorted(available - set(ranked))
 
 
-def manifest_order(wd: Workdir) -> list[str] | None:
-    return [str(c) for c in load_manifest(wd.root)["clip_id"]] if wd.manifest.is_file() else None
-
-
 def settings_for(config: Config, name: str, **overrides: Any) -> ExtractConfig:
     """The extract section with CLI overrides (None = keep the config's value)."""
     return replace(config.extract, **{k: v for k, v in overrides.items() if v is not None})
@@ -347,15 +344,3 @@ def _extract_clips(extractor: Extractor, clips_file: Path, todo: list[str], sett
 def _frames_per_item(extractor: Extractor) -> int:
     """Frames behind one forward item (8 for an R(2+1)D clip, 1 for an image)."""
     return int(getattr(extractor, "clip_len", 1))
-
-
-def rebuild_index(workdir: str | Path, name: str) -> Path:
-    """`avel index`: consolidate leftover parts of every shard, then rebuild `index.h5`."""
-    wd = Workdir(workdir)
-    features_dir = wd.features_dir(name)
-    if not features_dir.is_dir():
-        raise InputError(f"no features for extractor {name!r}", file=features_dir)
-    for parts in sorted(features_dir.glob("*.parts")):
-        shard_file = features_dir / (parts.name.removesuffix(".parts") + ".h5")
-        store.consolidate(shard_file, order=manifest_order(wd))
-    return store.build_index(features_dir, manifest_order(wd))
