@@ -62,3 +62,25 @@ def test_fetch_with_wrong_sha256_leaves_nothing(home, tmp_path):
     with serve(site) as server, pytest.raises(ValueError, match="sha256"):
         weights_cache.fetch(f"{server.url}/w.bin", "w.bin", "0" * 64)
     assert list(home.iterdir()) == []
+
+
+def test_fetch_vggish_from_mirror_checks_every_file(home, tmp_path, shared_data):
+    """Real PCA file (its published sha256 matches), a stand-in checkpoint (no checksum is
+    published) and a stand-in torch port whose sha256 cannot match → a clear failure, with
+    the files that did verify kept in the cache and the bad one absent."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import app
+
+    site = tmp_path / "mirror"
+    site.mkdir()
+    (site / "vggish_pca_params.npz").write_bytes((shared_data / "vggish" / "vggish_pca_params.npz").read_bytes())
+    (site / "vggish_model.ckpt").write_bytes(b"not really a checkpoint")
+    (site / "vggish-10086976.pth").write_bytes(b"not the torch port")
+    with serve(site) as server:
+        result = CliRunner().invoke(app, ["weights", "fetch", "vggish", "--mirror", server.url])
+    assert result.exit_code == 1
+    assert "sha256" in result.output and "10086976" in result.output
+    assert weights_cache.cached_file("vggish_pca_params.npz").is_file()
+    assert not (home / "vggish-10086976.pth").exists()
+    assert not (home / "vggish.pt").exists()
