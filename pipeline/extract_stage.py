@@ -35,7 +35,7 @@ from extractors.base import ClipInput, ClipRejected, Extractor
 from pipeline import clip_store, store
 from pipeline.config import Config, ExtractConfig
 from pipeline.errors import InputError
-from pipeline.feature_index import manifest_order
+from pipeline.feature_index import manifest_order, rebuild_index  # noqa: F401 (rebuild_index: re-exported)
 from pipeline.ledger import DONE, Ledger
 from pipeline.manifest import load_manifest
 from pipeline.sharding import Shard
@@ -231,9 +231,11 @@ def check_same_recipe(shard_file: Path, attrs: dict[str, Any]) -> None:
 
 
 def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
-                weights: str | None = None, progress: bool = True, **overrides: Any) -> dict[str, Any]:
+                weights: str | None = None, progress: bool = True, extractor: Extractor | None = None,
+                **overrides: Any) -> dict[str, Any]:
     """Extract features of every cut clip of `shard` not yet done; returns a summary.
 
+    `extractor`: an already built one (a Ray actor or a test reuses it across shards);
     overrides: device, precision, batch_size, num_workers, store_dtype, flush_clips, prefetch.
     """
     wd = Workdir(workdir)
@@ -244,7 +246,10 @@ def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
     available = clip_store.stored_clip_ids(clips_file)
     order = clip_order(wd, shard, available)
 
-    extractor = build_extractor(name, settings, weights)
+    if extractor is None:
+        extractor = build_extractor(name, settings, weights)
+    elif extractor.name != name:
+        raise ValueError(f"extractor {extractor.name!r} passed for {name!r}")
     device = resolve_device(settings.device)
     attrs = provenance(extractor, settings, device, config.hash())
     shard_file = wd.features_file(name, shard)
