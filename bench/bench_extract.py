@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
             # the runner's own clock: workers start → last part written (network build excluded,
             # as it is for the baseline)
             ours_fps = summary["done"] * n_frames / summary["seconds"]
-            line = f"{name}: ours {ours_fps:.1f} frames/s ({args.device}, {args.precision}, batch {args.batch_size})"
+            line = (f"{name}: ours {ours_fps:.1f} frames/s ({args.device}, {args.precision}, batch {args.batch_size},"
+                    f" time split {summary['timings']})")
             if not args.skip_baseline and args.device == "cpu":
                 base_fps, base = per_frame_baseline(name, opts, frame_dir, list(clips))
                 with open_features(wd.root, name) as reader:

@@ -221,7 +221,7 @@ def check_same_recipe(shard_file: Path, attrs: dict[str, Any]) -> None:
     import h5py
     for path in paths:
         with h5py.File(path, "r") as fh:
-            for key in ("recipe", "weights", "store_dtype"):
+            for key in ("recipe", "weights", "precision", "store_dtype"):
                 old = fh.attrs.get(key)
                 if old is not None and str(old) != str(attrs[key]):
                     raise InputError(
@@ -269,12 +269,12 @@ def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
                                "device": str(device), "precision": settings.precision}
     if todo:
         started = time.perf_counter()
-        done, failed, items = _extract_clips(extractor, clips_file, todo, settings, device, shard_file,
+        done, failed, items, timings = _extract_clips(extractor, clips_file, todo, settings, device, shard_file,
                                              attrs, ledger, progress)
         seconds = time.perf_counter() - started
         summary.update(done=done, failed=failed, seconds=round(seconds, 3),
                        clips_per_s=round(done / seconds, 3) if seconds else None,
-                       items_per_s=round(items / seconds, 3) if seconds else None)
+                       items_per_s=round(items / seconds, 3) if seconds else None, timings=timings)
     ledger.close()
 
     rows = store.consolidate(shard_file, order=order, attrs=attrs) if (
@@ -287,8 +287,7 @@ def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
 
 def _extract_clips(extractor: Extractor, clips_file: Path, todo: list[str], settings: ExtractConfig,
                    device: torch.device, shard_file: Path, attrs: dict[str, Any], ledger: Ledger,
-                   progress: bool) -> tuple[int, int, int]:
-    extractor.to(device)
+                   progress: bool) -> tuple[int, int, int, dict[str, float]]:
     loader = torch.utils.data.DataLoader(
         ClipItems(clips_file, todo, extractor), batch_size=None, shuffle=False,
         num_workers=settings.num_workers, pin_memory=device.type == "cuda",
@@ -301,18 +300,26 @@ def _extract_clips(extractor: Extractor, clips_file: Path, todo: list[str], sett
     done = failed = 0
     bar = tqdm(total=len(todo), unit="clip", file=sys.stderr, disable=not progress,
                desc=f"extract {extractor.name}", dynamic_ncols=True)
+    # where the time goes: waiting for workers (decode), device work (transfer + forward +
+    # assemble; .cpu() in assemble waits for the device), store + ledger writes
+    timings = {"wait_s": 0.0, "device_s": 0.0, "store_s": 0.0}
+    batches = iter(loader)  # workers fork here, before the network touches the device
+    extractor.to(device)
     started = time.perf_counter()
 
     def write(final: bool) -> None:
         nonlocal finished_ids, finished
         if finished_ids and (final or len(finished_ids) >= settings.flush_clips):
+            t0 = time.perf_counter()
             store.write_part(shard_file, finished_ids, np.stack(finished), attrs)
             for clip_id, arr in zip(finished_ids, finished):
                 ledger.done(clip_id, checksum=hashlib.sha256(arr.tobytes()).hexdigest()[:16])
             finished_ids, finished = [], []
+            timings["store_s"] += time.perf_counter() - t0
 
     def collect(ready: list[tuple[str, torch.Tensor]]) -> None:
         nonlocal done
+        t0 = time.perf_counter()
         for clip_id, outputs in ready:
             array = extractor.assemble(outputs).astype(out_dtype, copy=False)
             if array.shape != tuple(extractor.output_shape()):
@@ -322,6 +329,7 @@ def _extract_clips(extractor: Extractor, clips_file: Path, todo: list[str], sett
             finished.append(array)
             done += 1
             bar.update(1)
+        timings["device_s"] += time.perf_counter() - t0
         write(final=False)
         elapsed = max(time.perf_counter() - started, 1e-9)
         bar.set_postfix(frames_s=f"{packer.items_done * _frames_per_item(extractor) / elapsed:.1f}",
@@ -329,7 +337,13 @@ def _extract_clips(extractor: Extractor, clips_file: Path, todo: list[str], sett
 
     try:
         with torch.inference_mode(), precision_mode(device, settings.precision):
-            for clip_id, items, rejected in loader:
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    clip_id, items, rejected = next(batches)
+                except StopIteration:
+                    break
+                timings["wait_s"] += time.perf_counter() - t0
                 ledger.start(clip_id)
                 if rejected is not None:
                     reason, detail = rejected
@@ -338,12 +352,18 @@ def _extract_clips(extractor: Extractor, clips_file: Path, todo: list[str], sett
                     failed += 1
                     bar.update(1)
                     continue
-                collect(packer.add(clip_id, items.to(device, non_blocking=True)))
-            collect(packer.flush())
+                t0 = time.perf_counter()
+                ready = packer.add(clip_id, items.to(device, non_blocking=True))
+                timings["device_s"] += time.perf_counter() - t0
+                collect(ready)
+            t0 = time.perf_counter()
+            ready = packer.flush()
+            timings["device_s"] += time.perf_counter() - t0
+            collect(ready)
         write(final=True)
     finally:
         bar.close()
-    return done, failed, packer.items_done
+    return done, failed, packer.items_done, {k: round(v, 3) for k, v in timings.items()}
 
 
 def _frames_per_item(extractor: Extractor) -> int:
