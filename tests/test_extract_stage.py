@@ -139,3 +139,19 @@ def test_changing_the_recipe_in_the_same_workdir_is_refused(tmp_path: Path):
     config.extract.options["vgg19"] = {**TINY_VGG, "recipe": "torchvision-imagenet"}
     with pytest.raises(InputError, match="different recipe"):
         run_extract(wd.root, "vgg19", Shard(0, 1), config, progress=False)
+
+
+def test_video_clip_items_go_through_the_same_runner(tmp_path: Path):
+    """R(2+1)D items are 5-D clips, not frames; the one runner packs them all the same."""
+    tiny = {"image_size": 16, "clip_len": 1}
+    wd = write_workdir(tmp_path / "w", {"a": 12, "b": 10},
+                       extract={"options": {"r2plus1d_18": tiny}, "weights": {"r2plus1d_18": "random"},
+                                "batch_size": 3, "num_workers": 1})
+    summary = run_extract(wd.root, "r2plus1d_18", Shard(0, 1), load_config(wd.root), progress=False)
+    assert (summary["done"], summary["rows"]) == (2, 2)
+    alone = catalog.create("r2plus1d_18", weights="random", seed=0, **tiny)
+    with open_features(wd.root, "r2plus1d_18") as reader:
+        for clip_id, n in (("a", 12), ("b", 10)):
+            want = _alone(alone, alone.preprocess(ClipInput(frames=jpeg_frames(n, seed={"a": 0, "b": 1}[clip_id]))))
+            assert reader[clip_id].shape == (10, 512)
+            np.testing.assert_allclose(reader[clip_id], want, rtol=0, atol=1e-5 * np.abs(want).max())
