@@ -109,6 +109,8 @@ def _fits_in_memory(n: int, shapes: list[tuple[int, ...]]) -> bool:
 def load_training_data(workdir: str | Path, config: Config, audio_name: str = "vggish",
                        visual_name: str = "vgg19") -> TrainingData:
     workdir = Path(workdir)
+    if config.train.original_ave_dir:
+        return _original_ave_data(workdir, config)
     manifest = load_manifest(workdir).reset_index(drop=True)
     labels, classes = segment_labels(manifest)
     try:
@@ -148,6 +150,21 @@ def load_training_data(workdir: str | Path, config: Config, audio_name: str = "v
             raise InputError(f"the manifest has no '{s}' clip with features", file=workdir / "manifest.parquet",
                              field="split")
     return TrainingData(datasets, len(classes), classes + ["background"], clip_ids)
+
+
+def _original_ave_data(workdir: Path, config: Config) -> TrainingData:
+    """The released AVE feature files (as the original scripts read them)."""
+    from models.ave_data import AVE_CLASSES, load_original_ave
+    directory = Path(config.train.original_ave_dir or "")
+    if not directory.is_absolute():
+        directory = workdir / directory
+    try:
+        datasets, num_classes = load_original_ave(directory, config.train.in_memory != "never")
+    except (FileNotFoundError, KeyError, OSError) as exc:
+        raise InputError(str(exc), file=directory, field="train.original_ave_dir") from None
+    n = max(int(ds.indices.max()) for ds in datasets.values() if len(ds)) + 1  # type: ignore[attr-defined]
+    names = AVE_CLASSES if num_classes == len(AVE_CLASSES) else [f"class_{k}" for k in range(num_classes)]
+    return TrainingData(datasets, num_classes, list(names) + ["background"], [str(i) for i in range(n)])
 
 
 def run_dir(workdir: str | Path, task: str, model: str) -> Path:

@@ -83,3 +83,36 @@ def test_h5_dataset_is_worker_safe_and_equals_arrays(tmp_path, ave_labels):
         for k in ("audio", "video", "labels", "index"):
             assert torch.equal(g[k], w[k])
     assert [int(i) for b in got for i in b["index"]] == rows
+
+
+def test_train_stage_reads_original_ave_files(tmp_path, shared_data):
+    """train.original_ave_dir: the released file names/keys, real order files, real labels."""
+    import shutil
+
+    from pipeline.config import load_config
+    from pipeline.train_stage import load_training_data
+    labels, _ = ave_labels_from_annotations(shared_data / "ave" / "Annotations.txt")
+    d = tmp_path / "ave"
+    d.mkdir()
+    for split in ("train", "val", "test"):
+        shutil.copy(shared_data / "ave" / f"{split}_order.h5", d)
+    with h5py.File(d / "right_labels.h5", "w") as fh:
+        fh["avadataset"] = labels
+    with h5py.File(d / "audio_feature.h5", "w") as fh:
+        fh.create_dataset("avadataset", shape=(4143, 10, 128), dtype="f8", fillvalue=0.5)
+    with h5py.File(d / "visual_feature.h5", "w") as fh:  # allocated lazily: cheap on disk
+        fh.create_dataset("avadataset", shape=(4143, 10, 7, 7, 512), dtype="f8", fillvalue=0.25,
+                          chunks=(1, 10, 7, 7, 512))
+    wd = tmp_path / "wd"
+    init_workdir(wd, "ave")
+    cfg = load_config(wd)
+    cfg.train.original_ave_dir = str(d)
+    cfg.train.in_memory = "never"
+    data = load_training_data(wd, cfg)
+    assert data.num_classes == 28 and data.class_names[-1] == "background"
+    assert {k: len(v) for k, v in data.datasets.items()} == {"train": 3339, "val": 402, "test": 402}
+    item = data.datasets["test"][0]
+    row = int(read_orders(d)["test"][0])
+    assert int(item["index"]) == row
+    assert torch.equal(item["labels"], torch.as_tensor(labels[row]))
+    assert item["video"].shape == (10, 7, 7, 512) and float(item["audio"][0, 0]) == 0.5

@@ -177,3 +177,32 @@ def test_a_new_family_plugs_in_without_editing_the_trainer(tmp_path):
                                  batch_size=8, lr=0.05)
     result = Trainer(make_family(preset, 2), preset, tmp_path, device="cpu", progress=False).fit(ds, ds, ds)
     assert result["test"]["accuracy"] > 90
+
+
+@pytest.mark.parametrize("task,model", [("ave-weakly", "cpsp"), ("ave-weakly", "sspsp"),
+                                        ("ave-fully", "sspsp"),
+                                        ("ave-fully", "psp-cvpr21"), ("ave-weakly", "psp-cvpr21"),
+                                        ("vggsound-avel-weakly", "cpsp")])
+def test_every_family_takes_a_step_and_predicts(task, model):
+    """One optimisation step and one prediction per family/flag on 4 tiny videos."""
+    from models.ave_data import ArrayAVEDataset
+    from tests.fixtures_psp import separable_features
+    rows, audio, video = separable_features(4, 2, seed=3)
+    if task.startswith("vggsound"):
+        video = np.ascontiguousarray(np.concatenate([video, video], -1).transpose(0, 1, 4, 2, 3))
+    labels = np.zeros((4, 10, 3), np.float32)
+    for i, (_, _, s, e) in enumerate(rows):
+        labels[i, :, 2] = 1
+        labels[i, s:e, 2] = 0
+        labels[i, s:e, i % 2] = 1
+    ds = ArrayAVEDataset(audio, video, labels)
+    preset = with_overrides(get_preset(task, model), {"batch_size": 4, "drop_last": False})
+    trainer = Trainer(make_family(preset, 2), preset, ".", device="cpu", progress=False)
+    net = trainer._model()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    parts = trainer.train_epoch(net, trainer._optimizer(net), ds, 0)
+    assert np.isfinite(parts["train_loss"])
+    assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
+    metrics, collected = trainer.evaluate(net, ds)
+    assert collected["pred"].shape == (4, 10) and set(np.unique(collected["pred"])) <= {0, 1, 2}
+    assert 0 <= metrics["accuracy"] <= 100
