@@ -154,8 +154,8 @@ def test_one_step_lowers_loss_on_fixed_batch(name, task):
     preset = get_preset(name, task)
     objective = OBJECTIVES[preset.objective]
     torch.manual_seed(0)
-    model = registry.build(name, **preset.model_kwargs).double()
-    batch = _fixed_batch(torch.float64)
+    model = registry.build(name, **preset.model_kwargs)
+    batch = _fixed_batch(torch.float32)
 
     def loss_now() -> float:
         model.eval()  # no dropout, so before/after compare the same function
