@@ -1,5 +1,7 @@
-"""Every baseline trains for a couple of epochs on tiny AVE-format features through its preset
-(batching, schedule, clipping, evaluation, selection) and writes metrics.json + model.pt."""
+"""The standalone loop (`models.baselines.fit`), which follows a preset exactly (fixed batch
+order, per-iteration schedule, background-only videos, match split for CMM), on tiny
+AVE-format feature directories. Every baseline through the generic trainer is in
+test_baselines_pipeline.py."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import torch
 
 from models.baselines.ave_data import load_ave_dir, video_labels
 from models.baselines.fit import train_baseline
-from models.baselines.presets import PRESETS, get_preset
+from models.baselines.presets import get_preset
 from tests.fixtures_baselines import write_ave_dir
 
 FAST = {"epochs": 2, "batch_size": 3, "eval_batch_size": 4, "eval_every": 2, "dtype": "float32"}
@@ -22,8 +24,8 @@ def ave(tmp_path_factory):
     return load_ave_dir(root, with_noisy=True)
 
 
-@pytest.mark.parametrize("model,task", sorted(PRESETS))
-def test_each_baseline_trains_and_writes_metrics(model, task, ave, tmp_path):
+@pytest.mark.parametrize("model,task", [("av_att_weak", "ave-weakly"), ("avel", "ave-fully"), ("cmm", "ave-cmm")])
+def test_standalone_loop_trains_and_writes_metrics(model, task, ave, tmp_path):
     metrics = train_baseline(model, task, ave, tmp_path, FAST, device="cpu")
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["model"] == model and len(saved["history"]) == 2
