@@ -1,1 +1,3 @@
 """Imports every model family so their `@register` lines run. One line per family."""
+import models.han  # noqa: F401  (HAN / MMIL_Net for AVVP)
+import models.cpsp_avvp  # noqa: F401  (PSP / CPSP for AVVP)

@@ -1,0 +1,82 @@
+"""Import of the released HAN checkpoint (`models/MMIL_Net.pt` of AVVP-ECCV20).
+
+The official script saves `model.state_dict()` of `MMIL_Net` (torch 1.2), so the file is a
+plain mapping of parameter name → tensor, names identical to `models.han.HAN`. Checkpoints
+saved from `nn.DataParallel` carry a `module.` prefix; it is stripped. A dict wrapping the
+weights under "state_dict"/"model" is accepted too; whole pickled modules are refused
+(loading uses `weights_only=True`). Any name or shape
+mismatch is reported in one error listing the keys, never silently skipped.
+
+`load_han_checkpoint(path)` is what `models.checkpoints.load_official(path, "han")` calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from models.han import HAN
+
+UNUSED_PREFIXES = ("audio_encoder.", "visual_encoder.", "cmt_encoder.")
+
+
+def _state_dict_of(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, nn.Module):
+        obj = obj.state_dict()
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model"):
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                obj = inner
+                break
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path}: not a HAN state_dict (found {type(obj).__name__})")
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
+
+
+def _load(path: Path, map_location) -> object:
+    # weights_only: a checkpoint is data; never run pickled code from a downloaded file.
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises several types for bad files
+        raise ValueError(f"{path}: cannot read as a torch state_dict ({err})") from None
+
+
+def convert_state_dict(state: Mapping[str, torch.Tensor], model: HAN) -> dict[str, torch.Tensor]:
+    """Check names and shapes against `model`; drop unused-module keys if the model lacks them."""
+    own = model.state_dict()
+    state = dict(state)
+    if not model.with_unused:
+        state = {k: v for k, v in state.items() if not k.startswith(UNUSED_PREFIXES)}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:8]}{' ...' if len(missing) > 8 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}")
+        if wrong:
+            parts.append("shape mismatch " + ", ".join(
+                f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in wrong[:8]))
+        raise ValueError("checkpoint does not fit HAN: " + "; ".join(parts))
+    return state
+
+
+def load_han_checkpoint(path: str | Path, model: HAN | None = None,
+                        map_location: str | torch.device = "cpu") -> HAN:
+    """Load the official HAN weights into `model` (a new `HAN()` by default), in eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"HAN checkpoint not found: {path}")
+    state = _state_dict_of(_load(path, map_location), path)
+    model = model if model is not None else HAN()
+    try:
+        model.load_state_dict(convert_state_dict(state, model), strict=True)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return model.eval()

@@ -1,0 +1,103 @@
+"""LLP labels and dense ground truth read from the real CSVs, checked against rows read by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.avvp_data import (CATEGORIES, DenseAnnotations, label_vector, read_weak_labels,
+                              video_id)
+
+
+@pytest.fixture(scope="module")
+def dense(shared_data) -> DenseAnnotations:
+    llp = shared_data / "llp"
+    return DenseAnnotations.from_csv(llp / "AVVP_eval_audio.csv", llp / "AVVP_eval_visual.csv")
+
+
+def test_class_order_is_the_original_one():
+    assert len(CATEGORIES) == 25
+    assert CATEGORIES[:4] == ("Speech", "Car", "Cheering", "Dog")
+    assert CATEGORIES[5] == "Frying_(food)"
+    assert CATEGORIES[13] == "Violin_fiddle"
+    assert CATEGORIES[22:] == ("Baby_cry_infant_cry", "Blender", "Clapping")
+
+
+def test_weak_labels_of_real_val_rows(shared_data):
+    weak = read_weak_labels(shared_data / "llp" / "AVVP_val_pd.csv")
+    assert len(weak) == 649
+    # Line 2: 4O9rI-FpqLg_10_20  Cheering,Speech,Clapping → indices 2, 0, 24.
+    first = weak.iloc[0]
+    assert first["filename"] == "4O9rI-FpqLg_10_20" and first["video_id"] == "4O9rI-FpqLg"
+    assert list(np.flatnonzero(first["target"])) == [0, 2, 24]
+
+
+def test_video_id_is_the_first_eleven_characters_even_with_underscores():
+    assert video_id("CSWQ_HzQ_10_20") == "CSWQ_HzQ_10"  # a malformed real name
+    assert video_id("AKVyIQoSyBA_131.8_141.8") == "AKVyIQoSyBA"
+
+
+def test_unknown_label_names_file_line_and_field(tmp_path):
+    bad = tmp_path / "weak.csv"
+    bad.write_text("filename\tevent_labels\nabcdefghijk_0_10\tSpeech\nbcdefghijkl_0_10\tDgo\n")
+    with pytest.raises(ValueError, match=r"weak.csv line 3 field event_labels.*'Dgo'"):
+        read_weak_labels(bad)
+
+
+def test_dense_ground_truth_of_a_test_clip(dense):
+    # AVVP_eval_audio.csv: KSRjje7GH44_60_70  8 10 Blender / 0 8 Speech
+    # AVVP_eval_visual.csv: KSRjje7GH44_60_70  0 10 Blender
+    gt_a, gt_v, gt_av = dense.ground_truth("KSRjje7GH44_60_70")
+    expect_a = np.zeros((25, 10))
+    expect_a[23, 8:10] = 1      # Blender
+    expect_a[0, 0:8] = 1        # Speech
+    expect_v = np.zeros((25, 10))
+    expect_v[23, :] = 1
+    np.testing.assert_array_equal(gt_a, expect_a)
+    np.testing.assert_array_equal(gt_v, expect_v)
+    np.testing.assert_array_equal(gt_av, expect_a * expect_v)
+    assert gt_av.sum() == 2     # Blender on segments 8 and 9 in both
+
+
+def test_dense_rows_with_offset_not_after_onset_mark_nothing(dense):
+    # 8DF2PxdT5tE_390_400 audio: 2 8 Basketball_bounce / 0 2 Speech / 7 10 Speech / 9 0 Cheering
+    # visual: 2 8 Basketball_bounce / 7 8 Speech / 9 10 Speech
+    gt_a, gt_v, gt_av = dense.ground_truth("8DF2PxdT5tE_390_400")
+    assert list(np.flatnonzero(gt_a[6])) == [2, 3, 4, 5, 6, 7]
+    assert list(np.flatnonzero(gt_a[0])) == [0, 1, 7, 8, 9]
+    assert gt_a[2].sum() == 0   # Cheering 9→0 is empty, as python slicing 9:0
+    assert gt_a.sum() == 11
+    assert list(np.flatnonzero(gt_v[0])) == [7, 9]
+    assert list(np.flatnonzero(gt_av[0])) == [7, 9]
+    assert list(np.flatnonzero(gt_av[6])) == [2, 3, 4, 5, 6, 7]
+    # CaC2xvdLC34_250_260 audio has "9 9 Speech": nothing for Speech.
+    gt_a, _, _ = dense.ground_truth("CaC2xvdLC34_250_260")
+    assert gt_a[0].sum() == 0
+    assert list(np.flatnonzero(gt_a[24])) == [9]         # Clapping 9 10
+    assert gt_a[9].sum() == 9 and gt_a[13].sum() == 9    # Cello, Violin 0 9
+
+
+def test_clip_without_visual_rows_gets_all_zero_visual_truth(dense):
+    # OWrp89_xwVw_80_90 (val) has audio rows only: Acoustic_guitar 0 10, Singing 2 4 and 8 10.
+    gt_a, gt_v, gt_av = dense.ground_truth("OWrp89_xwVw_80_90")
+    assert gt_v.sum() == 0 and gt_av.sum() == 0
+    assert gt_a[20].sum() == 10
+    assert list(np.flatnonzero(gt_a[11])) == [2, 3, 8, 9]
+
+
+def test_manifest_events_give_the_same_matrices_as_the_csv(dense):
+    table = pd.DataFrame({
+        "clip_id": ["KSRjje7GH44_60_70"],
+        "audio_events": [[{"label": "Blender", "onset": 8, "offset": 10},
+                          {"label": "Speech", "onset": 0, "offset": 8}]],
+        "visual_events": [[{"label": "Blender", "onset": 0, "offset": 10}]],
+    })
+    from_manifest = DenseAnnotations.from_manifest(table).ground_truth("KSRjje7GH44_60_70")
+    for a, b in zip(from_manifest, dense.ground_truth("KSRjje7GH44_60_70")):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_label_vector_rejects_unknown_names():
+    with pytest.raises(ValueError, match="unknown LLP event label 'Lion'"):
+        label_vector(["Speech", "Lion"])
