@@ -155,3 +155,25 @@ class AvvpFeatures:
                 "video_st": np.asarray(visual_3d, dtype=np.float32),
                 "label": np.asarray(row["target"], dtype=np.float32),
                 "index": index}
+
+
+def npy_lookup(audio_dir: str | Path, video_dir: str | Path, st_dir: str | Path
+               ) -> Callable[[str], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Reader for the original feature layout: `<dir>/<11-char id>.npy` for VGGish [10,128],
+    ResNet-152 [80,2048] and R(2+1)D-18 [10,512] (`data/feats/{vggish,res152,r2plus1d_18}`)."""
+    dirs = (Path(audio_dir), Path(video_dir), Path(st_dir))
+    shapes = ((10, 128), (80, 2048), (10, 512))
+
+    def lookup(key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        arrays = []
+        for folder, shape in zip(dirs, shapes):
+            path = folder / f"{key}.npy"
+            if not path.is_file():
+                raise FileNotFoundError(f"missing feature file {path}")
+            array = np.load(path)
+            if array.shape != shape:
+                raise ValueError(f"{path}: shape {array.shape}, expected {shape}")
+            arrays.append(array)
+        return arrays[0], arrays[1], arrays[2]
+
+    return lookup

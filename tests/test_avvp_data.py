@@ -101,3 +101,20 @@ def test_manifest_events_give_the_same_matrices_as_the_csv(dense):
 def test_label_vector_rejects_unknown_names():
     with pytest.raises(ValueError, match="unknown LLP event label 'Lion'"):
         label_vector(["Speech", "Lion"])
+
+
+def test_npy_lookup_reads_the_original_layout_and_checks_shapes(tmp_path):
+    from models.avvp_data import npy_lookup
+
+    dirs = [tmp_path / d for d in ("vggish", "res152", "r2plus1d_18")]
+    for d, shape in zip(dirs, ((10, 128), (80, 2048), (10, 512))):
+        d.mkdir()
+        np.save(d / "BjCEufrlXm4.npy", np.ones(shape, dtype=np.float32))
+    lookup = npy_lookup(*dirs)
+    audio, v2d, v3d = lookup(video_id("BjCEufrlXm4_20_30"))
+    assert audio.shape == (10, 128) and v2d.shape == (80, 2048) and v3d.shape == (10, 512)
+    np.save(dirs[1] / "BjCEufrlXm4.npy", np.ones((82, 2048), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"res152/BjCEufrlXm4.npy: shape \(82, 2048\)"):
+        lookup("BjCEufrlXm4")
+    with pytest.raises(FileNotFoundError, match="vggish/zzzzzzzzzzz.npy"):
+        lookup("zzzzzzzzzzz")
