@@ -111,6 +111,7 @@ def test_vcon_is_skipped_when_it_is_nan():
         assert cpsp_loss(out, target).item() > psp_loss(out, target).item()
 
 
+@pytest.mark.slow
 def test_cpsp_loss_decreases_on_a_separable_set():
     from tests.test_avvp_han import separable_set
 

@@ -143,9 +143,10 @@ def separable_set(n: int = 32, seed: int = 0):
     return audio, v2d, v3d, target
 
 
+@pytest.mark.slow
 def test_loss_decreases_on_a_separable_set():
     torch.manual_seed(1)
-    audio, v2d, v3d, target = separable_set(16)
+    audio, v2d, v3d, target = separable_set(8)
     model = HAN(with_unused=False)
     opt = torch.optim.Adam(model.parameters(), lr=3e-4)
     model.eval()

@@ -76,6 +76,7 @@ def test_evaluate_gates_predictions_and_looks_up_truth_by_filename():
     assert scorer.per_video["seg_a"] == [1.0, 1.0]
 
 
+@pytest.mark.slow
 def test_fit_runs_the_schedule_keeps_a_checkpoint_and_it_reloads(tmp_path):
     rng = np.random.default_rng(0)
     names = [f"v{i:010d}_0_10" for i in range(6)]
