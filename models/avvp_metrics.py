@@ -177,6 +177,8 @@ class AvvpScorer:
         default_factory=lambda: {k: [] for k in ("seg_a", "seg_v", "seg_event", "seg_av",
                                                   "evt_a", "evt_v", "evt_event", "evt_av")})
     video_ids: list[str] = field(default_factory=list)
+    # Segment counts summed over videos per class: {"audio"|"visual"|"audio_visual": [3, C]}.
+    class_counts: dict[str, np.ndarray] = field(default_factory=dict)
 
     def add(self, SO_a, SO_v, GT_a, GT_v, video_id: str = "") -> None:  # noqa: N803
         """Score one video; SO_av and GT_av are the products, as in the original."""
@@ -190,6 +192,10 @@ class AvvpScorer:
         for key, value in zip(("evt_a", "evt_v", "evt_event", "evt_av"), evt):
             self.per_video[key].append(float(value))
         self.video_ids.append(video_id)
+        for key, (p, g) in (("audio", (so_a, gt_a)), ("visual", (so_v, gt_v)),
+                            ("audio_visual", (so_av, gt_av))):
+            counts = np.stack(_segment_counts(p, g))
+            self.class_counts[key] = self.class_counts.get(key, 0) + counts
 
     def __len__(self) -> int:
         return len(self.video_ids)
@@ -211,6 +217,20 @@ class AvvpScorer:
             "event_type_at_av": (m["evt_av"] + m["evt_a"] + m["evt_v"]) / 3.0,
             "event_event_at_av": m["evt_event"],
         }
+
+
+def per_class(scorer: AvvpScorer, categories: Sequence[str] | None = None) -> dict[str, dict]:
+    """Diagnostics, not an official number: per class, segment-level F1 x100 from TP/FP/FN
+    summed over all videos (None where the class is neither predicted nor annotated)."""
+    result: dict[str, dict] = {}
+    for key, counts in scorer.class_counts.items():
+        tp, fp, fn = counts
+        for c in range(counts.shape[1]):
+            name = categories[c] if categories is not None else str(c)
+            denom = 2 * tp[c] + fp[c] + fn[c]
+            f1 = None if denom == 0 else float(100 * 2 * tp[c] / denom)
+            result.setdefault(name, {})[key] = f1
+    return result
 
 
 def format_table(summary: dict[str, float]) -> str:

@@ -176,3 +176,15 @@ def test_scorer_averages_over_videos_and_builds_type_and_event_at_av():
 def test_scorer_without_videos_refuses_to_summarise():
     with pytest.raises(ValueError):
         AvvpScorer().summary()
+
+
+def test_per_class_diagnostics_sum_counts_over_videos():
+    from models.avvp_metrics import per_class
+
+    scorer = AvvpScorer()
+    # Video 1: Speech audio TP 2, FP 1. Video 2: Speech audio FN 3. → F1 = 4/(4+1+3) = 50.
+    scorer.add(rows(c0=(0, 3)), zeros(), rows(c0=(0, 2)), zeros())
+    scorer.add(zeros(), zeros(), rows(c0=(5, 8)), zeros())
+    table = per_class(scorer, ["Speech"] + [f"c{i}" for i in range(1, 25)])
+    assert table["Speech"]["audio"] == pytest.approx(50.0)
+    assert table["Speech"]["visual"] is None and table["c1"]["audio"] is None
