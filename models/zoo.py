@@ -1,3 +1,5 @@
 """Imports every model family so their `@register` lines run. One line per family."""
+import models.psp  # noqa: F401
+import models.cpsp  # noqa: F401
 import models.han  # noqa: F401  (HAN / MMIL_Net for AVVP)
 import models.cpsp_avvp  # noqa: F401  (PSP / CPSP for AVVP)
