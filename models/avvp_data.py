@@ -130,19 +130,23 @@ class DenseAnnotations:
 
 
 class AvvpFeatures:
-    """Torch-style dataset over LLP clips: (audio [10,128], 2D [80,2048], 3D [10,512], target).
+    """Torch-style dataset over LLP clips, one dict per clip with `audio` [10,128],
+    `video_s` [80,2048], `video_st` [10,512] (the original's key names), `label` [25] and
+    `index`; with `annotations`, also the dense `gt_a`, `gt_v` [25,10] used by evaluation.
 
     `lookup(key)` returns the three arrays of a clip; `key_of` maps a filename to that key
-    (default the 11-char YouTube id, as the original `.npy` names). Kept free of torch so a
-    DataLoader, or plain iteration, can use it.
+    (default the 11-char YouTube id, as the original `.npy` names; use `str` for stores keyed
+    by the full clip name). Kept free of torch: the default collate turns it into tensors.
     """
 
     def __init__(self, weak: pd.DataFrame,
                  lookup: Callable[[str], Sequence[np.ndarray]],
-                 key_of: Callable[[str], str] = video_id) -> None:
+                 key_of: Callable[[str], str] = video_id,
+                 annotations: DenseAnnotations | None = None) -> None:
         self.weak = weak.reset_index(drop=True)
         self.lookup = lookup
         self.key_of = key_of
+        self.annotations = annotations
 
     def __len__(self) -> int:
         return len(self.weak)
@@ -150,11 +154,16 @@ class AvvpFeatures:
     def __getitem__(self, index: int) -> dict:
         row = self.weak.iloc[index]
         audio, visual_2d, visual_3d = self.lookup(self.key_of(row["filename"]))
-        return {"audio": np.asarray(audio, dtype=np.float32),
+        item = {"audio": np.asarray(audio, dtype=np.float32),
                 "video_s": np.asarray(visual_2d, dtype=np.float32),
                 "video_st": np.asarray(visual_3d, dtype=np.float32),
                 "label": np.asarray(row["target"], dtype=np.float32),
                 "index": index}
+        if self.annotations is not None:
+            gt_a, gt_v, _ = self.annotations.ground_truth(row["filename"])
+            item["gt_a"] = gt_a.astype(np.int64)
+            item["gt_v"] = gt_v.astype(np.int64)
+        return item
 
 
 def npy_lookup(audio_dir: str | Path, video_dir: str | Path, st_dir: str | Path

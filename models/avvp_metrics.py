@@ -28,6 +28,7 @@ import numpy as np
 N_CLASSES = 25
 N_SEGMENTS = 10
 THRESHOLD = 0.5
+SELECTION_METRIC = "segment_type_at_av"  # what the original keeps the best epoch by
 
 METRIC_NAMES = (
     "segment_audio", "segment_visual", "segment_audio_visual", "segment_type_at_av",

@@ -1,58 +1,41 @@
-"""Hyperparameters of the original AVVP trainings, one preset per model (`--task avvp`).
+"""The original AVVP training recipes as trainer presets: `--task avvp --model han|psp|cpsp`.
 
-HAN (main_avvp.py): Adam 3e-4, StepLR(10, 0.1), 40 epochs, batch 16, seed 1, eval on val
-after every epoch with batch 1, keep the checkpoint whose segment-level Type@AV is >= the
-best so far (later ties win); frame decisions gated by `global_prob >= 0.5`.
+HAN (AVVP-ECCV20 main_avvp.py): Adam 3e-4, StepLR(10, 0.1) (= milestones 10/20/30 over 40
+epochs), 40 epochs, batch 16, seed 1, evaluation on val after every epoch with batch 1,
+best checkpoint by segment-level Type@AV; frame decisions gated by `global_prob >= 0.5`.
 
-PSP/CPSP (CPSP repo, cpsp_avvp/main_avvp_psp.py, mode "retrain"): same optimiser and
-schedule but 12 epochs and NO model selection — the last epoch's model is saved and
-tested; frame decisions gated per modality (`a_prob`, `v_prob >= 0.5`). `select_best=True`
-turns HAN-style selection on as a documented deviation.
+PSP / CPSP (CPSP repo cpsp_avvp/main_avvp_psp.py --mode retrain, run.sh): same optimiser
+and schedule, 12 epochs, PSP threshold 0.090; CPSP adds the video contrastive term
+(lambda 1.0, ratio 0.9, eta 0.2); frames gated per modality (`a_prob`, `v_prob >= 0.5`).
+
+Deliberate differences, both from the generic trainer's selection rule:
+- upstream HAN keeps a checkpoint when the score is >= the best (later ties win); the trainer
+  keeps strictly better ones (earlier ties win). Only exact ties differ.
+- upstream PSP/CPSP selects nothing (it saves and tests the last epoch); here best.pt is
+  the best val epoch and checkpoints/last.pt is the upstream model.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from models.presets import Preset, register_preset
 
-SELECTION_METRIC = "segment_type_at_av"
+_COMMON = dict(task="avvp", family="avvp", batch_size=16, eval_batch_size=1, lr=3e-4,
+               optimizer="adam", milestones=(10, 20, 30), gamma=0.1, seed=1, num_classes=25,
+               select_on="val")
+_VCON = {"lambda_v": 1.0, "vcon_ratio": 0.9, "vcon_eta": 0.2}
 
+register_preset(Preset(
+    model="han", arch="han", epochs=40,
+    options={"loss": "han", "gate": "global"},
+    notes="AVVP-ECCV20 main_avvp.py (best val segment Type@AV)", **_COMMON))
+register_preset(Preset(
+    model="psp", arch="psp_avvp", epochs=12, threshold=0.090,
+    options={"loss": "psp", "gate": "modality", **_VCON},
+    notes="CPSP repo cpsp_avvp without --vcon_flag", **_COMMON))
+register_preset(Preset(
+    model="cpsp", arch="cpsp_avvp", epochs=12, threshold=0.090,
+    options={"loss": "cpsp", "gate": "modality", **_VCON},
+    notes="CPSP repo cpsp_avvp/run.sh (its missing line continuation would otherwise drop "
+          "every flag)", **_COMMON))
 
-@dataclass(frozen=True)
-class AvvpPreset:
-    model: str                                  # name in models.registry
-    loss: Literal["han", "psp", "cpsp"]
-    gate: Literal["global", "modality"]
-    lr: float = 3e-4
-    lr_step: int = 10
-    lr_gamma: float = 0.1
-    epochs: int = 40
-    batch_size: int = 16
-    eval_batch_size: int = 1
-    seed: int = 1
-    select_best: bool = True                    # keep the best val epoch (>=), else the last
-    select_metric: str = SELECTION_METRIC
-    model_kwargs: tuple[tuple[str, Any], ...] = ()
-
-    def with_overrides(self, overrides: dict[str, Any]) -> AvvpPreset:
-        known = set(self.__dataclass_fields__)
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"unknown avvp hyperparameter(s) {unknown}; known: {sorted(known)}")
-        return replace(self, **overrides)
-
-
-PRESETS: dict[str, AvvpPreset] = {
-    "han": AvvpPreset(model="han", loss="han", gate="global"),
-    "psp": AvvpPreset(model="psp_avvp", loss="psp", gate="modality", epochs=12,
-                      select_best=False, model_kwargs=(("threshold", 0.090),)),
-    "cpsp": AvvpPreset(model="cpsp_avvp", loss="cpsp", gate="modality", epochs=12,
-                       select_best=False, model_kwargs=(("threshold", 0.090),)),
-}
-
-
-def avvp_preset(model: str, overrides: dict[str, Any] | None = None) -> AvvpPreset:
-    """Preset for `--task avvp --model han|psp|cpsp`, with optional overrides by field name."""
-    if model not in PRESETS:
-        raise ValueError(f"task avvp has no model {model!r}; choose one of {sorted(PRESETS)}")
-    return PRESETS[model].with_overrides(overrides or {})
+import models.avvp_task  # noqa: E402,F401  (registers the "avvp" trainer family)

@@ -173,18 +173,23 @@ def smoothed_targets(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return pa, pv
 
 
-def mmil_loss(global_prob: torch.Tensor, a_prob: torch.Tensor, v_prob: torch.Tensor,
-              target: torch.Tensor, pa: torch.Tensor | None = None,
-              pv: torch.Tensor | None = None) -> torch.Tensor:
-    """BCE(a_prob, Pa) + BCE(v_prob, Pv) + BCE(global_prob, y), probabilities clamped to
+def mmil_loss_terms(global_prob: torch.Tensor, a_prob: torch.Tensor, v_prob: torch.Tensor,
+                    target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """BCE(a_prob, Pa), BCE(v_prob, Pv), BCE(global_prob, y), with probabilities clamped to
     [1e-7, 1-1e-7] first (the original clamps in place; the gradient is the same)."""
     target = target.to(global_prob.dtype)
-    if pa is None or pv is None:
-        pa, pv = smoothed_targets(target)
+    pa, pv = smoothed_targets(target)
     lo, hi = PROB_EPS, 1 - PROB_EPS
-    return (F.binary_cross_entropy(a_prob.clamp(lo, hi), pa.to(a_prob.dtype))
-            + F.binary_cross_entropy(v_prob.clamp(lo, hi), pv.to(v_prob.dtype))
-            + F.binary_cross_entropy(global_prob.clamp(lo, hi), target))
+    return {"audio": F.binary_cross_entropy(a_prob.clamp(lo, hi), pa),
+            "visual": F.binary_cross_entropy(v_prob.clamp(lo, hi), pv),
+            "global": F.binary_cross_entropy(global_prob.clamp(lo, hi), target)}
+
+
+def mmil_loss(global_prob: torch.Tensor, a_prob: torch.Tensor, v_prob: torch.Tensor,
+              target: torch.Tensor) -> torch.Tensor:
+    """The sum of the three `mmil_loss_terms` (the whole HAN training loss)."""
+    terms = mmil_loss_terms(global_prob, a_prob, v_prob, target)
+    return terms["audio"] + terms["visual"] + terms["global"]
 
 
 def han_loss(outputs: tuple[torch.Tensor, ...], target: torch.Tensor) -> torch.Tensor:

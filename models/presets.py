@@ -104,3 +104,4 @@ def with_overrides(preset: Preset, overrides: dict[str, Any]) -> Preset:
 def _load_families() -> None:
     # Registering presets lives with each family; importing them here keeps lookups complete.
     import models.psp_presets  # noqa: F401
+    import models.avvp_presets  # noqa: F401  (HAN, PSP/CPSP on LLP)
