@@ -12,11 +12,17 @@ per-clip event lists the LLP manifest already holds.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
+SPLIT_CSV = {"train": "AVVP_train.csv", "val": "AVVP_val_pd.csv", "test": "AVVP_test_pd.csv"}
+EVAL_CSV = ("AVVP_eval_audio.csv", "AVVP_eval_visual.csv")
+FEATURE_DIRS = ("vggish", "res152", "r2plus1d_18")
 
 CATEGORIES: tuple[str, ...] = (
     "Speech", "Car", "Cheering", "Dog", "Cat", "Frying_(food)", "Basketball_bounce",
@@ -186,3 +192,62 @@ def npy_lookup(audio_dir: str | Path, video_dir: str | Path, st_dir: str | Path
         return arrays[0], arrays[1], arrays[2]
 
     return lookup
+
+
+def _keep_available(weak: pd.DataFrame, has: Callable[[str], bool], split: str) -> pd.DataFrame:
+    """Drop clips without features (failed downloads are normal at scale), saying how many."""
+    mask = np.array([has(name) for name in weak["filename"]], dtype=bool)
+    if not mask.all():
+        missing = list(weak["filename"][~mask])
+        log.warning("%s: %d of %d clips have no features and are left out (first: %s)",
+                    split, len(missing), len(weak), ", ".join(missing[:3]))
+    return weak[mask].reset_index(drop=True)
+
+
+def original_splits(data_root: str | Path, feats_root: str | Path | None = None
+                    ) -> dict[str, AvvpFeatures]:
+    """train/val/test datasets from the original layout (also what `avel export --format llp`
+    writes): `<data_root>/AVVP_*.csv` and `<feats_root>/{vggish,res152,r2plus1d_18}/<id>.npy`
+    (feats_root defaults to `<data_root>/feats`). Val/test carry the dense ground truth."""
+    root = Path(data_root)
+    feats = Path(feats_root) if feats_root is not None else root / "feats"
+    dense = DenseAnnotations.from_csv(root / EVAL_CSV[0], root / EVAL_CSV[1])
+    lookup = npy_lookup(*(feats / d for d in FEATURE_DIRS))
+
+    def has(name: str) -> bool:
+        return all((feats / d / f"{video_id(name)}.npy").is_file() for d in FEATURE_DIRS)
+
+    splits = {}
+    for split, csv in SPLIT_CSV.items():
+        weak = _keep_available(read_weak_labels(root / csv), has, split)
+        splits[split] = AvvpFeatures(weak, lookup, annotations=dense)
+    return splits
+
+
+def manifest_splits(table: pd.DataFrame, audio: Mapping[str, np.ndarray],
+                    visual_2d: Mapping[str, np.ndarray], visual_3d: Mapping[str, np.ndarray]
+                    ) -> dict[str, AvvpFeatures]:
+    """train/val/test datasets from an LLP manifest (clip_id, labels, split, audio_events,
+    visual_events) and three feature mappings keyed by clip_id (e.g. the feature store's
+    readers for vggish, resnet152 and r2plus1d_18)."""
+    dense = DenseAnnotations.from_manifest(table)
+
+    def lookup(clip_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return audio[clip_id], visual_2d[clip_id], visual_3d[clip_id]
+
+    def has(clip_id: str) -> bool:
+        return clip_id in audio and clip_id in visual_2d and clip_id in visual_3d
+
+    splits = {}
+    for split in SPLIT_CSV:
+        rows = table[table["split"] == split]
+        weak = pd.DataFrame({
+            "filename": list(rows["clip_id"]),
+            "video_id": [video_id(c) for c in rows["clip_id"]],
+            "labels": [list(x) for x in rows["labels"]],
+            "target": [label_vector(list(x), where=f"manifest clip {c} field labels")
+                       for c, x in zip(rows["clip_id"], rows["labels"])],
+        }, columns=["filename", "video_id", "labels", "target"])
+        splits[split] = AvvpFeatures(_keep_available(weak, has, split), lookup, key_of=str,
+                                     annotations=dense)
+    return splits

@@ -118,3 +118,57 @@ def test_npy_lookup_reads_the_original_layout_and_checks_shapes(tmp_path):
         lookup("BjCEufrlXm4")
     with pytest.raises(FileNotFoundError, match="vggish/zzzzzzzzzzz.npy"):
         lookup("zzzzzzzzzzz")
+
+
+def _write_features(feats, video_ids, rng):
+    for d, shape in (("vggish", (10, 128)), ("res152", (80, 2048)), ("r2plus1d_18", (10, 512))):
+        (feats / d).mkdir(parents=True, exist_ok=True)
+        for vid in video_ids:
+            np.save(feats / d / f"{vid}.npy", rng.standard_normal(shape).astype(np.float32))
+
+
+def test_original_splits_read_the_exported_layout_and_skip_clips_without_features(
+        shared_data, tmp_path, caplog):
+    from models.avvp_data import original_splits
+
+    root = tmp_path / "data"
+    root.mkdir()
+    llp = shared_data / "llp"
+    for name in ("AVVP_train.csv", "AVVP_eval_audio.csv", "AVVP_eval_visual.csv"):
+        (root / name).write_bytes((llp / name).read_bytes())
+    # Small val/test lists: real rows, two with features and one without.
+    (root / "AVVP_val_pd.csv").write_text(
+        "filename\tevent_labels\n8DF2PxdT5tE_390_400\tBasketball_bounce,Cheering,Speech\n"
+        "OWrp89_xwVw_80_90\tAcoustic_guitar,Singing\n")
+    (root / "AVVP_test_pd.csv").write_text(
+        "filename\tevent_labels\nKSRjje7GH44_60_70\tBlender,Speech\n")
+    _write_features(root / "feats", ["8DF2PxdT5tE", "KSRjje7GH44"], np.random.default_rng(0))
+    splits = original_splits(root)
+    assert len(splits["train"]) == 0 and len(splits["val"]) == 1 and len(splits["test"]) == 1
+    assert "val: 1 of 2 clips have no features" in caplog.text
+    item = splits["test"][0]
+    assert item["audio"].shape == (10, 128) and item["video_s"].shape == (80, 2048)
+    assert list(np.flatnonzero(item["label"])) == [0, 23]
+    assert list(np.flatnonzero(item["gt_a"][23])) == [8, 9]
+    assert item["gt_v"][23].sum() == 10
+
+
+def test_manifest_splits_use_clip_ids_and_manifest_events():
+    from models.avvp_data import manifest_splits
+
+    table = pd.DataFrame({
+        "clip_id": ["a_b-cdefghi_0_10", "KSRjje7GH44_60_70"],
+        "labels": [["Dog"], ["Blender", "Speech"]],
+        "split": ["train", "test"],
+        "audio_events": [[], [{"label": "Blender", "onset": 8, "offset": 10}]],
+        "visual_events": [[], []],
+    })
+    clips = list(table["clip_id"])
+    audio = {c: np.full((10, 128), float(i)) for i, c in enumerate(clips)}
+    v2d = {c: np.zeros((80, 2048)) for c in clips}
+    v3d = {c: np.zeros((10, 512)) for c in clips}
+    splits = manifest_splits(table, audio, v2d, v3d)
+    assert len(splits["train"]) == 1 and len(splits["val"]) == 0
+    test = splits["test"][0]
+    assert test["audio"][0, 0] == 1.0
+    assert list(np.flatnonzero(test["gt_a"][23])) == [8, 9] and test["gt_v"].sum() == 0
