@@ -109,6 +109,14 @@ class TrainConfig:
     seed: int | None = None
     # any preset hyperparameter, by name, e.g. {lr: 1e-4, epochs: 5}
     overrides: dict[str, Any] = field(default_factory=dict)
+    # whole feature set in RAM ("auto": when it fits in half the free memory), else per-item
+    # HDF5 reads from the store
+    in_memory: Literal["auto", "always", "never"] = "auto"
+    num_workers: int = 0  # DataLoader worker processes
+
+    def validate(self) -> None:
+        if self.num_workers < 0:
+            raise ValueError("num_workers must be >= 0")
 
 
 @dataclass
