@@ -116,8 +116,11 @@ class DenseAnnotations:
     @classmethod
     def from_manifest(cls, table: pd.DataFrame) -> DenseAnnotations:
         """From an LLP manifest (clip_id + audio_events / visual_events lists)."""
-        audio = {c: list(e) for c, e in zip(table["clip_id"], table["audio_events"]) if len(e)}
-        visual = {c: list(e) for c, e in zip(table["clip_id"], table["visual_events"]) if len(e)}
+        def events(column: str) -> dict[str, list[dict]]:
+            return {c: list(e) for c, e in zip(table["clip_id"], table[column])
+                    if e is not None and len(e)}
+
+        audio, visual = events("audio_events"), events("visual_events")
         return cls(audio, visual, ("manifest audio_events", "manifest visual_events"))
 
     def _matrix(self, events: list[dict], source: str, filename: str) -> np.ndarray:

@@ -7,7 +7,9 @@ weights under "state_dict"/"model" is accepted too; whole pickled modules are re
 (loading uses `weights_only=True`). Any name or shape
 mismatch is reported in one error listing the keys, never silently skipped.
 
-`load_han_checkpoint(path)` is what `models.checkpoints.load_official(path, "han")` calls.
+`load_han_checkpoint(path)` loads with HAN-specific checks; the module also registers the
+archs "han", "psp_avvp" and "cpsp_avvp" for `models.checkpoints.load_official(path, arch)`
+(PSP/CPSP-AVVP checkpoints are plain state_dicts saved by the CPSP repo's retrain mode).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from models.checkpoints import register_loader
 from models.han import HAN
 
 UNUSED_PREFIXES = ("audio_encoder.", "visual_encoder.", "cmt_encoder.")
@@ -80,3 +83,22 @@ def load_han_checkpoint(path: str | Path, model: HAN | None = None,
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
     return model.eval()
+
+
+def _han_from_state(state: Mapping[str, torch.Tensor]) -> HAN:
+    """Model shaped like the checkpoint: class count from fc_prob, unused modules if present."""
+    n_classes = int(state["fc_prob.weight"].shape[0]) if "fc_prob.weight" in state else 25
+    return HAN(n_classes=n_classes, with_unused=any(k.startswith(UNUSED_PREFIXES) for k in state))
+
+
+def _psp_avvp_from_state(state: Mapping[str, torch.Tensor]) -> nn.Module:
+    from models.cpsp_avvp import PSPMMIL
+
+    n_classes = int(state["fc_prob.weight"].shape[0]) if "fc_prob.weight" in state else 25
+    return PSPMMIL(n_classes=n_classes)
+
+
+# `models.checkpoints.load_official(path, arch)` finds these (models.zoo imports this module).
+register_loader("han", _han_from_state)
+register_loader("psp_avvp", _psp_avvp_from_state)
+register_loader("cpsp_avvp", _psp_avvp_from_state)

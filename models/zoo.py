@@ -3,3 +3,4 @@ import models.psp  # noqa: F401
 import models.cpsp  # noqa: F401
 import models.han  # noqa: F401  (HAN / MMIL_Net for AVVP)
 import models.cpsp_avvp  # noqa: F401  (PSP / CPSP for AVVP)
+import models.han_checkpoint  # noqa: F401  (load_official archs han, psp_avvp, cpsp_avvp)
