@@ -207,3 +207,17 @@ def test_model_runs_in_float64_and_follows_its_parameters_device():
     out = model(*(t.double() for t in inputs(1)))
     assert all(o.dtype == torch.float64 for o in out)
     assert torch.device(out[0].device) == next(model.parameters()).device
+
+
+def test_linear_layers_are_built_in_the_original_order():
+    # Seeded builds match the original only if modules are created in its order:
+    # fc_prob, fc_frame_att, fc_av_att, fc_a, fc_v, fc_st, fc_fusion (then the encoders).
+    torch.manual_seed(1)
+    expected = [torch.nn.Linear(i, o) for i, o in
+                ((512, 25), (512, 25), (512, 25), (128, 512), (2048, 512), (512, 512), (1024, 512))]
+    torch.manual_seed(1)
+    model = HAN()
+    names = ("fc_prob", "fc_frame_att", "fc_av_att", "fc_a", "fc_v", "fc_st", "fc_fusion")
+    for name, ref in zip(names, expected):
+        torch.testing.assert_close(getattr(model, name).weight, ref.weight, rtol=0, atol=0)
+        torch.testing.assert_close(getattr(model, name).bias, ref.bias, rtol=0, atol=0)
