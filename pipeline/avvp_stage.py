@@ -5,7 +5,7 @@ The LLP manifest gives the weak labels (`labels`), the split and the dense event
 [80,2048] and R(2+1)D-18 [10,512] per clip (store names overridable with preset options
 `audio_features`, `visual_2d_features`, `visual_3d_features`). Training runs the generic
 trainer with the "avvp" family; evaluation prints the ten official numbers and writes them
-to `<run>/eval/<split>/metrics.json` with per-class diagnostics.
+to `<run>/eval/<split>/metrics.json` with per-class diagnostics, plus `timelines.png`.
 """
 
 from __future__ import annotations
@@ -108,9 +108,10 @@ def train_avvp(workdir: Path, config: Config, preset: Any, device: str | None, r
 
 def evaluate_avvp(workdir: Path, config: Config, preset: Any, split: str,
                   checkpoint: Path | None, official_arch: str | None, trust_pickles: bool,
-                  device: str | None) -> dict[str, Any]:
+                  device: str | None, n_timelines: int = 6) -> dict[str, Any]:
     from models.avvp_data import CATEGORIES
     from models.avvp_metrics import AvvpScorer, format_table, per_class
+    from models.avvp_report import plot_avvp_timelines
 
     splits = load_avvp_data(workdir, preset.options)
     if split not in splits or not len(splits[split]):
@@ -133,6 +134,10 @@ def evaluate_avvp(workdir: Path, config: Config, preset: Any, split: str,
         scorer.add(so_a, so_v, gt_a, gt_v)
     out_dir = trainer.out_dir / "eval" / split
     out_dir.mkdir(parents=True, exist_ok=True)
+    names = [str(splits[split].weak["filename"][int(i)]) for i in collected["index"]]
+    plot_avvp_timelines(collected["so_a"], collected["so_v"], collected["gt_a"], collected["gt_v"],
+                        names, CATEGORIES, out_dir / "timelines.png", n=n_timelines,
+                        seed=preset.seed)
     doc = {"split": split, "videos": len(splits[split]), "metrics": metrics,
            "per_class_segment_f1": per_class(scorer, CATEGORIES),
            "checkpoint": str(checkpoint or "best")}

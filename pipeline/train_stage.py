@@ -217,7 +217,7 @@ def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | N
     if preset.family == "avvp":
         from pipeline.avvp_stage import evaluate_avvp
         return evaluate_avvp(workdir, config, preset, split, checkpoint, official_arch,
-                             trust_pickles, device)
+                             trust_pickles, device, n_timelines)
     opts = preset.options
     data = load_training_data(workdir, config, opts.get("audio_features", "vggish"),
                               opts.get("visual_features", "vgg19"))

@@ -101,6 +101,8 @@ def test_eval_of_an_official_han_checkpoint(workdir, tmp_path):
     assert done.returncode == 0, done.stderr
     doc = json.loads((workdir / "train" / "avvp__han" / "eval" / "test" / "metrics.json").read_text())
     assert doc["videos"] == 1 and doc["checkpoint"] == str(ckpt)
+    png = workdir / "train" / "avvp__han" / "eval" / "test" / "timelines.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Event@AV" in done.stdout
 
 
