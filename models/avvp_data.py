@@ -175,26 +175,47 @@ class AvvpFeatures:
         return item
 
 
-def npy_lookup(audio_dir: str | Path, video_dir: str | Path, st_dir: str | Path
-               ) -> Callable[[str], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+class NpyFeatures:
     """Reader for the original feature layout: `<dir>/<11-char id>.npy` for VGGish [10,128],
-    ResNet-152 [80,2048] and R(2+1)D-18 [10,512] (`data/feats/{vggish,res152,r2plus1d_18}`)."""
-    dirs = (Path(audio_dir), Path(video_dir), Path(st_dir))
-    shapes = ((10, 128), (80, 2048), (10, 512))
+    ResNet-152 [80,2048] and R(2+1)D-18 [10,512] (`data/feats/{vggish,res152,r2plus1d_18}`).
+    A plain picklable object, so DataLoader workers under any start method can use it."""
 
-    def lookup(key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    SHAPES = ((10, 128), (80, 2048), (10, 512))
+
+    def __init__(self, audio_dir: str | Path, video_dir: str | Path, st_dir: str | Path) -> None:
+        self.dirs = (Path(audio_dir), Path(video_dir), Path(st_dir))
+
+    def has(self, key: str) -> bool:
+        return all((d / f"{key}.npy").is_file() for d in self.dirs)
+
+    def __call__(self, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         arrays = []
-        for folder, shape in zip(dirs, shapes):
+        for folder, shape in zip(self.dirs, self.SHAPES):
             path = folder / f"{key}.npy"
             if not path.is_file():
                 raise FileNotFoundError(f"missing feature file {path}")
-            array = np.load(path)
+            array = np.load(path, allow_pickle=False)
             if array.shape != shape:
                 raise ValueError(f"{path}: shape {array.shape}, expected {shape}")
             arrays.append(array)
         return arrays[0], arrays[1], arrays[2]
 
-    return lookup
+
+def npy_lookup(audio_dir: str | Path, video_dir: str | Path, st_dir: str | Path) -> NpyFeatures:
+    return NpyFeatures(audio_dir, video_dir, st_dir)
+
+
+class MappingFeatures:
+    """Lookup over three clip_id → array mappings (e.g. feature-store readers)."""
+
+    def __init__(self, audio: Mapping, visual_2d: Mapping, visual_3d: Mapping) -> None:
+        self.maps = (audio, visual_2d, visual_3d)
+
+    def has(self, key: str) -> bool:
+        return all(key in m for m in self.maps)
+
+    def __call__(self, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.maps[0][key], self.maps[1][key], self.maps[2][key]
 
 
 def _keep_available(weak: pd.DataFrame, has: Callable[[str], bool], split: str) -> pd.DataFrame:
@@ -215,14 +236,11 @@ def original_splits(data_root: str | Path, feats_root: str | Path | None = None
     root = Path(data_root)
     feats = Path(feats_root) if feats_root is not None else root / "feats"
     dense = DenseAnnotations.from_csv(root / EVAL_CSV[0], root / EVAL_CSV[1])
-    lookup = npy_lookup(*(feats / d for d in FEATURE_DIRS))
-
-    def has(name: str) -> bool:
-        return all((feats / d / f"{video_id(name)}.npy").is_file() for d in FEATURE_DIRS)
-
+    lookup = NpyFeatures(*(feats / d for d in FEATURE_DIRS))
     splits = {}
     for split, csv in SPLIT_CSV.items():
-        weak = _keep_available(read_weak_labels(root / csv), has, split)
+        weak = _keep_available(read_weak_labels(root / csv),
+                               lambda name: lookup.has(video_id(name)), split)
         splits[split] = AvvpFeatures(weak, lookup, annotations=dense)
     return splits
 
@@ -234,13 +252,7 @@ def manifest_splits(table: pd.DataFrame, audio: Mapping[str, np.ndarray],
     visual_events) and three feature mappings keyed by clip_id (e.g. the feature store's
     readers for vggish, resnet152 and r2plus1d_18)."""
     dense = DenseAnnotations.from_manifest(table)
-
-    def lookup(clip_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return audio[clip_id], visual_2d[clip_id], visual_3d[clip_id]
-
-    def has(clip_id: str) -> bool:
-        return clip_id in audio and clip_id in visual_2d and clip_id in visual_3d
-
+    lookup = MappingFeatures(audio, visual_2d, visual_3d)
     splits = {}
     for split in SPLIT_CSV:
         rows = table[table["split"] == split]
@@ -251,6 +263,6 @@ def manifest_splits(table: pd.DataFrame, audio: Mapping[str, np.ndarray],
             "target": [label_vector(list(x), where=f"manifest clip {c} field labels")
                        for c, x in zip(rows["clip_id"], rows["labels"])],
         }, columns=["filename", "video_id", "labels", "target"])
-        splits[split] = AvvpFeatures(_keep_available(weak, has, split), lookup, key_of=str,
+        splits[split] = AvvpFeatures(_keep_available(weak, lookup.has, split), lookup, key_of=str,
                                      annotations=dense)
     return splits

@@ -172,3 +172,15 @@ def test_manifest_splits_use_clip_ids_and_manifest_events():
     test = splits["test"][0]
     assert test["audio"][0, 0] == 1.0
     assert list(np.flatnonzero(test["gt_a"][23])) == [8, 9] and test["gt_v"].sum() == 0
+
+
+def test_datasets_pickle_for_dataloader_workers():
+    import pickle
+
+    from models.avvp_data import AvvpFeatures, MappingFeatures, NpyFeatures
+
+    weak = pd.DataFrame({"filename": ["BjCEufrlXm4_20_30"], "target": [label_vector(["Speech"])]})
+    for lookup, key_of in ((NpyFeatures("a", "b", "c"), video_id),
+                           (MappingFeatures({}, {}, {}), str)):
+        ds = pickle.loads(pickle.dumps(AvvpFeatures(weak, lookup, key_of=key_of)))
+        assert len(ds) == 1 and ds.key_of("BjCEufrlXm4_20_30") in ("BjCEufrlXm4", "BjCEufrlXm4_20_30")
