@@ -4,8 +4,8 @@ The official script saves `model.state_dict()` of `MMIL_Net` (torch 1.2), so the
 plain mapping of parameter name → tensor, names identical to `models.han.HAN`. Checkpoints
 saved from `nn.DataParallel` carry a `module.` prefix; it is stripped. A dict wrapping the
 weights under "state_dict"/"model" is accepted too; whole pickled modules are refused
-(loading uses `weights_only=True`). Any name or shape
-mismatch is reported in one error listing the keys, never silently skipped.
+(reading goes through `models.checkpoints.read_state_dict`, weights only). Any name or
+shape mismatch is reported in one error listing the keys, never silently skipped.
 
 `load_han_checkpoint(path)` loads with HAN-specific checks; the module also registers the
 archs "han", "psp_avvp" and "cpsp_avvp" for `models.checkpoints.load_official(path, arch)`
@@ -20,32 +20,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from models.checkpoints import register_loader
+from models.checkpoints import read_state_dict, register_loader
 from models.han import HAN
 
 UNUSED_PREFIXES = ("audio_encoder.", "visual_encoder.", "cmt_encoder.")
-
-
-def _state_dict_of(obj: object, path: Path) -> dict[str, torch.Tensor]:
-    if isinstance(obj, nn.Module):
-        obj = obj.state_dict()
-    if isinstance(obj, Mapping):
-        for key in ("state_dict", "model"):
-            inner = obj.get(key)
-            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
-                obj = inner
-                break
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path}: not a HAN state_dict (found {type(obj).__name__})")
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
-
-
-def _load(path: Path, map_location) -> object:
-    # weights_only: a checkpoint is data; never run pickled code from a downloaded file.
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises several types for bad files
-        raise ValueError(f"{path}: cannot read as a torch state_dict ({err})") from None
 
 
 def convert_state_dict(state: Mapping[str, torch.Tensor], model: HAN) -> dict[str, torch.Tensor]:
@@ -76,13 +54,14 @@ def load_han_checkpoint(path: str | Path, model: HAN | None = None,
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"HAN checkpoint not found: {path}")
-    state = _state_dict_of(_load(path, map_location), path)
-    model = model if model is not None else HAN()
+    state = read_state_dict(path)  # tensors only (weights_only), `module.` prefix removed
+    if model is None:  # the LLP head (25 classes); a wrong head shows up as a shape mismatch
+        model = HAN(with_unused=any(k.startswith(UNUSED_PREFIXES) for k in state))
     try:
         model.load_state_dict(convert_state_dict(state, model), strict=True)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
-    return model.eval()
+    return model.to(map_location).eval()
 
 
 def _han_from_state(state: Mapping[str, torch.Tensor]) -> HAN:
