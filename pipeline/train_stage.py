@@ -51,8 +51,10 @@ def segment_labels(manifest: pd.DataFrame, classes: list[str] | None = None
     export; this is the train stage's own copy so the stage does not depend on it.)"""
     for col in ("category", "event_start", "event_end"):
         if col not in manifest.columns:
-            raise InputError(f"manifest has no column {col!r}; per-segment labels need an "
-                             "AVE-style dataset (category, event_start, event_end)", field=col)
+            raise InputError(f"manifest has no column {col!r}; per-second labels need an "
+                             "AVE-style dataset (category, event_start, event_end). For "
+                             "VGGSound-AVEL set train.original_vggsound_avel to the released "
+                             "feature/label files", field=col)
     names = classes if classes is not None else list(dict.fromkeys(manifest["category"]))
     index = {n: k for k, n in enumerate(names)}
     out = np.zeros((len(manifest), SEGMENTS, len(names) + 1), dtype=np.float32)
@@ -109,6 +111,10 @@ def _fits_in_memory(n: int, shapes: list[tuple[int, ...]]) -> bool:
 def load_training_data(workdir: str | Path, config: Config, audio_name: str = "vggish",
                        visual_name: str = "vgg19") -> TrainingData:
     workdir = Path(workdir)
+    if config.train.original_ave_dir:
+        return _original_ave_data(workdir, config)
+    if config.train.original_vggsound_avel:
+        return _original_vggsound_avel_data(workdir, config)
     manifest = load_manifest(workdir).reset_index(drop=True)
     labels, classes = segment_labels(manifest)
     try:
@@ -148,6 +154,41 @@ def load_training_data(workdir: str | Path, config: Config, audio_name: str = "v
             raise InputError(f"the manifest has no '{s}' clip with features", file=workdir / "manifest.parquet",
                              field="split")
     return TrainingData(datasets, len(classes), classes + ["background"], clip_ids)
+
+
+def _original_ave_data(workdir: Path, config: Config) -> TrainingData:
+    """The released AVE feature files (as the original scripts read them)."""
+    from models.ave_data import AVE_CLASSES, load_original_ave
+    directory = Path(config.train.original_ave_dir or "")
+    if not directory.is_absolute():
+        directory = workdir / directory
+    try:
+        datasets, num_classes = load_original_ave(directory, config.train.in_memory != "never")
+    except (FileNotFoundError, KeyError, OSError) as exc:
+        raise InputError(str(exc), file=directory, field="train.original_ave_dir") from None
+    n = max(int(ds.indices.max()) for ds in datasets.values() if len(ds)) + 1  # type: ignore[attr-defined]
+    names = AVE_CLASSES if num_classes == len(AVE_CLASSES) else [f"class_{k}" for k in range(num_classes)]
+    return TrainingData(datasets, num_classes, list(names) + ["background"], [str(i) for i in range(n)])
+
+
+def _original_vggsound_avel_data(workdir: Path, config: Config) -> TrainingData:
+    from models.ave_data import VGGSoundAVELDataset
+    files = dict(config.train.original_vggsound_avel)
+    need = ("meta", "categories", "audio_dir", "video_dir", "label_dir")
+    missing = [k for k in need if k not in files]
+    if missing:
+        raise InputError(f"needs keys {', '.join(need)}; missing {', '.join(missing)}",
+                         field="train.original_vggsound_avel")
+    paths = {k: (workdir / v if not Path(v).is_absolute() else Path(v)) for k, v in files.items()}
+    try:
+        datasets = {s: VGGSoundAVELDataset(paths["meta"], paths["categories"], paths["audio_dir"],
+                                           paths["video_dir"], paths["label_dir"], s) for s in SPLITS}
+    except (OSError, ValueError) as exc:
+        raise InputError(str(exc), field="train.original_vggsound_avel") from None
+    train_ds = datasets["train"]
+    names = sorted(train_ds.class_of, key=train_ds.class_of.__getitem__)
+    ids = [v for s in SPLITS for v in datasets[s].video_ids]
+    return TrainingData(datasets, train_ds.num_classes, names + ["background"], ids)
 
 
 def run_dir(workdir: str | Path, task: str, model: str) -> Path:
@@ -239,7 +280,8 @@ def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | N
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = write_per_class_table(collected["pred"], collected["target"], data.class_names,
                                  out_dir / "per_class.csv")
-    names = [data.clip_ids[int(i)] for i in collected["index"]]
+    own_ids = getattr(data.datasets[split], "video_ids", None)  # per-split ids (VGGSound-AVEL)
+    names = [(own_ids or data.clip_ids)[int(i)] for i in collected["index"]]
     plot_timelines(collected["pred"], collected["target"], names, data.class_names,
                    out_dir / "timelines.png", n=n_timelines, seed=preset.seed)
     doc = {"split": split, "metrics": metrics, "per_class": rows,
