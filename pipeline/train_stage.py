@@ -226,6 +226,9 @@ def train(workdir: str | Path, config: Config | None = None, *, task: str | None
     workdir = Path(workdir)
     config = config or load_config(workdir)
     preset = resolve_preset(config, task, model, overrides)
+    if preset.family == "avvp":
+        from pipeline.avvp_stage import train_avvp
+        return train_avvp(workdir, config, preset, device, resume, progress)
     opts = preset.options
     data = load_training_data(workdir, config, opts.get("audio_features", "vggish"),
                               opts.get("visual_features", "vgg19"))
@@ -252,6 +255,10 @@ def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | N
     workdir = Path(workdir)
     config = config or load_config(workdir)
     preset = resolve_preset(config, task, model, overrides)
+    if preset.family == "avvp":
+        from pipeline.avvp_stage import evaluate_avvp
+        return evaluate_avvp(workdir, config, preset, split, checkpoint, official_arch,
+                             trust_pickles, device, n_timelines)
     opts = preset.options
     data = load_training_data(workdir, config, opts.get("audio_features", "vggish"),
                               opts.get("visual_features", "vgg19"))
