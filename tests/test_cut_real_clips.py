@@ -139,3 +139,17 @@ def test_real_llp_clip_through_the_stage(tmp_path, llp_clip, llp_frames):
     assert media.attrs["decoded_frames"] == 82 and media.frames == llp_frames.jpegs
     assert media.audio.shape == (160000, 2) and media.sample_rate == 16000
     assert media.attrs["notes"] == "[]"
+
+
+def _without_comment(jpeg: bytes) -> bytes:
+    """Drop the COM segment (FF FE), where libavcodec writes its version, e.g. Lavc58.91.100."""
+    start = jpeg.find(b"\xff\xfe")
+    length = int.from_bytes(jpeg[start + 2:start + 4], "big")
+    return jpeg[:start] + jpeg[start + 2 + length:]
+
+
+def test_llp_frames_equal_the_official_bytes_but_for_the_encoder_tag(shared_data, llp_frames):
+    refs = sorted((shared_data / "llp" / "reference_frames_BjCEufrlXm4").glob("*.jpg"))
+    assert b"Lavc58" in refs[0].read_bytes()  # made by an older ffmpeg than ours
+    assert [_without_comment(p.read_bytes()) for p in refs] == [
+        _without_comment(j) for j in llp_frames.all_jpegs]
