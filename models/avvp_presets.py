@@ -23,18 +23,21 @@ _COMMON = dict(task="avvp", family="avvp", batch_size=16, eval_batch_size=1, lr=
                optimizer="adam", milestones=(10, 20, 30), gamma=0.1, seed=1, num_classes=25,
                select_on="val")
 _VCON = {"lambda_v": 1.0, "vcon_ratio": 0.9, "vcon_eta": 0.2}
+# original_dir: train/evaluate from the released layout instead of the workdir's store:
+# `<dir>/AVVP_*.csv` + `<dir>/feats/{vggish,res152,r2plus1d_18}/<id>.npy` (`--set original_dir=...`).
+_DATA = {"original_dir": None}
 
 register_preset(Preset(
     model="han", arch="han", epochs=40,
-    options={"loss": "han", "gate": "global"},
+    options={"loss": "han", "gate": "global", **_DATA},
     notes="AVVP-ECCV20 main_avvp.py (best val segment Type@AV)", **_COMMON))
 register_preset(Preset(
     model="psp", arch="psp_avvp", epochs=12, threshold=0.090,
-    options={"loss": "psp", "gate": "modality", **_VCON},
+    options={"loss": "psp", "gate": "modality", **_VCON, **_DATA},
     notes="CPSP repo cpsp_avvp without --vcon_flag", **_COMMON))
 register_preset(Preset(
     model="cpsp", arch="cpsp_avvp", epochs=12, threshold=0.090,
-    options={"loss": "cpsp", "gate": "modality", **_VCON},
+    options={"loss": "cpsp", "gate": "modality", **_VCON, **_DATA},
     notes="CPSP repo cpsp_avvp/run.sh (its missing line continuation would otherwise drop "
           "every flag)", **_COMMON))
 

@@ -6,6 +6,8 @@ The LLP manifest gives the weak labels (`labels`), the split and the dense event
 `audio_features`, `visual_2d_features`, `visual_3d_features`). Training runs the generic
 trainer with the "avvp" family; evaluation prints the ten official numbers and writes them
 to `<run>/eval/<split>/metrics.json` with per-class diagnostics, plus `timelines.png`.
+With the preset option `original_dir` (`--set original_dir=DIR`) the data come from the
+released layout instead (`DIR/AVVP_*.csv`, `DIR/feats/{vggish,res152,r2plus1d_18}/<id>.npy`).
 """
 
 from __future__ import annotations
@@ -58,9 +60,29 @@ class LazyFeatures:
         return {**self.__dict__, "_pid": None, "_reader": None}
 
 
+def load_original_data(workdir: Path, directory: str) -> dict[str, Any]:
+    """The released layout (`AVVP_*.csv` + `feats/<kind>/<id>.npy`), e.g. the authors'
+    features or `avel export --format llp` output; relative paths are from the workdir."""
+    from models.avvp_data import original_splits
+
+    root = Path(directory)
+    root = root if root.is_absolute() else workdir / root
+    try:
+        splits = original_splits(root)
+    except (FileNotFoundError, ValueError) as exc:
+        raise InputError(str(exc), file=root, field="train.overrides.original_dir") from None
+    for split in ("train", "val"):
+        if not len(splits[split]):
+            raise InputError(f"no '{split}' clip has all three feature files under {root / 'feats'}",
+                             file=root, field="train.overrides.original_dir")
+    return splits
+
+
 def load_avvp_data(workdir: Path, options: dict[str, Any]) -> dict[str, Any]:
     from models.avvp_data import manifest_splits
 
+    if options.get("original_dir"):
+        return load_original_data(workdir, options["original_dir"])
     manifest = load_manifest(workdir).reset_index(drop=True)
     for column in ("labels", "split", "audio_events", "visual_events"):
         if column not in manifest.columns:

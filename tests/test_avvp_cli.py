@@ -115,3 +115,30 @@ def test_avvp_task_on_a_non_llp_manifest_is_a_clear_error(tmp_path):
     done = run("train", "--workdir", str(wd), "--task", "avvp", "--model", "han", cwd=tmp_path)
     assert done.returncode == 2
     assert "audio_events" in done.stderr and "LLP manifest" in done.stderr
+
+
+@pytest.mark.slow
+def test_train_from_the_released_layout(tmp_path, shared_data):
+    wd = tmp_path / "wd"
+    assert run("init", "--dataset", "llp", "--workdir", str(wd), cwd=tmp_path).returncode == 0
+    data = wd / "released"
+    data.mkdir()
+    (data / "AVVP_train.csv").write_text(_csv(TRAIN))
+    (data / "AVVP_val_pd.csv").write_text(_csv(VAL))
+    (data / "AVVP_test_pd.csv").write_text(_csv(TEST))
+    for name in ("AVVP_eval_audio.csv", "AVVP_eval_visual.csv"):
+        (data / name).write_bytes((shared_data / "llp" / name).read_bytes())
+    rng = np.random.default_rng(1)
+    for kind, shape in (("vggish", (10, 128)), ("res152", (80, 2048)), ("r2plus1d_18", (10, 512))):
+        (data / "feats" / kind).mkdir(parents=True)
+        for clip in [*TRAIN, *VAL, *TEST]:
+            np.save(data / "feats" / kind / f"{clip[:11]}.npy",
+                    rng.standard_normal(shape).astype(np.float32))
+    done = run("train", "--workdir", str(wd), "--task", "avvp", "--model", "cpsp", "--epochs", "1",
+               "--set", "batch_size=4", "--set", "original_dir=released", "--device", "cpu",
+               cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Event@AV" in done.stdout
+    doc = json.loads((wd / "train" / "avvp__cpsp" / "metrics.json").read_text())
+    assert doc["preset"]["options"]["original_dir"] == "released"
+    assert "train_vcon" in doc["history"][0] and "train_similarity" in doc["history"][0]

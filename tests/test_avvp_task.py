@@ -27,7 +27,7 @@ def test_presets_carry_the_original_hyperparameters():
     cpsp = get_preset("avvp", "cpsp")
     assert cpsp.epochs == 12 and cpsp.threshold == pytest.approx(0.090)
     assert cpsp.options == {"loss": "cpsp", "gate": "modality", "lambda_v": 1.0,
-                            "vcon_ratio": 0.9, "vcon_eta": 0.2}
+                            "vcon_ratio": 0.9, "vcon_eta": 0.2, "original_dir": None}
     assert get_preset("avvp", "psp").options["loss"] == "psp"
 
 
