@@ -3,9 +3,9 @@ trainer (models.trainer) with a task preset (models.presets), outputs under
 `<workdir>/train/<task>__<model>/`.
 
 Labels: AVE-style manifests (ave and the synthetic demo) give per-second one-hot labels
-[N,10,C+1] from `category`, `event_start`, `event_end` (background last); the classes are
-the manifest's categories in order of first appearance -- for the real AVE that is the
-released label order -- so `num_classes` comes from the data. Splits come from the
+[N,10,C+1] from `category`, `event_start`, `event_end` (background last) through
+`pipeline.labels`; the classes are the official 28 for AVE, else the manifest's categories
+in order of first appearance, so `num_classes` comes from the data. Splits come from the
 manifest's `split` column. Features: `features/<audio>` and `features/<visual>` of the store
 (vggish + vgg19 by default; `train.overrides: {options: {visual_features: NAME}}`).
 The whole feature set is loaded into memory when it fits (`train.in_memory`), else read
@@ -33,7 +33,6 @@ from pipeline.manifest import load_manifest
 from pipeline.store import open_features
 
 log = logging.getLogger(__name__)
-SEGMENTS = 10
 SPLITS = ("train", "val", "test")
 
 
@@ -47,27 +46,18 @@ class TrainingData:
 
 def segment_labels(manifest: pd.DataFrame, classes: list[str] | None = None
                    ) -> tuple[np.ndarray, list[str]]:
-    """[N,10,C+1] per-second one-hot from an AVE-style manifest, background last.
-    (The export branch's `pipeline.labels.ave_segment_labels` builds the same array for
-    export; this is the train stage's own copy so the stage does not depend on it.)"""
+    """[N,10,C+1] per-second one-hot from an AVE-style manifest, background last, and the
+    class names -- the export stage's builders (pipeline.labels), so `avel train` and the
+    exported right_labels.h5 agree."""
+    from pipeline.labels import ave_classes, ave_segment_labels
     for col in ("category", "event_start", "event_end"):
         if col not in manifest.columns:
             raise InputError(f"manifest has no column {col!r}; per-second labels need an "
                              "AVE-style dataset (category, event_start, event_end). For "
                              "VGGSound-AVEL set train.original_vggsound_avel to the released "
                              "feature/label files", field=col)
-    names = classes if classes is not None else list(dict.fromkeys(manifest["category"]))
-    index = {n: k for k, n in enumerate(names)}
-    out = np.zeros((len(manifest), SEGMENTS, len(names) + 1), dtype=np.float32)
-    out[:, :, -1] = 1.0
-    for i, (cat, s, e) in enumerate(zip(manifest["category"], manifest["event_start"],
-                                        manifest["event_end"])):
-        if cat not in index:
-            raise InputError(f"category {cat!r} is not among the classes", line=i + 1, field="category")
-        s, e = max(int(s), 0), min(int(e), SEGMENTS)
-        out[i, s:e, -1] = 0.0
-        out[i, s:e, index[cat]] = 1.0
-    return out, names
+    names = list(classes) if classes is not None else ave_classes(manifest)
+    return ave_segment_labels(manifest, names), names
 
 
 class StoreDataset(Dataset):

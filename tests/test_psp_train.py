@@ -145,31 +145,32 @@ def test_psp_repo_schedule_matches_scheduled_optim():
             lr_hand *= 0.8
 
 
-def test_a_new_family_plugs_in_without_editing_the_trainer(tmp_path):
-    """The contract other families use: register, preset, fit, evaluate."""
+@register_family("toy-linear")
+class ToyFamily:
+    """A family written against the contract only (as the baselines/HAN families are)."""
+
+    selection_metric = "accuracy"
+
+    def __init__(self, preset, num_classes, class_names):
+        self.c = num_classes
+
+    def build_model(self):
+        return torch.nn.Linear(128, self.c + 1)
+
+    def loss(self, model, batch, epoch):
+        logits = model(batch["audio"])
+        return torch.nn.functional.cross_entropy(logits.permute(0, 2, 1), batch["labels"].argmax(-1)), {}
+
+    def predict(self, model, batch):
+        return {"pred": model(batch["audio"]).argmax(-1).numpy(),
+                "target": batch["labels"].argmax(-1).numpy()}
+
+    def summarize(self, collected):
+        return {"accuracy": float((collected["pred"] == collected["target"]).mean() * 100)}
+
+
+def _toy_run(out_dir, epochs=15):
     import dataclasses
-
-    @register_family("toy-linear")
-    class Toy:
-        selection_metric = "accuracy"
-
-        def __init__(self, preset, num_classes, class_names):
-            self.c = num_classes
-
-        def build_model(self):
-            return torch.nn.Linear(128, self.c + 1)
-
-        def loss(self, model, batch, epoch):
-            logits = model(batch["audio"])
-            loss = torch.nn.functional.cross_entropy(logits.permute(0, 2, 1), batch["labels"].argmax(-1))
-            return loss, {}
-
-        def predict(self, model, batch):
-            return {"pred": model(batch["audio"]).argmax(-1).numpy(),
-                    "target": batch["labels"].argmax(-1).numpy()}
-
-        def summarize(self, collected):
-            return {"accuracy": float((collected["pred"] == collected["target"]).mean() * 100)}
 
     from models.ave_data import ArrayAVEDataset
     from tests.fixtures_psp import separable_features
@@ -179,12 +180,32 @@ def test_a_new_family_plugs_in_without_editing_the_trainer(tmp_path):
         labels[i, :, 2] = 1
         labels[i, s:e, 2] = 0
         labels[i, s:e, i % 2] = 1
-    video = np.zeros((24, 1), np.float32)
-    ds = ArrayAVEDataset(audio, video, labels)
-    preset = dataclasses.replace(get_preset("ave-fully", "cpsp"), family="toy-linear", epochs=15,
+    ds = ArrayAVEDataset(audio, np.zeros((24, 1), np.float32), labels)
+    preset = dataclasses.replace(get_preset("ave-fully", "cpsp"), family="toy-linear", epochs=epochs,
                                  batch_size=8, lr=0.05)
-    result = Trainer(make_family(preset, 2), preset, tmp_path, device="cpu", progress=False).fit(ds, ds, ds)
-    assert result["test"]["accuracy"] > 90
+    return Trainer(make_family(preset, 2), preset, out_dir, device="cpu", progress=False).fit(ds, ds, ds)
+
+
+def test_a_new_family_plugs_in_without_editing_the_trainer(tmp_path):
+    assert _toy_run(tmp_path)["test"]["accuracy"] > 90
+
+
+def test_same_seed_same_run(tmp_path):
+    a = _toy_run(tmp_path / "a", epochs=3)["history"]
+    b = _toy_run(tmp_path / "b", epochs=3)["history"]
+    strip = [{k: v for k, v in h.items() if k != "seconds"} for h in a]
+    assert strip == [{k: v for k, v in h.items() if k != "seconds"} for h in b]
+
+
+@pytest.mark.slow
+def test_cli_train_prints_test_accuracy_next_to_chance(trained):
+    wd, _ = trained
+    proc = subprocess.run(avel_cmd("train", "--workdir", str(wd), "--model", "psp", "--epochs", "1",
+                                   "--device", "cpu", "--set", "batch_size=8"),
+                          env=cli_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "test accuracy:" in proc.stdout and "chance" in proc.stdout
+    assert (wd / "train" / "ave-fully__psp" / "metrics.json").is_file()
 
 
 @pytest.mark.parametrize("task,model", [("ave-weakly", "cpsp"), ("ave-weakly", "sspsp"),
