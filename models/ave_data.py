@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 import h5py
@@ -146,3 +147,84 @@ def load_original_ave(directory: str | Path, in_memory: bool = True
             arrays[name] = fh[key][()]
     return {s: ArrayAVEDataset(arrays["audio"], arrays["video"], arrays["labels"], idx)
             for s, idx in orders.items()}, num_classes
+
+
+class _NumpyOnlyUnpickler:
+    """Unpickles numpy arrays and nothing else (the VGGSound-AVEL .pkl files hold plain
+    arrays), so reading them cannot run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar")}
+
+    @classmethod
+    def load(cls, fh: Any) -> Any:
+        import pickle
+
+        class U(pickle.Unpickler):
+            def find_class(self, module: str, name: str) -> Any:
+                if (module, name) not in cls.ALLOWED:
+                    raise pickle.UnpicklingError(f"refusing {module}.{name}: only numpy arrays")
+                return super().find_class(module, name)
+        return U(fh).load()
+
+
+def read_zipped_array(path: str | Path) -> np.ndarray:
+    """The single .pkl inside a VGGSound-AVEL `{video_id}.zip`, as a numpy array."""
+    import zipfile
+    with zipfile.ZipFile(path) as zf:
+        names = [n for n in zf.namelist() if n.endswith(".pkl")]
+        if len(names) != 1:
+            raise ValueError(f"{path}: expected one .pkl inside, found {len(names)}")
+        with zf.open(names[0]) as fh:
+            obj = _NumpyOnlyUnpickler.load(fh)
+    if not isinstance(obj, np.ndarray) or obj.dtype == object:
+        raise ValueError(f"{path}: the .pkl holds {type(obj).__name__}, not a numeric array "
+                         "(only numpy arrays are read)")
+    return obj
+
+
+def pad_audio(audio: np.ndarray, segments: int = SEGMENTS) -> np.ndarray:
+    """[t,128] → [10,128]: repeat the last row when short, truncate when long (as upstream)."""
+    if len(audio) < segments:
+        audio = np.concatenate([audio, np.repeat(audio[-1:], segments - len(audio), axis=0)])
+    return audio[:segments]
+
+
+class VGGSoundAVELDataset(Dataset):
+    """The released VGGSound-AVEL100k/50k layout: a meta CSV (video_id, category, split), the
+    categories txt (class id = line index), and per video `{video_id}.zip` in an audio, a
+    visual and an avc-label directory. Labels are built as upstream: [10, C+1] with
+    label[:, class_id] = avc and label[:, -1] = 1 - avc."""
+
+    def __init__(self, meta_csv: str | Path, categories: str | Path, audio_dir: str | Path,
+                 video_dir: str | Path, label_dir: str | Path, split: str) -> None:
+        import pandas as pd
+        meta = pd.read_csv(meta_csv)
+        for col in ("video_id", "category", "split"):
+            if col not in meta.columns:
+                raise ValueError(f"{meta_csv}: no column {col!r}")
+        names = [n.strip() for n in Path(categories).read_text(encoding="utf-8").splitlines() if n.strip()]
+        self.class_of = {n: k for k, n in enumerate(names)}
+        self.num_classes = len(names)
+        rows = meta[meta["split"] == split].reset_index(drop=True)
+        unknown = sorted(set(rows["category"]) - set(self.class_of))
+        if unknown:
+            raise ValueError(f"{meta_csv}: category {unknown[0]!r} is not in {categories}")
+        self.video_ids = [str(v) for v in rows["video_id"]]
+        self.classes = [self.class_of[c] for c in rows["category"]]
+        self.dirs = (Path(audio_dir), Path(video_dir), Path(label_dir))
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        vid = self.video_ids[i]
+        audio = pad_audio(read_zipped_array(self.dirs[0] / f"{vid}.zip")).astype(np.float32)
+        video = read_zipped_array(self.dirs[1] / f"{vid}.zip").astype(np.float32)
+        avc = read_zipped_array(self.dirs[2] / f"{vid}.zip").reshape(-1)[:SEGMENTS].astype(np.float32)
+        labels = np.zeros((SEGMENTS, self.num_classes + 1), np.float32)
+        labels[:, self.classes[i]] = avc
+        labels[:, -1] = 1 - avc
+        return {"audio": torch.as_tensor(audio), "video": torch.as_tensor(video),
+                "labels": torch.as_tensor(labels), "index": torch.tensor(i)}

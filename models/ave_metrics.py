@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from torch import Tensor
 
 
@@ -68,7 +67,3 @@ def chance_accuracy(target: np.ndarray) -> float:
     if not t.size:
         return float("nan")
     return float(np.bincount(t).max() / t.size * 100.0)
-
-
-def as_long(x: Tensor) -> Tensor:
-    return x.to(torch.long)

@@ -9,7 +9,6 @@ module (`.double()` for parity, float32 by default).
 
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor

@@ -120,6 +120,14 @@ def psp_avps_target(labels: Tensor) -> Tensor:
     return seg / seg.sum(dim=-1, keepdim=True).clamp(min=1e-12)
 
 
+def psp_prob_labels(labels: Tensor) -> Tensor:
+    """`prob_label.h5` as the PSP weakly script reads it, [B,C+1]: the per-second one-hots
+    averaged over time (a 3-second event of class k → 0.3 at k, 0.7 at background). The file
+    itself is not shipped with the repos; this is the reading the export stage writes too
+    (pipeline.labels on branch export), so exported files and `avel train` agree."""
+    return labels.mean(dim=1)
+
+
 def psp_weakly_loss(out_avg: Tensor, prob_labels: Tensor) -> Tensor:
     """PSP repo weakly: BCELoss on the softmax output vs the normalised video label."""
     return F.binary_cross_entropy(out_avg, prob_labels)

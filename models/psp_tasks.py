@@ -186,8 +186,7 @@ class PSPWeaklyFamily(_AVEFamily):
     def loss(self, model: nn.Module, batch: dict[str, Tensor], epoch: int
              ) -> tuple[Tensor, dict[str, float]]:
         video, audio = _inputs(model, batch)
-        video_level = batch["labels"].to(video.dtype).amax(dim=1)  # [B,C+1] incl. background
-        prob = video_level / video_level.sum(-1, keepdim=True).clamp(min=1e-12)  # prob_label
+        prob = L.psp_prob_labels(batch["labels"].to(video.dtype))  # prob_label.h5, [B,C+1]
         out_avg, _ = model(audio, video, self.preset.threshold)
         loss = L.psp_weakly_loss(out_avg, prob)
         return loss, {"bce": float(loss.detach())}

@@ -288,6 +288,12 @@ class Trainer:
 
     # ---- outputs -----------------------------------------------------------------------
     def _writer(self) -> Any:
+        import sys
+        import types
+        if "tensorflow" not in sys.modules:
+            # TensorBoard imports all of TensorFlow (tens of seconds) when it is installed,
+            # only to write event files; its documented `notf` switch selects the light stub.
+            sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard is a core dependency; stay usable without it

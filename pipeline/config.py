@@ -113,6 +113,12 @@ class TrainConfig:
     # HDF5 reads from the store
     in_memory: Literal["auto", "always", "never"] = "auto"
     num_workers: int = 0  # DataLoader worker processes
+    # train on the released AVE files instead of the store: a directory holding
+    # audio_feature.h5, visual_feature.h5, right_labels.h5 and {train,val,test}_order.h5
+    original_ave_dir: str | None = None
+    # train on the released VGGSound-AVEL layout: keys meta, categories, audio_dir,
+    # video_dir, label_dir (per-video zips holding one .pkl array each)
+    original_vggsound_avel: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.num_workers < 0:

@@ -3,9 +3,9 @@ trainer (models.trainer) with a task preset (models.presets), outputs under
 `<workdir>/train/<task>__<model>/`.
 
 Labels: AVE-style manifests (ave and the synthetic demo) give per-second one-hot labels
-[N,10,C+1] from `category`, `event_start`, `event_end` (background last); the classes are
-the manifest's categories in order of first appearance -- for the real AVE that is the
-released label order -- so `num_classes` comes from the data. Splits come from the
+[N,10,C+1] from `category`, `event_start`, `event_end` (background last) through
+`pipeline.labels`; the classes are the official 28 for AVE, else the manifest's categories
+in order of first appearance, so `num_classes` comes from the data. Splits come from the
 manifest's `split` column. Features: `features/<audio>` and `features/<visual>` of the store
 (vggish + vgg19 by default; `train.overrides: {options: {visual_features: NAME}}`).
 The whole feature set is loaded into memory when it fits (`train.in_memory`), else read
@@ -32,7 +32,6 @@ from pipeline.manifest import load_manifest
 from pipeline.store import open_features
 
 log = logging.getLogger(__name__)
-SEGMENTS = 10
 SPLITS = ("train", "val", "test")
 
 
@@ -46,25 +45,18 @@ class TrainingData:
 
 def segment_labels(manifest: pd.DataFrame, classes: list[str] | None = None
                    ) -> tuple[np.ndarray, list[str]]:
-    """[N,10,C+1] per-second one-hot from an AVE-style manifest, background last.
-    (The export branch's `pipeline.labels.ave_segment_labels` builds the same array for
-    export; this is the train stage's own copy so the stage does not depend on it.)"""
+    """[N,10,C+1] per-second one-hot from an AVE-style manifest, background last, and the
+    class names -- the export stage's builders (pipeline.labels), so `avel train` and the
+    exported right_labels.h5 agree."""
+    from pipeline.labels import ave_classes, ave_segment_labels
     for col in ("category", "event_start", "event_end"):
         if col not in manifest.columns:
-            raise InputError(f"manifest has no column {col!r}; per-segment labels need an "
-                             "AVE-style dataset (category, event_start, event_end)", field=col)
-    names = classes if classes is not None else list(dict.fromkeys(manifest["category"]))
-    index = {n: k for k, n in enumerate(names)}
-    out = np.zeros((len(manifest), SEGMENTS, len(names) + 1), dtype=np.float32)
-    out[:, :, -1] = 1.0
-    for i, (cat, s, e) in enumerate(zip(manifest["category"], manifest["event_start"],
-                                        manifest["event_end"])):
-        if cat not in index:
-            raise InputError(f"category {cat!r} is not among the classes", line=i + 1, field="category")
-        s, e = max(int(s), 0), min(int(e), SEGMENTS)
-        out[i, s:e, -1] = 0.0
-        out[i, s:e, index[cat]] = 1.0
-    return out, names
+            raise InputError(f"manifest has no column {col!r}; per-second labels need an "
+                             "AVE-style dataset (category, event_start, event_end). For "
+                             "VGGSound-AVEL set train.original_vggsound_avel to the released "
+                             "feature/label files", field=col)
+    names = list(classes) if classes is not None else ave_classes(manifest)
+    return ave_segment_labels(manifest, names), names
 
 
 class StoreDataset(Dataset):
@@ -109,6 +101,10 @@ def _fits_in_memory(n: int, shapes: list[tuple[int, ...]]) -> bool:
 def load_training_data(workdir: str | Path, config: Config, audio_name: str = "vggish",
                        visual_name: str = "vgg19") -> TrainingData:
     workdir = Path(workdir)
+    if config.train.original_ave_dir:
+        return _original_ave_data(workdir, config)
+    if config.train.original_vggsound_avel:
+        return _original_vggsound_avel_data(workdir, config)
     manifest = load_manifest(workdir).reset_index(drop=True)
     labels, classes = segment_labels(manifest)
     try:
@@ -148,6 +144,41 @@ def load_training_data(workdir: str | Path, config: Config, audio_name: str = "v
             raise InputError(f"the manifest has no '{s}' clip with features", file=workdir / "manifest.parquet",
                              field="split")
     return TrainingData(datasets, len(classes), classes + ["background"], clip_ids)
+
+
+def _original_ave_data(workdir: Path, config: Config) -> TrainingData:
+    """The released AVE feature files (as the original scripts read them)."""
+    from models.ave_data import AVE_CLASSES, load_original_ave
+    directory = Path(config.train.original_ave_dir or "")
+    if not directory.is_absolute():
+        directory = workdir / directory
+    try:
+        datasets, num_classes = load_original_ave(directory, config.train.in_memory != "never")
+    except (FileNotFoundError, KeyError, OSError) as exc:
+        raise InputError(str(exc), file=directory, field="train.original_ave_dir") from None
+    n = max(int(ds.indices.max()) for ds in datasets.values() if len(ds)) + 1  # type: ignore[attr-defined]
+    names = AVE_CLASSES if num_classes == len(AVE_CLASSES) else [f"class_{k}" for k in range(num_classes)]
+    return TrainingData(datasets, num_classes, list(names) + ["background"], [str(i) for i in range(n)])
+
+
+def _original_vggsound_avel_data(workdir: Path, config: Config) -> TrainingData:
+    from models.ave_data import VGGSoundAVELDataset
+    files = dict(config.train.original_vggsound_avel)
+    need = ("meta", "categories", "audio_dir", "video_dir", "label_dir")
+    missing = [k for k in need if k not in files]
+    if missing:
+        raise InputError(f"needs keys {', '.join(need)}; missing {', '.join(missing)}",
+                         field="train.original_vggsound_avel")
+    paths = {k: (workdir / v if not Path(v).is_absolute() else Path(v)) for k, v in files.items()}
+    try:
+        datasets = {s: VGGSoundAVELDataset(paths["meta"], paths["categories"], paths["audio_dir"],
+                                           paths["video_dir"], paths["label_dir"], s) for s in SPLITS}
+    except (OSError, ValueError) as exc:
+        raise InputError(str(exc), field="train.original_vggsound_avel") from None
+    train_ds = datasets["train"]
+    names = sorted(train_ds.class_of, key=train_ds.class_of.__getitem__)
+    ids = [v for s in SPLITS for v in datasets[s].video_ids]
+    return TrainingData(datasets, train_ds.num_classes, names + ["background"], ids)
 
 
 def run_dir(workdir: str | Path, task: str, model: str) -> Path:
@@ -232,7 +263,8 @@ def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | N
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = write_per_class_table(collected["pred"], collected["target"], data.class_names,
                                  out_dir / "per_class.csv")
-    names = [data.clip_ids[int(i)] for i in collected["index"]]
+    own_ids = getattr(data.datasets[split], "video_ids", None)  # per-split ids (VGGSound-AVEL)
+    names = [(own_ids or data.clip_ids)[int(i)] for i in collected["index"]]
     plot_timelines(collected["pred"], collected["target"], names, data.class_names,
                    out_dir / "timelines.png", n=n_timelines, seed=preset.seed)
     doc = {"split": split, "metrics": metrics, "per_class": rows,

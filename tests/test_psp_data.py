@@ -83,3 +83,69 @@ def test_h5_dataset_is_worker_safe_and_equals_arrays(tmp_path, ave_labels):
         for k in ("audio", "video", "labels", "index"):
             assert torch.equal(g[k], w[k])
     assert [int(i) for b in got for i in b["index"]] == rows
+
+
+def test_train_stage_reads_original_ave_files(tmp_path, shared_data):
+    """train.original_ave_dir: the released file names/keys, real order files, real labels."""
+    import shutil
+
+    from pipeline.config import load_config
+    from pipeline.train_stage import load_training_data
+    labels, _ = ave_labels_from_annotations(shared_data / "ave" / "Annotations.txt")
+    d = tmp_path / "ave"
+    d.mkdir()
+    for split in ("train", "val", "test"):
+        shutil.copy(shared_data / "ave" / f"{split}_order.h5", d)
+    with h5py.File(d / "right_labels.h5", "w") as fh:
+        fh["avadataset"] = labels
+    with h5py.File(d / "audio_feature.h5", "w") as fh:
+        fh.create_dataset("avadataset", shape=(4143, 10, 128), dtype="f8", fillvalue=0.5)
+    with h5py.File(d / "visual_feature.h5", "w") as fh:  # allocated lazily: cheap on disk
+        fh.create_dataset("avadataset", shape=(4143, 10, 7, 7, 512), dtype="f8", fillvalue=0.25,
+                          chunks=(1, 10, 7, 7, 512))
+    wd = tmp_path / "wd"
+    init_workdir(wd, "ave")
+    cfg = load_config(wd)
+    cfg.train.original_ave_dir = str(d)
+    cfg.train.in_memory = "never"
+    data = load_training_data(wd, cfg)
+    assert data.num_classes == 28 and data.class_names[-1] == "background"
+    assert {k: len(v) for k, v in data.datasets.items()} == {"train": 3339, "val": 402, "test": 402}
+    item = data.datasets["test"][0]
+    row = int(read_orders(d)["test"][0])
+    assert int(item["index"]) == row
+    assert torch.equal(item["labels"], torch.as_tensor(labels[row]))
+    assert item["video"].shape == (10, 7, 7, 512) and float(item["audio"][0, 0]) == 0.5
+
+
+def test_vggsound_avel_zip_reader(tmp_path):
+    import pickle
+    import zipfile
+
+    from models.ave_data import VGGSoundAVELDataset, read_zipped_array
+
+    def put(directory, vid, arr):
+        directory.mkdir(exist_ok=True)
+        with zipfile.ZipFile(directory / f"{vid}.zip", "w") as zf:
+            zf.writestr(f"{vid}.pkl", pickle.dumps(arr))
+
+    (tmp_path / "cats.txt").write_text("dog\ncat\nbird\n")
+    (tmp_path / "meta.csv").write_text("video_id,category,split\nv1,cat,train\nv2,bird,test\n")
+    rng = np.random.default_rng(0)
+    a1 = rng.normal(size=(7, 128))  # short: padded by repeating the last row
+    put(tmp_path / "a", "v1", a1)
+    put(tmp_path / "v", "v1", rng.normal(size=(10, 1024, 7, 7)).astype(np.float32))
+    put(tmp_path / "l", "v1", np.array([[0, 0, 1, 1, 1, 0, 0, 0, 0, 0]]))  # [1,10]
+    ds = VGGSoundAVELDataset(tmp_path / "meta.csv", tmp_path / "cats.txt", tmp_path / "a",
+                             tmp_path / "v", tmp_path / "l", "train")
+    item = ds[0]
+    assert item["audio"].shape == (10, 128)
+    assert np.allclose(item["audio"][7:].numpy(), np.float32(a1[-1]))
+    assert item["labels"].argmax(-1).tolist() == [3, 3, 1, 1, 1, 3, 3, 3, 3, 3]  # cat = 1, bg = 3
+    # a pickle that is not a plain array is refused, not executed
+    put(tmp_path / "bad", "x", {"not": "an array"})
+    with pytest.raises(ValueError, match="not a numeric array"):
+        read_zipped_array(tmp_path / "bad" / "x.zip")
+    put(tmp_path / "bad", "y", print)  # a global reference: never resolved
+    with pytest.raises(pickle.UnpicklingError, match="refusing builtins.print"):
+        read_zipped_array(tmp_path / "bad" / "y.zip")

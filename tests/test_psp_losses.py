@@ -151,3 +151,11 @@ def test_vggsound_weakly_broadcast_quirk_equals_torch_and_differs_from_fixed():
     quirk = L.cpsp_weakly_class_loss(p, y, broadcast_quirk=True)
     assert quirk.item() == pytest.approx(torch_upstream.item(), rel=1e-12)
     assert abs(quirk.item() - L.cpsp_weakly_class_loss(p, y).item()) > 1e-4
+
+
+def test_psp_prob_labels_average_seconds():
+    labels = torch.zeros(1, 10, 3)
+    labels[0, :, 2] = 1
+    labels[0, 4:7, 2] = 0
+    labels[0, 4:7, 1] = 1  # class 1 for 3 of 10 seconds
+    assert torch.allclose(L.psp_prob_labels(labels), torch.tensor([[0.0, 0.3, 0.7]]))
