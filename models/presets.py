@@ -105,3 +105,4 @@ def _load_families() -> None:
     # Registering presets lives with each family; importing them here keeps lookups complete.
     import models.psp_presets  # noqa: F401
     import models.baselines.trainer_presets  # noqa: F401  (AVE baselines)
+    import models.avvp_presets  # noqa: F401  (HAN, PSP/CPSP on LLP)

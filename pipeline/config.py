@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +20,9 @@ from pipeline.errors import InputError
 
 CONFIG_NAME = "avel.yaml"
 DATASETS = ("ave", "llp", "vggsound", "vggsound-avel", "vggsound-avel50k")
-MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
+# the repository's manifests/ (editable installs), or where the container image put it
+MANIFESTS_DIR = Path(os.environ.get("AVEL_MANIFESTS")
+                     or Path(__file__).resolve().parent.parent / "manifests")
 
 
 @dataclass
@@ -68,25 +71,75 @@ class DownloadConfig:
     cookies_file: str | None = None
     proxy: str | None = None
     rate_limit_bytes: int | None = None
-    sleep_s: float = 0.0
+    sleep_s: float = 0.0  # before each download and each extraction request (yt-dlp)
     user_agent: str | None = None
     workers: int = 4
-    requests_per_s: float = 2.0
+    requests_per_s: float = 2.0  # clips started per second, all workers together; 0 = no limit
     max_attempts: int = 3
     socket_timeout_s: float = 20.0
     backoff_base_s: float = 2.0
     backoff_max_s: float = 300.0
-    throttle_limit: int = 8
+    throttle_limit: int = 8  # throttle answers in a row (no success between) before stopping
+    # section mode: re-encode around the cuts so the file starts exactly at the section
+    # start; off = stream copy (fast; the start is still exact for ffmpeg-based readers,
+    # which honour the edit list, but the file carries the preceding GOP)
+    force_keyframes_at_cuts: bool = False
+
+    def validate(self) -> None:
+        if self.pad_s < 0:
+            raise ValueError("pad_s must be >= 0")
+        if self.workers < 1:
+            raise ValueError("workers must be >= 1")
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if self.throttle_limit < 1:
+            raise ValueError("throttle_limit must be >= 1")
+        if self.requests_per_s < 0 or self.sleep_s < 0:
+            raise ValueError("requests_per_s and sleep_s must be >= 0 (0 = no limit)")
+        if self.socket_timeout_s <= 0:
+            raise ValueError("socket_timeout_s must be > 0")
+        if self.backoff_base_s < 0 or self.backoff_max_s < self.backoff_base_s:
+            raise ValueError("need 0 <= backoff_base_s <= backoff_max_s")
+        if self.rate_limit_bytes is not None and self.rate_limit_bytes <= 0:
+            raise ValueError("rate_limit_bytes must be > 0")
 
 
 @dataclass
 class CutConfig:
-    audio_recipe: str = "vggsound"  # see pipeline.cut recipes
+    """How `avel cut` turns videos into 16 kHz audio and recipe frames (pipeline/cut_recipes.py)."""
+
+    audio_recipe: str = "vggsound"  # vggsound | llp | ave
     frames_recipe: str = "ave-vgg19"  # llp-8fps | ave-vgg19 | uniform-N
-    jpeg_quality: int = 2  # ffmpeg -q:v (2 = best usual)
-    scale: str | None = None  # e.g. "-2:256"; None keeps the source size
+    # ffmpeg -q:v for the JPEGs; None keeps ffmpeg's default, which is what the original
+    # recipes ran (`ffmpeg -i video -r 8 %06d.jpg` sets no quality)
+    jpeg_quality: int | None = None
+    scale: str | None = None  # ffmpeg scale filter args, e.g. "-2:256"; None keeps the source size
     loose: bool = False
     workers: int = 2
+    # defects that are cut anyway and noted, instead of failing the clip (see pipeline/cut_checks.py)
+    allow: list[str] = field(default_factory=lambda: ["rotated", "unusual-pixel-format",
+                                                      "non-ascii-name"])
+    max_pixels: int = 4096 * 2160  # larger frames fail as huge-resolution
+    max_pad_s: float = 0.5  # a file may end this much before the clip does (zeros are padded)
+    span_slack_s: float = 0.1  # a file ending this little after the clip is decoded whole
+    batch_clips: int = 8  # finished clips per part file (what a kill can lose at most)
+    timeout_s: float = 600.0  # per ffmpeg/ffprobe call
+
+    def validate(self) -> None:
+        from pipeline.cut_checks import ALLOWABLE
+        from pipeline.cut_recipes import audio_recipe, frames_recipe
+
+        audio_recipe(self.audio_recipe)
+        frames_recipe(self.frames_recipe)
+        if self.jpeg_quality is not None and not 1 <= self.jpeg_quality <= 31:
+            raise ValueError("jpeg_quality must be 1..31 (ffmpeg -q:v) or null")
+        unknown = sorted(set(self.allow) - set(ALLOWABLE))
+        if unknown:
+            raise ValueError(f"allow: unknown conditions {unknown}; allowed: {list(ALLOWABLE)}")
+        if self.workers < 1 or self.batch_clips < 1:
+            raise ValueError("workers and batch_clips must be >= 1")
+        if self.max_pad_s < 0 or self.span_slack_s < 0:
+            raise ValueError("max_pad_s and span_slack_s must be >= 0")
 
 
 @dataclass
@@ -99,6 +152,24 @@ class ExtractConfig:
     store_dtype: Literal["float32", "float16"] = "float32"
     # extractor name -> "pretrained" (from the cache), "random", or a weights file path
     weights: dict[str, str] = field(default_factory=dict)
+    # extractor name -> recipe options, e.g. {vgg19: {recipe: torchvision-imagenet}}
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seed: int = 0  # init seed for `random` weights
+    prefetch: int = 4  # clips each preprocessing worker keeps ready
+    flush_clips: int = 64  # finished clips per store part (the most a kill can lose)
+    max_attempts: int = 3
+    ray_gpus_per_actor: float = 1.0  # Ray executor: GPUs each extract actor asks for
+    # CPU threads for the network on a CPU device (None: torch's default). Results depend
+    # on it in the last float bits (reduction order), so pin it to compare runs exactly.
+    cpu_threads: int | None = None
+
+    def validate(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if self.num_workers < 0:
+            raise ValueError("num_workers must be >= 0")
+        if self.prefetch < 1 or self.flush_clips < 1 or self.max_attempts < 1:
+            raise ValueError("prefetch, flush_clips and max_attempts must be >= 1")
 
 
 @dataclass

@@ -19,8 +19,8 @@ def collect(workdir: str | Path) -> dict[str, Any]:
     stages: dict[str, Any] = {}
     state = wd.root / "state"
     stage_dirs = sorted(state.iterdir()) if state.is_dir() else []
-    stage_dirs.sort(key=lambda p: (STAGE_ORDER.index(p.name.split(":")[0])
-                                   if p.name.split(":")[0] in STAGE_ORDER else 99, p.name))
+    stage_dirs.sort(key=lambda p: (STAGE_ORDER.index(p.name.split("-")[0])
+                                   if p.name.split("-")[0] in STAGE_ORDER else 99, p.name))
     for stage_dir in stage_dirs:
         if not stage_dir.is_dir():
             continue

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from pipeline import atomic
 from pipeline.config import Config, load_config
 from pipeline.errors import InputError
 from pipeline.manifest import load_manifest
@@ -216,6 +217,9 @@ def train(workdir: str | Path, config: Config | None = None, *, task: str | None
     workdir = Path(workdir)
     config = config or load_config(workdir)
     preset = resolve_preset(config, task, model, overrides)
+    if preset.family == "avvp":
+        from pipeline.avvp_stage import train_avvp
+        return train_avvp(workdir, config, preset, device, resume, progress)
     opts = preset.options
     data = load_training_data(workdir, config, opts.get("audio_features", "vggish"),
                               opts.get("visual_features", "vgg19"))
@@ -242,6 +246,10 @@ def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | N
     workdir = Path(workdir)
     config = config or load_config(workdir)
     preset = resolve_preset(config, task, model, overrides)
+    if preset.family == "avvp":
+        from pipeline.avvp_stage import evaluate_avvp
+        return evaluate_avvp(workdir, config, preset, split, checkpoint, official_arch,
+                             trust_pickles, device, n_timelines)
     opts = preset.options
     data = load_training_data(workdir, config, opts.get("audio_features", "vggish"),
                               opts.get("visual_features", "vgg19"))
@@ -267,6 +275,11 @@ def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | N
     names = [(own_ids or data.clip_ids)[int(i)] for i in collected["index"]]
     plot_timelines(collected["pred"], collected["target"], names, data.class_names,
                    out_dir / "timelines.png", n=n_timelines, seed=preset.seed)
+    # per clip, per second: the predicted class name ("background" included), for tools
+    # such as the demo's preview video that draw predictions next to the footage
+    predictions = {name: [data.class_names[int(p)] for p in np.asarray(pred).reshape(-1)]
+                   for name, pred in zip(names, collected["pred"])}
+    atomic.write_text(out_dir / "predictions.json", json.dumps(predictions, indent=1))
     doc = {"split": split, "metrics": metrics, "per_class": rows,
            "checkpoint": str(checkpoint or "best")}
     tmp = out_dir / ".metrics.json.tmp"

@@ -40,6 +40,10 @@ def command(workdir: Path, task: str | None, model: str | None, split: str,
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))
         return
+    if "table" in result:  # task avvp: the ten official numbers
+        click.echo(result["table"])
+        click.echo(f"report: {result['out_dir']}")
+        return
     m = result["metrics"]
     click.echo(format_table(result["per_class"]))
     click.echo(f"{split} accuracy: {m['accuracy']:.2f}%  (chance, majority class: {m['chance']:.2f}%)")

@@ -26,8 +26,9 @@ def parse_overrides(items: tuple[str, ...]) -> dict:
 @click.command("train")
 @workdir_option
 @click.option("--task", default=None, help="ave-fully | ave-weakly | vggsound-avel-fully | "
-              "vggsound-avel-weakly (default: train.task)")
-@click.option("--model", default=None, help="psp | cpsp | sspsp | psp-cvpr21 (default: train.model)")
+              "vggsound-avel-weakly | avvp (default: train.task)")
+@click.option("--model", default=None,
+              help="psp | cpsp | sspsp | psp-cvpr21 | han (default: train.model)")
 @click.option("--epochs", type=int, default=None, help="Override the preset's epoch count.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
@@ -50,6 +51,8 @@ def command(workdir: Path, task: str | None, model: str | None, epochs: int | No
     click.echo(f"run: {result['run_dir']}")
     best = result["best"]
     click.echo(f"best {best.get('metric')}: {best.get('score'):.2f} at epoch {best.get('epoch')}")
+    if "test_table" in result:  # task avvp
+        click.echo(result["test_table"])
     if "test_accuracy" in result:
         click.echo(f"test accuracy: {result['test_accuracy']:.2f}%  "
                    f"(chance, majority class: {result['chance_accuracy']:.2f}%)")

@@ -1,0 +1,102 @@
+"""What the frame-based extractors (VGG-19, ResNet-152, R(2+1)D-18, ResNet layer 3) share:
+picking a clip's frames, building the network with its weights, and the device-side step.
+
+A subclass states its recipe as class data (frames it takes, `ImageRecipe`, weights entry)
+and writes `build_network` and, if the output needs folding, `assemble`.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from extractors.base import ClipInput, Extractor
+from extractors.frames import ImageRecipe, decode_many, normalise, require_frames, select_indices
+from extractors.weights_source import build_seeded, load_state
+
+
+class FrameExtractor(Extractor):
+    input_kind = "frames"
+    #: memory format the network runs in (channels_last for 2-D, channels_last_3d for video)
+    memory_format: ClassVar[torch.memory_format] = torch.channels_last
+
+    def __init__(self, *, weights: str = "pretrained", seed: int = 0) -> None:
+        self.weights = weights
+        self.seed = seed
+        if weights == "random":
+            self.net = build_seeded(self.build_network, seed)
+            self.weights_id = "random"
+        else:
+            net = self.build_network()
+            state, self.weights_id = load_state(weights, default_file=self.pretrained_file(),
+                                                fetch_hint=self.fetch_hint())
+            self.load_weights(net, state)
+            self.net = net
+        self.net.eval()
+        self.net.requires_grad_(False)
+
+    # -- what a subclass says -------------------------------------------------
+    @property
+    @abstractmethod
+    def image(self) -> ImageRecipe:
+        """Per-frame preprocessing of the active recipe."""
+
+    @abstractmethod
+    def frame_count(self) -> int:
+        """How many frames of a clip the recipe uses."""
+
+    def min_frames(self) -> int:
+        """Fewer frames than this and the clip is rejected (recorded, not a crash)."""
+        return self.frame_count()
+
+    @abstractmethod
+    def build_network(self) -> torch.nn.Module:
+        """The network with random init, cut at the layer the recipe reads."""
+
+    @abstractmethod
+    def pretrained_file(self):  # type: ignore[no-untyped-def]
+        """Path of the pretrained weights file in the cache."""
+
+    @abstractmethod
+    def fetch_hint(self) -> str:
+        """The command that puts `pretrained_file` in place."""
+
+    def load_weights(self, net: torch.nn.Module, state: dict[str, Any]) -> None:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if missing:
+            raise ValueError(f"{self.name}: weights lack {len(missing)} tensors, e.g. {missing[:3]}")
+        del unexpected  # heads the recipe cuts off (fc, classifier) are expected extras
+
+    def base_recipe(self) -> dict[str, Any]:
+        return {"extractor": self.name, "weights": self.weights if self.weights in ("pretrained", "random")
+                else "file", "seed": self.seed if self.weights == "random" else None,
+                "frames": self.frame_count(), "min_frames": self.min_frames(),
+                "image": self.image.as_dict()}
+
+    # -- the interface --------------------------------------------------------
+    def select(self, n_frames: int) -> np.ndarray:
+        """Frames used: all of them when the count matches, else evenly spaced ones."""
+        return select_indices(n_frames, self.frame_count())
+
+    def preprocess(self, clip: ClipInput) -> torch.Tensor:
+        require_frames(clip.frames, self.min_frames())
+        chosen = [clip.frames[i] for i in self.select(len(clip.frames))]
+        return self.items_from_pixels(decode_many(chosen, self.image))
+
+    def items_from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 [frames, 3, H, W] → the items `forward` takes (default: one per frame)."""
+        return pixels
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        x = normalise(items, self.image).contiguous(memory_format=self.memory_format)
+        return self.net(x)
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [self.net]
+
+    def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> FrameExtractor:
+        self.net.to(device=device, dtype=dtype, memory_format=self.memory_format).eval()
+        return self

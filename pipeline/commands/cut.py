@@ -1,0 +1,28 @@
+"""`avel cut`: 16 kHz audio and recipe frames for one shard, into clips/<shard>.h5."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline.cli_options import config_and_shard, shard_options
+
+
+@click.command("cut")
+@shard_options
+@click.option("--workers", "-j", type=int, default=None,
+              help="Worker processes (default: cut.workers from the config).")
+@click.option("--loose/--no-loose", default=None,
+              help="Write frames/<clip_id>/%06d.jpg and audio/<clip_id>.wav under clips/loose "
+                   "(the original scripts' layout) instead of the shard HDF5 file.")
+def command(workdir: Path, shard_index: int | None, num_shards: int | None,
+            workers: int | None, loose: bool | None) -> None:
+    """Cut each clip's audio (16 kHz PCM) and frames (JPEG, per the frames recipe)."""
+    from pipeline.cut_stage import run_cut
+
+    config, shard = config_and_shard(workdir, shard_index, num_shards)
+    s = run_cut(workdir, config, shard, workers=workers, loose=loose)
+    reasons = ", ".join(f"{r}: {n}" for r, n in sorted(s.reasons.items())) or "-"
+    click.echo(f"shard {s.shard}: {s.done} cut, {s.failed} failed ({reasons}), "
+               f"{s.skipped} already done, {s.waiting} waiting for download -> {s.output}")

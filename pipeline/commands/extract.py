@@ -1,0 +1,58 @@
+"""`avel extract` (features of one shard's cut clips) and `avel index` (rebuild index.h5)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from pipeline.cli_options import config_and_shard, shard_options, workdir_option
+
+
+@click.command("extract")
+@shard_options
+@click.option("--extractor", "-e", "extractors", multiple=True,
+              help="Extractor name (vgg19, resnet152, r2plus1d_18, resnet_layer3, vggish); "
+                   "repeatable; default: extract.extractors from the config.")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default=None,
+              help="Where the network runs (default: extract.device).")
+@click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16", "fp16"]), default=None,
+              help="fp32 is strict (no TF32); bf16/fp16 use autocast.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Items (frames, or video clips for r2plus1d_18) per forward pass.")
+@click.option("--num-workers", type=click.IntRange(min=0), default=None,
+              help="Preprocessing worker processes (0 = in the main process).")
+@click.option("--weights", default=None,
+              help="pretrained (from the cache), random (seeded, recorded), or a state_dict file.")
+@click.option("--store-dtype", type=click.Choice(["float32", "float16"]), default=None)
+@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+def extract_command(workdir: Path, shard_index: int | None, num_shards: int | None,
+                    extractors: tuple[str, ...], device: str | None, precision: str | None,
+                    batch_size: int | None, num_workers: int | None, weights: str | None,
+                    store_dtype: str | None, no_progress: bool) -> None:
+    """Run extractors over this shard's cut clips; resumable per clip; prints a JSON summary."""
+    from pipeline.extract_stage import run_extract
+
+    config, shard = config_and_shard(workdir, shard_index, num_shards)
+    for name in extractors or tuple(config.extract.extractors):
+        summary = run_extract(workdir, name, shard, config, weights=weights, progress=not no_progress,
+                              device=device, precision=precision, batch_size=batch_size,
+                              num_workers=num_workers, store_dtype=store_dtype)
+        click.echo(json.dumps(summary, sort_keys=True))
+
+
+@click.command("index")
+@workdir_option
+@click.option("--extractor", "-e", "extractors", multiple=True,
+              help="Extractor whose index to rebuild; default: every one under features/.")
+def index_command(workdir: Path, extractors: tuple[str, ...]) -> None:
+    """Fold leftover parts into shard files and rebuild features/<name>/index.h5."""
+    from pipeline.feature_index import rebuild_index
+
+    names = extractors or tuple(sorted(p.name for p in (workdir / "features").glob("*") if p.is_dir()))
+    for name in names:
+        click.echo(str(rebuild_index(workdir, name)))
+
+
+commands = [extract_command, index_command]

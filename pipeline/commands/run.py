@@ -1,0 +1,27 @@
+"""`avel run`: the stages in order for this shard, or for all shards with an executor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from pipeline.cli_options import shard_options
+from pipeline.stages import ALL_STAGES, parse_stages
+
+
+@click.command("run")
+@shard_options
+@click.option("--stages", default=None,
+              help=f"Comma-separated subset of {','.join(ALL_STAGES)} (default: download,cut,extract).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+              help="Where shards run (default: the config's `executor`).")
+def command(workdir: Path, shard_index: int | None, num_shards: int | None, stages: str | None,
+            executor: str | None) -> None:
+    """Run the stages in order, skipping finished work; exit 0 done, 1 failures, 4 pending."""
+    from pipeline.run import run
+    report = run(workdir, parse_stages(stages), executor=executor, shard_index=shard_index,
+                 num_shards=num_shards)
+    click.echo(json.dumps(report["counts"], indent=2))
+    raise SystemExit(report["exit_code"])
