@@ -67,6 +67,11 @@ def decode(jpeg: bytes, recipe: ImageRecipe) -> np.ndarray:
         image = image.convert("RGB")
     except Exception as exc:  # PIL raises several types for broken data
         raise ClipRejected("bad_frame", f"JPEG does not decode: {exc}") from None
+    return resize(image, recipe)
+
+
+def resize(image: Image.Image, recipe: ImageRecipe) -> np.ndarray:
+    """An RGB PIL image → uint8 [size, size, 3] after the recipe's resize (and crop)."""
     if recipe.resize == "exact":
         image = image.resize((recipe.size, recipe.size), _PIL_FILTERS[recipe.interpolation])
     else:

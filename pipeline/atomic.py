@@ -62,13 +62,14 @@ def write_text(target: str | Path, text: str) -> None:
     write_bytes(target, text.encode("utf-8"))
 
 
-def remove_stale_temps(directory: str | Path) -> int:
-    """Delete temp files a killed run left behind; returns how many."""
+def remove_stale_temps(directory: str | Path, target_name: str | None = None) -> int:
+    """Delete temp files a killed run left behind (only those of `target_name` when given,
+    so that a writer never removes the temp of another writer in the same directory)."""
     directory = Path(directory)
     if not directory.is_dir():
         return 0
     removed = 0
-    for path in directory.glob(".*.tmp"):
+    for path in directory.glob(f".{target_name}.*.tmp" if target_name else ".*.tmp"):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             removed += 1

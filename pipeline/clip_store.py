@@ -15,6 +15,7 @@ only once its part is complete, and appears once however often a run was killed.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -48,9 +49,10 @@ def _put(fh: h5py.File, clip_id: str, media: ClipMedia) -> None:
     g = fh.create_group(clip_id)
     a = g.create_dataset("audio", data=np.asarray(media.audio, dtype=np.int16))
     a.attrs["sample_rate"] = int(media.sample_rate)
-    frames = g.create_dataset("frames", shape=(len(media.frames),), dtype=JPEG)
-    for i, jpeg in enumerate(media.frames):
-        frames[i] = np.frombuffer(jpeg, dtype=np.uint8)
+    rows = np.empty(len(media.frames), dtype=object)  # one vlen write, not one per frame
+    for i, jpeg in enumerate(media.frames):  # item by item: equal lengths must not broadcast
+        rows[i] = np.frombuffer(jpeg, dtype=np.uint8)
+    g.create_dataset("frames", shape=(len(media.frames),), dtype=JPEG, data=rows)
     g.create_dataset("frame_times", data=np.asarray(media.frame_times, dtype=np.float64))
     for key, value in media.attrs.items():
         g.attrs[key] = value if isinstance(value, (str, int, float, bool)) else json.dumps(value)
@@ -59,7 +61,7 @@ def _put(fh: h5py.File, clip_id: str, media: ClipMedia) -> None:
 def write_part(shard_file: Path, clips: Mapping[str, ClipMedia],
                file_attrs: Mapping[str, Any] | None = None) -> Path:
     """Persist finished clips atomically; call before marking them done in the ledger."""
-    path = parts_dir(shard_file) / f"part-{uuid.uuid4().hex}.h5"
+    path = parts_dir(shard_file) / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.h5"
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic.atomic_path(path) as temp:
         with h5py.File(temp, "w") as fh:
@@ -80,7 +82,9 @@ def stored_clip_ids(shard_file: Path) -> set[str]:
 
 def consolidate(shard_file: Path, file_attrs: Mapping[str, Any] | None = None) -> int:
     """Fold part files into the shard file (later parts win); returns the clip count."""
-    parts = sorted(parts_dir(shard_file).glob("part-*.h5"), key=lambda p: p.stat().st_mtime_ns)
+    atomic.remove_stale_temps(shard_file.parent, shard_file.name)  # a killed consolidate's
+    atomic.remove_stale_temps(parts_dir(shard_file))  # and a killed write_part's leftovers
+    parts = sorted(parts_dir(shard_file).glob("part-*.h5"))  # names start with the write time
     if not parts:
         if not shard_file.is_file():
             return 0

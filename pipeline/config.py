@@ -71,10 +71,10 @@ class DownloadConfig:
     cookies_file: str | None = None
     proxy: str | None = None
     rate_limit_bytes: int | None = None
-    sleep_s: float = 0.0
+    sleep_s: float = 0.0  # before each download and each extraction request (yt-dlp)
     user_agent: str | None = None
     workers: int = 4
-    requests_per_s: float = 2.0
+    requests_per_s: float = 2.0  # clips started per second, all workers together; 0 = no limit
     max_attempts: int = 3
     socket_timeout_s: float = 20.0
     backoff_base_s: float = 2.0
@@ -158,6 +158,10 @@ class ExtractConfig:
     prefetch: int = 4  # clips each preprocessing worker keeps ready
     flush_clips: int = 64  # finished clips per store part (the most a kill can lose)
     max_attempts: int = 3
+    ray_gpus_per_actor: float = 1.0  # Ray executor: GPUs each extract actor asks for
+    # CPU threads for the network on a CPU device (None: torch's default). Results depend
+    # on it in the last float bits (reduction order), so pin it to compare runs exactly.
+    cpu_threads: int | None = None
 
     def validate(self) -> None:
         if self.batch_size < 1:
@@ -176,6 +180,20 @@ class TrainConfig:
     seed: int | None = None
     # any preset hyperparameter, by name, e.g. {lr: 1e-4, epochs: 5}
     overrides: dict[str, Any] = field(default_factory=dict)
+    # whole feature set in RAM ("auto": when it fits in half the free memory), else per-item
+    # HDF5 reads from the store
+    in_memory: Literal["auto", "always", "never"] = "auto"
+    num_workers: int = 0  # DataLoader worker processes
+    # train on the released AVE files instead of the store: a directory holding
+    # audio_feature.h5, visual_feature.h5, right_labels.h5 and {train,val,test}_order.h5
+    original_ave_dir: str | None = None
+    # train on the released VGGSound-AVEL layout: keys meta, categories, audio_dir,
+    # video_dir, label_dir (per-video zips holding one .pkl array each)
+    original_vggsound_avel: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.num_workers < 0:
+            raise ValueError("num_workers must be >= 0")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Audio of one clip: one ffmpeg call decodes the span to signed 16-bit PCM on a pipe,
+"""Audio of one clip: ffmpeg decodes the span to signed 16-bit PCM on a pipe,
 then the recipe's own quirks (LLP's moviepy resampling) and the exact-length rule apply.
 
 The exact length is `round(duration * rate)` samples (160000 for 10 s at 16 kHz): shorter
@@ -8,14 +8,12 @@ the clip records which happened.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import ffmpeg
 import numpy as np
 
-from pipeline.cut_frames import DecodeError
+from pipeline.cut_ffmpeg import clip_input, compile_args, run
 from pipeline.cut_recipes import MOVIEPY_CLIP, MOVIEPY_READ_RATE, AudioRecipe
 
 
@@ -29,17 +27,16 @@ class Audio:
     args: list[str]
 
 
-def audio_args(path: str | Path, *, seek_s: float, duration_s: float | None, rate: int,
-               channels: int) -> list[str]:
-    in_opts: dict[str, object] = {}
-    if seek_s > 0:
-        in_opts["ss"] = f"{seek_s:.6f}"
-    if duration_s is not None:
-        in_opts["t"] = f"{duration_s:.6f}"
-    stream = ffmpeg.input(str(path), **in_opts).audio.output(
-        "pipe:", format="s16le", acodec="pcm_s16le", ac=channels, ar=rate)
-    return ffmpeg.compile(stream.global_args("-nostdin", "-hide_banner", "-loglevel", "error"),
-                          cmd="ffmpeg")
+def audio_output(source, recipe: AudioRecipe, target: str, *, native_rate: int,
+                 native_channels: int):  # -> ffmpeg-python output node
+    """The recipe's s16le output of `source` (an ffmpeg-python input) onto pipe `target`."""
+    rate = MOVIEPY_READ_RATE if recipe.moviepy_pick else (recipe.sample_rate or native_rate)
+    return source.audio.output(target, format="s16le", acodec="pcm_s16le",
+                               ac=_channels(recipe, native_channels), ar=rate)
+
+
+def _channels(recipe: AudioRecipe, native_channels: int) -> int:
+    return 1 if recipe.mono else max(native_channels, 1)
 
 
 def moviepy_pick(source: np.ndarray, source_rate: int, rate: int, n_out: int) -> np.ndarray:
@@ -55,26 +52,15 @@ def moviepy_pick(source: np.ndarray, source_rate: int, rate: int, n_out: int) ->
     return np.clip(out, -limit, limit).astype(np.int16)
 
 
-def cut_audio(path: str | Path, recipe: AudioRecipe, *, seek_s: float, duration_s: float | None,
-              clip_duration_s: float, native_rate: int, native_channels: int,
-              timeout_s: float = 600.0) -> Audio:
+def finish_audio(pcm: bytes, recipe: AudioRecipe, *, clip_duration_s: float, native_rate: int,
+                 native_channels: int, args: list[str]) -> Audio:
+    """Apply the recipe's resampling quirk and the exact-length rule to ffmpeg's PCM."""
     rate = recipe.sample_rate or native_rate
-    channels = 1 if recipe.mono else max(native_channels, 1)
-    decode_rate = MOVIEPY_READ_RATE if recipe.moviepy_pick else rate
-    args = audio_args(path, seek_s=seek_s, duration_s=duration_s, rate=decode_rate,
-                      channels=channels)
-    try:
-        proc = subprocess.run(args, capture_output=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired:
-        raise DecodeError(f"ffmpeg took over {timeout_s} s") from None
-    if proc.returncode != 0:
-        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise DecodeError(message[-1] if message else f"ffmpeg exit {proc.returncode}")
-    data = np.frombuffer(proc.stdout, dtype="<i2")
+    channels = _channels(recipe, native_channels)
+    data = np.frombuffer(pcm, dtype="<i2")
     data = data[: len(data) // channels * channels].reshape(-1, channels)
     if recipe.moviepy_pick:
-        decoded_s = len(data) / decode_rate
-        data = moviepy_pick(data, decode_rate, rate, int(rate * decoded_s))
+        data = moviepy_pick(data, MOVIEPY_READ_RATE, rate, int(rate * len(data) / MOVIEPY_READ_RATE))
     decoded = len(data)
     want = int(round(clip_duration_s * rate))
     padded, trimmed = max(want - decoded, 0), max(decoded - want, 0)
@@ -84,3 +70,14 @@ def cut_audio(path: str | Path, recipe: AudioRecipe, *, seek_s: float, duration_
         data = np.concatenate([data, np.zeros((padded, channels), dtype=np.int16)])
     samples = data[:, 0].copy() if recipe.mono else np.ascontiguousarray(data)
     return Audio(samples.astype(np.int16), rate, padded, trimmed, decoded, args)
+
+
+def cut_audio(path: str | Path, recipe: AudioRecipe, *, seek_s: float, duration_s: float | None,
+              clip_duration_s: float, native_rate: int, native_channels: int,
+              timeout_s: float = 600.0) -> Audio:
+    """Audio only, in its own ffmpeg call (the stage decodes audio and frames together)."""
+    args = compile_args(audio_output(clip_input(path, seek_s, duration_s), recipe, "pipe:1",
+                                     native_rate=native_rate, native_channels=native_channels))
+    pcm, _ = run(args, timeout_s)
+    return finish_audio(pcm, recipe, clip_duration_s=clip_duration_s, native_rate=native_rate,
+                        native_channels=native_channels, args=args)

@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,13 @@ import soundfile as sf
 
 from pipeline import atomic
 from pipeline.clip_store import ClipMedia
-from pipeline.cut_audio import cut_audio
+from pipeline.cut_audio import audio_output, finish_audio
 from pipeline.cut_checks import Span, classify_probe_error, conditions, verdict
-from pipeline.cut_frames import DecodeError, cut_frames
+from pipeline.cut_ffmpeg import DecodeError, clip_input, compile_args, run
+from pipeline.cut_frames import finish_frames, frames_output
 from pipeline.cut_recipes import audio_recipe, frames_recipe
 from pipeline.media_probe import MediaError, probe
+from pipeline.workdir import Workdir
 
 
 @dataclass(frozen=True)
@@ -69,13 +72,16 @@ def checksum(audio: np.ndarray, jpegs: list[bytes]) -> str:
 
 
 def cut_clip(task: CutTask, settings: CutSettings) -> CutResult:
-    """Never raises for bad media: every failure comes back as a reason."""
+    """Never raises: every failure comes back as a ledger reason."""
     try:
         return _cut(task, settings)
     except MediaError as exc:
         return CutResult(task.clip_id, reason=exc.reason, detail=exc.detail)
     except DecodeError as exc:
-        return CutResult(task.clip_id, reason="decode-error", detail=exc.detail)
+        return CutResult(task.clip_id, reason=exc.reason, detail=exc.detail)
+    except Exception as exc:  # a bug or an unforeseen file must not stop the shard
+        detail = "".join(traceback.format_exception(exc))[-1500:]
+        return CutResult(task.clip_id, reason="internal-error", detail=detail)
 
 
 def _cut(task: CutTask, s: CutSettings) -> CutResult:
@@ -94,12 +100,17 @@ def _cut(task: CutTask, s: CutSettings) -> CutResult:
     duration = None if info.duration_s - span.end_s <= s.span_slack_s else span.duration_s
     seconds = max(int(round(span.duration_s)), 1)
     a_recipe, f_recipe = audio_recipe(s.audio_recipe), frames_recipe(s.frames_recipe)
-    audio = cut_audio(path, a_recipe, seek_s=seek, duration_s=duration,
-                      clip_duration_s=span.duration_s, native_rate=info.sample_rate,
-                      native_channels=info.channels, timeout_s=s.timeout_s)
-    frames = cut_frames(path, f_recipe, seek_s=seek, duration_s=duration, clip_seconds=seconds,
-                        native_fps=info.avg_frame_rate or info.r_frame_rate,
-                        jpeg_quality=s.jpeg_quality, scale=s.scale, timeout_s=s.timeout_s)
+    # one ffmpeg call: the input is opened and seeked once, audio on pipe:1, JPEGs on pipe:3
+    source = clip_input(path, seek, duration)
+    args = compile_args(
+        audio_output(source, a_recipe, "pipe:1", native_rate=info.sample_rate,
+                     native_channels=info.channels),
+        frames_output(source, f_recipe, "pipe:3", jpeg_quality=s.jpeg_quality, scale=s.scale))
+    pcm, jpeg_stream = run(args, s.timeout_s)
+    audio = finish_audio(pcm, a_recipe, clip_duration_s=span.duration_s,
+                         native_rate=info.sample_rate, native_channels=info.channels, args=args)
+    frames = finish_frames(jpeg_stream, f_recipe, clip_seconds=seconds,
+                           native_fps=info.avg_frame_rate or info.r_frame_rate, args=args)
     available = min(info.duration_s, span.end_s) - span.start_s - s.max_pad_s
     if audio.decoded < available * audio.sample_rate:
         return CutResult(task.clip_id, reason="truncated",
@@ -113,7 +124,7 @@ def _cut(task: CutTask, s: CutSettings) -> CutResult:
     attrs: dict[str, Any] = {
         "recipe": f"{s.audio_recipe}+{s.frames_recipe}",
         "audio_recipe": s.audio_recipe, "frames_recipe": s.frames_recipe,
-        "ffmpeg_args": {"audio": audio.args, "frames": frames.args},
+        "ffmpeg_args": args,
         "ffmpeg_version": s.ffmpeg_version,
         "audio_padded": audio.padded, "audio_trimmed": audio.trimmed,
         "decoded_frames": frames.decoded,
@@ -138,16 +149,17 @@ def write_loose(root: Path, clip_id: str, audio: np.ndarray, sample_rate: int,
                 jpegs: list[bytes]) -> None:
     """The original scripts' layout: every decoded frame as frames/<clip_id>/%06d.jpg (their
     own selection runs on it) and audio/<clip_id>.wav; each clip appears whole or not at all."""
+    wd = Workdir(root.parents[1])  # root is <workdir>/clips/loose
     frames_dir, audio_dir = root / "frames", root / "audio"
+    target, wav = wd.clip_path(frames_dir, clip_id), wd.clip_path(audio_dir, clip_id, ".wav")
     frames_dir.mkdir(parents=True, exist_ok=True)
     audio_dir.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=f".{clip_id}.", suffix=".tmp", dir=frames_dir))
     for i, jpeg in enumerate(jpegs, start=1):
         (temp / f"{i:06d}.jpg").write_bytes(jpeg)
-    target = frames_dir / clip_id
     if target.exists():
         shutil.rmtree(target)
     os.chmod(temp, 0o755)
     os.replace(temp, target)
-    with atomic.atomic_path(audio_dir / f"{clip_id}.wav") as tmp:
+    with atomic.atomic_path(wav) as tmp:
         sf.write(str(tmp), audio, sample_rate, subtype="PCM_16", format="WAV")

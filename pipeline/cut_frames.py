@@ -1,5 +1,5 @@
-"""Frames of one clip: one ffmpeg call encodes the recipe's frames as JPEG onto a pipe,
-the stream is split into images here, and the recipe's selection picks the kept ones.
+"""Frames of one clip: ffmpeg encodes the recipe's frames as JPEG onto a pipe, the stream
+is split into images here, and the recipe's selection picks the kept ones.
 
 Piping `image2pipe` gives exactly the bytes `ffmpeg ... %06d.jpg` would write (same
 encoder, same options), without touching the disk.
@@ -7,13 +7,13 @@ encoder, same options), without touching the disk.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import ffmpeg
 import numpy as np
 
+from pipeline.cut_ffmpeg import DecodeError, clip_input, compile_args, run
 from pipeline.cut_recipes import FramesRecipe, select
 
 
@@ -24,12 +24,6 @@ class Frames:
     decoded: int  # how many frames ffmpeg produced before selection
     args: list[str]  # the exact ffmpeg argument list
     all_jpegs: list[bytes]  # every decoded frame (the loose layout the originals wrote)
-
-
-class DecodeError(Exception):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 def split_jpegs(stream: bytes) -> list[bytes]:
@@ -75,50 +69,44 @@ def split_jpegs(stream: bytes) -> list[bytes]:
     return out
 
 
-def frames_args(path: str | Path, recipe: FramesRecipe, *, seek_s: float, duration_s: float | None,
-                jpeg_quality: int | None, scale: str | None) -> list[str]:
-    """ffmpeg arguments for the recipe; seek/duration only when the clip is not the whole file."""
-    in_opts: dict[str, object] = {}
-    if seek_s > 0:
-        in_opts["ss"] = f"{seek_s:.6f}"
-    if duration_s is not None:
-        in_opts["t"] = f"{duration_s:.6f}"
-    video = ffmpeg.input(str(path), **in_opts).video
+def frames_output(source, recipe: FramesRecipe, target: str, *, jpeg_quality: int | None,
+                  scale: str | None):  # -> ffmpeg-python output node
+    """The recipe's JPEG output of `source` (an ffmpeg-python input) onto pipe `target`."""
+    video = source.video
     if scale:
         video = video.filter("scale", *scale.split(":"))
-    out_opts: dict[str, object] = {"format": "image2pipe", "vcodec": "mjpeg"}
+    opts: dict[str, object] = {"format": "image2pipe", "vcodec": "mjpeg"}
     if recipe.rate is None:
-        out_opts["fps_mode"] = "passthrough"
+        opts["fps_mode"] = "passthrough"
     else:
-        out_opts["r"] = _num(recipe.rate)
+        opts["r"] = _num(recipe.rate)
     if jpeg_quality is not None:
-        out_opts["q:v"] = jpeg_quality
-    stream = ffmpeg.output(video, "pipe:", **out_opts).global_args("-nostdin", "-hide_banner",
-                                                                    "-loglevel", "error")
-    return ffmpeg.compile(stream, cmd="ffmpeg")
+        opts["q:v"] = jpeg_quality
+    return ffmpeg.output(video, target, **opts)
 
 
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
-def cut_frames(path: str | Path, recipe: FramesRecipe, *, seek_s: float, duration_s: float | None,
-               clip_seconds: int, native_fps: float, jpeg_quality: int | None = None,
-               scale: str | None = None, timeout_s: float = 600.0) -> Frames:
-    """Decode, encode and select the clip's frames; raise DecodeError on ffmpeg failure."""
-    args = frames_args(path, recipe, seek_s=seek_s, duration_s=duration_s,
-                       jpeg_quality=jpeg_quality, scale=scale)
-    try:
-        proc = subprocess.run(args, capture_output=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired:
-        raise DecodeError(f"ffmpeg took over {timeout_s} s") from None
-    if proc.returncode != 0:
-        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise DecodeError(message[-1] if message else f"ffmpeg exit {proc.returncode}")
-    jpegs = split_jpegs(proc.stdout)
+def finish_frames(stream: bytes, recipe: FramesRecipe, *, clip_seconds: int, native_fps: float,
+                  args: list[str]) -> Frames:
+    """Split ffmpeg's JPEG stream and apply the recipe's selection."""
+    jpegs = split_jpegs(stream)
     if not jpegs:
         raise DecodeError("ffmpeg produced no frames")
     keep = select(recipe, len(jpegs), clip_seconds)
     rate = recipe.rate or native_fps or (len(jpegs) / max(clip_seconds, 1))
     return Frames([jpegs[i] for i in keep], keep.astype(np.float64) / rate, len(jpegs), args,
                   jpegs)
+
+
+def cut_frames(path: str | Path, recipe: FramesRecipe, *, seek_s: float, duration_s: float | None,
+               clip_seconds: int, native_fps: float, jpeg_quality: int | None = None,
+               scale: str | None = None, timeout_s: float = 600.0) -> Frames:
+    """Frames only, in their own ffmpeg call (the stage decodes audio and frames together)."""
+    args = compile_args(frames_output(clip_input(path, seek_s, duration_s), recipe, "pipe:3",
+                                      jpeg_quality=jpeg_quality, scale=scale))
+    _, stream = run(args, timeout_s)
+    return finish_frames(stream, recipe, clip_seconds=clip_seconds, native_fps=native_fps,
+                         args=args)

@@ -14,17 +14,19 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import h5py
 from tqdm import tqdm
 
 from pipeline import atomic, clip_store
 from pipeline.config import Config
+from pipeline.errors import InputError
 from pipeline.cut_checks import Span
 from pipeline.cut_clip import CutResult, CutSettings, CutTask, cut_clip
 from pipeline.ledger import DONE, Ledger
@@ -33,7 +35,11 @@ from pipeline.sharding import Shard
 from pipeline.workdir import Workdir
 
 log = logging.getLogger(__name__)
-STAGE = "cut"
+STAGE, LOOSE_STAGE = "cut", "cut-loose"  # loose files have their own ledger
+# failures worth retrying on the next run (the file may appear, the machine may be less busy)
+TRANSIENT = {"timeout", "probe-timeout", "missing-file", "ffmpeg-missing", "internal-error"}
+# settings that change the bytes of a cut clip: a shard file must not mix them
+RECIPE_KEYS = ("audio_recipe", "frames_recipe", "jpeg_quality", "scale")
 
 
 @dataclass
@@ -109,21 +115,50 @@ def _die_with_parent() -> None:
         pass
 
 
-def _results(tasks: list[CutTask], settings: CutSettings, workers: int) -> Iterator[CutResult]:
+def _results(tasks: list[CutTask], settings: CutSettings, workers: int,
+             on_start: Callable[[str], None]) -> Iterator[CutResult]:
+    """Results in completion order; `on_start(clip_id)` runs just before a clip is handed out."""
     if workers <= 1 or len(tasks) <= 1:
         for task in tasks:
+            on_start(task.clip_id)
             yield cut_clip(task, settings)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver"),
+    context = get_context("forkserver")  # no inherited SQLite handles or tqdm threads
+    context.set_forkserver_preload(["pipeline.cut_clip"])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                              initializer=_die_with_parent) as pool:
         pending = list(reversed(tasks))
         running: set[Future] = set()
         while pending or running:
             while pending and len(running) < 2 * workers:
-                running.add(pool.submit(cut_clip, pending.pop(), settings))
+                task = pending.pop()
+                on_start(task.clip_id)
+                running.add(pool.submit(cut_clip, task, settings))
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 yield future.result()
+
+
+def recipe_attrs(settings: CutSettings) -> dict[str, str]:
+    return {"audio_recipe": settings.audio_recipe, "frames_recipe": settings.frames_recipe,
+            "jpeg_quality": "ffmpeg-default" if settings.jpeg_quality is None
+            else str(settings.jpeg_quality), "scale": settings.scale or "source"}
+
+
+def check_recipe(shard_file: Path, recipe: dict[str, str]) -> None:
+    """Refuse to add clips cut with other settings to an existing shard file."""
+    files = [shard_file] if shard_file.is_file() else []
+    parts = clip_store.parts_dir(shard_file)
+    files += sorted(parts.glob("part-*.h5"))[:1] if parts.is_dir() else []
+    for path in files:
+        with h5py.File(path, "r") as fh:
+            old = {k: str(fh.attrs[k]) for k in RECIPE_KEYS if k in fh.attrs}
+        changed = {k: (old[k], recipe[k]) for k in old if old[k] != recipe[k]}
+        if changed:
+            what = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+            raise InputError(f"clips here were cut with other settings ({what}); use another "
+                             "work directory, or delete this shard file and state/cut to recut",
+                             file=path, field="cut")
 
 
 def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int | None = None,
@@ -136,12 +171,20 @@ def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int |
     rows = shard_rows(load_manifest(wd.root), shard)
     shard_file = wd.clips_file(shard)
     summary = CutSummary(shard=shard.name, output=str(wd.loose_dir() if loose else shard_file))
-    for directory in (shard_file.parent, clip_store.parts_dir(shard_file),
-                      wd.loose_dir() / "audio"):
-        atomic.remove_stale_temps(directory)
+    # Leftovers of a killed run of THIS shard only: other shards may be writing beside us.
+    atomic.remove_stale_temps(shard_file.parent, shard_file.name)
+    atomic.remove_stale_temps(clip_store.parts_dir(shard_file))
+    mine = set(rows["clip_id"])
+    for stale in (wd.loose_dir() / "audio").glob(".*.wav.*.tmp"):
+        if stale.name[1:].rsplit(".wav.", 1)[0] in mine:
+            stale.unlink(missing_ok=True)
     for stale in (wd.loose_dir() / "frames").glob(".*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
-    with Ledger(wd.ledger(STAGE, shard)) as ledger:
+        if stale.name[1:].rsplit(".", 2)[0] in mine:
+            shutil.rmtree(stale, ignore_errors=True)
+    recipe = recipe_attrs(settings)
+    if not loose:
+        check_recipe(shard_file, recipe)
+    with Ledger(wd.ledger(LOOSE_STAGE if loose else STAGE, shard)) as ledger:
         ledger.ensure(rows["clip_id"])
         todo = set(ledger.todo())
         # clips whose part was written by a run killed before it could mark them done
@@ -159,35 +202,34 @@ def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int |
             nonlocal last_flush
             if batch:
                 clip_store.write_part(shard_file, {c: r.media for c, r in batch.items()},
-                                      {"stage": STAGE, "shard": shard.name})
+                                      {"stage": STAGE, "shard": shard.name, **recipe})
                 for clip_id, result in batch.items():
                     ledger.done(clip_id, checksum=result.checksum, info=result.info)
                 summary.done += len(batch)
                 batch.clear()
             last_flush = time.monotonic()
 
-        for task in tasks:
-            ledger.start(task.clip_id)
         bar = tqdm(total=len(tasks), desc=f"cut {shard.name}", unit="clip", disable=not progress)
-        for result in _results(tasks, settings, workers):
-            bar.update(1)
-            if result.reason:
-                ledger.failed(result.clip_id, result.reason, permanent=True, detail=result.detail)
-                summary.failed += 1
-                summary.reasons[result.reason] = summary.reasons.get(result.reason, 0) + 1
-                log.warning("%s: %s (%s)", result.clip_id, result.reason, result.detail)
-            elif loose:
-                ledger.done(result.clip_id, checksum=result.checksum, info=result.info)
-                summary.done += 1
-            else:
-                batch[result.clip_id] = result
-                if len(batch) >= config.cut.batch_clips or time.monotonic() - last_flush > 30:
-                    flush()
-        flush()
-        bar.close()
+        try:
+            for result in _results(tasks, settings, workers, ledger.start):
+                bar.update(1)
+                if result.reason:
+                    ledger.failed(result.clip_id, result.reason,
+                                  permanent=result.reason not in TRANSIENT, detail=result.detail)
+                    summary.failed += 1
+                    summary.reasons[result.reason] = summary.reasons.get(result.reason, 0) + 1
+                    log.warning("%s: %s (%s)", result.clip_id, result.reason, result.detail)
+                elif loose:
+                    ledger.done(result.clip_id, checksum=result.checksum, info=result.info)
+                    summary.done += 1
+                else:
+                    batch[result.clip_id] = result
+                    if len(batch) >= config.cut.batch_clips or time.monotonic() - last_flush > 30:
+                        flush()
+        finally:  # an interrupt keeps the clips already cut
+            flush()
+            bar.close()
     if not loose:
-        clip_store.consolidate(shard_file, {"stage": STAGE, "shard": shard.name,
-                                            "audio_recipe": settings.audio_recipe,
-                                            "frames_recipe": settings.frames_recipe,
+        clip_store.consolidate(shard_file, {"stage": STAGE, "shard": shard.name, **recipe,
                                             "ffmpeg_version": settings.ffmpeg_version})
     return summary

@@ -36,7 +36,7 @@ class Outcome:
     failure: Failure | None = None
     adopted: bool = False  # a verified file from a killed run, nothing fetched
     cancelled: bool = False  # the stage stopped before this clip began
-    ticket: int | None = None  # the throttle gate's ticket when the request began
+    pause_s: float = 0.0  # when throttled: the pause all workers now take
     bytes: int = 0
 
 
@@ -58,15 +58,17 @@ class ByteCounter:
                 self._seen.pop(name, None)
 
 
-def final_path(wd: Workdir, raw_dir: Path, clip_id: str) -> Path | None:
-    """The clip's finished file in `raw_dir` (any extension), if there is one."""
+def finished_files(raw_dir: Path) -> dict[str, str]:
+    """clip_id → file name of every finished file in `raw_dir`, read once per run (a
+    lookup per clip instead of a directory scan per clip)."""
     if not raw_dir.is_dir():
-        return None
+        return {}
+    out = {}
     for entry in os.scandir(raw_dir):
         stem, dot, ext = entry.name.rpartition(".")
-        if dot and stem == clip_id and ext and entry.is_file() and not entry.name.startswith("."):
-            return wd.clip_path(raw_dir, clip_id, f".{ext}")
-    return None
+        if dot and stem and ext and not entry.name.startswith(".") and entry.is_file():
+            out[stem] = entry.name
+    return out
 
 
 def sha256(path: Path) -> str:
@@ -81,8 +83,9 @@ class Fetcher:
     """One per worker thread (a `YoutubeDL` object is not thread-safe)."""
 
     def __init__(self, wd: Workdir, raw_dir: Path, staging_dir: Path,
-                 ydl_options: dict[str, Any]) -> None:
+                 ydl_options: dict[str, Any], finished: dict[str, str] | None = None) -> None:
         self.wd = wd
+        self.finished = finished if finished is not None else finished_files(raw_dir)
         self.raw_dir = raw_dir
         self.staging_dir = staging_dir
         self._options = ydl_options
@@ -95,8 +98,11 @@ class Fetcher:
 
     def adopt(self, job: ClipJob) -> Outcome | None:
         """A verified final file already in place (a run killed before its ledger write)."""
-        existing = final_path(self.wd, self.raw_dir, job.clip_id)
-        if existing is None:
+        name = self.finished.get(job.clip_id)
+        if name is None:
+            return None
+        existing = self.wd.clip_path(self.raw_dir, job.clip_id, name[len(job.clip_id):])
+        if not existing.is_file():
             return None
         try:
             media = probe(existing)
@@ -124,9 +130,9 @@ class Fetcher:
             except MediaError as exc:
                 return Outcome(job.clip_id, failure=Failure(PERMANENT, exc.reason, str(exc)))
             final = self.wd.clip_path(self.raw_dir, job.clip_id, got.suffix.lower())
-            for old in (final_path(self.wd, self.raw_dir, job.clip_id),):
-                if old is not None and old != final:
-                    old.unlink(missing_ok=True)  # a different extension from an older run
+            older = self.finished.get(job.clip_id)
+            if older and older != final.name:  # a different extension from an older run
+                (self.raw_dir / older).unlink(missing_ok=True)
             with open(got, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(got, final)

@@ -14,6 +14,7 @@ stage, or `failed` with the reason. Done clips are never fetched again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import heapq
 import json
 import logging
@@ -30,12 +31,12 @@ from typing import Any
 from tqdm import tqdm
 
 from pipeline import atomic
-from pipeline.config import Config
+from pipeline.config import Config, resolve
 from pipeline.download_failures import (MESSAGE_RULES, PERMANENT, THROTTLED, TRANSIENT,
                                         Failure)
-from pipeline.download_fetch import ByteCounter, Fetcher, Outcome
+from pipeline.download_fetch import ByteCounter, Fetcher, Outcome, finished_files
 from pipeline.download_jobs import ClipJob, plan_jobs
-from pipeline.errors import StageStopped
+from pipeline.errors import InputError, StageStopped
 from pipeline.ledger import Ledger
 from pipeline.manifest import load_manifest, shard_rows
 from pipeline.request_pacing import ThrottleGate, TokenBucket, backoff_delay
@@ -81,6 +82,13 @@ def run_download(workdir: str | Path, config: Config, shard: Shard, *,
     """
     wd = Workdir(workdir)
     dl = config.download
+    if dl.cookies_file:  # relative to the work directory, like every config path
+        cookies = resolve(wd.root, dl.cookies_file)
+        if not cookies.is_file():
+            raise InputError(f"cookies file not found: {cookies}", file=wd.config,
+                             field="download.cookies_file")
+        dl = dataclasses.replace(dl, cookies_file=str(cookies))
+        config = dataclasses.replace(config, download=dl)
     rows = shard_rows(load_manifest(wd.root), shard)
     jobs = plan_jobs(rows, config)
     raw_dir = wd.raw_dir(shard)
@@ -92,8 +100,12 @@ def run_download(workdir: str | Path, config: Config, shard: Shard, *,
     with Ledger(ledger_path) as ledger:
         ledger.ensure(jobs)
         if retry_failed:
+            known = ledger.counts()["reasons"]
             n = ledger.requeue(None if retry_failed == ALL else retry_failed)
             log.info("re-queued %d failed clips (%s)", n, retry_failed)
+            if retry_failed != ALL and not n:
+                log.warning("no clip of shard %s failed for %r; reasons here: %s", shard.name,
+                            retry_failed, ", ".join(sorted(known)) or "none")
         for reason in THROTTLE_REASONS:  # the host's fault, not the clip's: try again
             ledger.requeue(reason)
         todo = [c for c in ledger.todo(dl.max_attempts) if c in jobs]
@@ -134,11 +146,12 @@ class _Loop:
         self.jobs_q: queue.Queue[str | None] = queue.Queue()
         self.results: queue.Queue[Outcome] = queue.Queue()
         self.throttled_tries: dict[str, int] = {}
+        self.finished = finished_files(raw_dir)  # read-only from here on
 
     # -- worker threads -------------------------------------------------------
     def _worker(self) -> None:
         options = build_options(self.dl, self.staging, self.bytes.hook)
-        fetcher = Fetcher(self.wd, self.raw_dir, self.staging, options)
+        fetcher = Fetcher(self.wd, self.raw_dir, self.staging, options, self.finished)
         ledger = Ledger(self.ledger_path)  # SQLite connections are per thread
         try:
             while True:
@@ -162,7 +175,13 @@ class _Loop:
             ticket = self.gate.ticket()
             ledger.start(clip_id)
             outcome = fetcher.fetch(job)
-            outcome.ticket = ticket
+            # tell the gate before taking the next clip, so that no worker slips another
+            # request past a pause the host just asked for
+            if outcome.failure is None:
+                self.gate.succeeded()
+            elif outcome.failure.kind == THROTTLED:
+                outcome.pause_s = self.gate.throttled(outcome.failure.reason,
+                                                      outcome.failure.retry_after_s, ticket)
             return outcome
         except Exception as exc:  # a bug or a full disk: record it, keep the others going
             log.exception("clip %s: unexpected error", clip_id)
@@ -194,6 +213,7 @@ class _Loop:
                 try:
                     outcome = self.results.get(timeout=wait)
                 except queue.Empty:
+                    _check_alive(threads)
                     continue
                 in_flight -= 1
                 retry_in = self._record(outcome, bar)
@@ -202,7 +222,7 @@ class _Loop:
                     heapq.heappush(delayed, (time.monotonic() + retry_in, seq, outcome.clip_id))
                 if self.gate.tripped.is_set():
                     self.stop.set()
-            self._drain(in_flight, bar)
+            self._drain(in_flight, bar, threads)
         finally:
             self.stop.set()
             for _ in threads:
@@ -211,11 +231,15 @@ class _Loop:
         if self.gate.tripped.is_set():
             raise StageStopped(self._throttle_message())
 
-    def _drain(self, in_flight: int, bar: tqdm) -> None:
+    def _drain(self, in_flight: int, bar: tqdm, threads: list[threading.Thread]) -> None:
         """After a stop: let running clips finish and record them; queued ones cancel."""
         self.stop.set()
         while in_flight:
-            outcome = self.results.get()
+            try:
+                outcome = self.results.get(timeout=0.5)
+            except queue.Empty:
+                _check_alive(threads)
+                continue
             in_flight -= 1
             self._record(outcome, bar, retry=False)
 
@@ -226,20 +250,17 @@ class _Loop:
             return None
         if outcome.failure is None:
             self.ledger.done(clip_id, checksum=outcome.checksum, info=outcome.info)
-            if not outcome.adopted:
-                self.gate.succeeded()
             stats.done += 1
             stats.adopted += int(outcome.adopted)
-            bar.update(1)
             self._postfix(bar)
+            bar.update(1)
             return None
         f = outcome.failure
         self.ledger.failed(clip_id, f.reason, permanent=f.permanent, detail=f.detail)
         if f.kind == THROTTLED:
             stats.throttled += 1
             self.throttled_tries[clip_id] = self.throttled_tries.get(clip_id, 0) + 1
-            pause = self.gate.throttled(f.reason, f.retry_after_s, outcome.ticket)
-            log.warning("throttled (%s); all workers pause %.1f s", f.reason, pause)
+            log.warning("throttled (%s); all workers pause %.1f s", f.reason, outcome.pause_s)
             self._postfix(bar)
             return 0.0 if retry and not self.gate.tripped.is_set() else None
         entry = self.ledger.get(clip_id)
@@ -253,8 +274,8 @@ class _Loop:
         stats.reasons[f.reason] = stats.reasons.get(f.reason, 0) + 1
         log.info("clip %s failed: %s%s", clip_id, f.reason, "" if f.kind != PERMANENT else
                  " (permanent)")
-        bar.update(1)
         self._postfix(bar)
+        bar.update(1)
         return None
 
     def _postfix(self, bar: tqdm) -> None:
@@ -272,6 +293,12 @@ class _Loop:
                 f" (lower download.requests_per_s, raise download.sleep_s, fewer --workers) or"
                 f" use another network (download.proxy), wait a while, then rerun the same"
                 f" `avel download` command; it resumes where it stopped.")
+
+
+def _check_alive(threads: list[threading.Thread]) -> None:
+    """Fail loudly rather than wait forever for workers that are gone."""
+    if not any(t.is_alive() for t in threads):
+        raise RuntimeError("every download worker has died; see the log above")
 
 
 def _summary(shard: Shard, config: Config, ledger: Ledger, stats: RunStats, n_todo: int,

@@ -113,7 +113,8 @@ def export(workdir: str | Path, out_dir: str | Path, *, dtype: str = "float64",
         report.files.append(_write_h5(out / filename, KEY, full(array)))
     for split, order in split_orders(manifest, Path(orders_dir) if orders_dir else None).items():
         report.files.append(_write_h5(out / f"{split}_order.h5", "order", order.astype(np.int64)))
-    transfer.write_missing(out, report)
+    why = transfer.failure_reasons(workdir, [name for name, _ in FEATURES.values()])
+    transfer.write_missing(out, report, {f: why[name] for f, (name, _) in FEATURES.items()})
     transfer.write_readme(out, "ave", workdir, report, provenance, notes=[
         f"classes ({len(classes)} + background, column {len(classes)}): " + "; ".join(classes),
         f"feature dtype: {dtype}; key 'avadataset'; rows in Annotations order",

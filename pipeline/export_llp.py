@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline import transfer
+from pipeline import atomic, transfer
 from pipeline.errors import InputError
 from pipeline.manifest import load_manifest
 from pipeline.workdir import check_clip_id
@@ -32,6 +32,35 @@ FEATURES: dict[str, tuple[str, tuple[int, ...]]] = {
     "r2plus1d_18": ("r2plus1d_18", (10, 512)),
 }
 ID_CHARS = 11
+SPLIT_CSV = {"train": "AVVP_train.csv", "val": "AVVP_val_pd.csv", "test": "AVVP_test_pd.csv"}
+FULL_CSV = "AVVP_dataset_full.csv"
+EVENT_CSV = {"audio": "AVVP_eval_audio.csv", "visual": "AVVP_eval_visual.csv"}
+
+
+def write_csvs(manifest: pd.DataFrame, out: Path) -> list[Path]:
+    """The label CSVs the AVVP code reads, from the manifest: tab-separated with a header.
+    Weak files list clips in manifest order (for the real lists: byte-identical to the
+    shipped ones); the dense eval files list each val/test clip's events grouped by clip."""
+    written = []
+    weak = pd.DataFrame({"filename": manifest["clip_id"],
+                         "event_labels": [",".join(labels) for labels in manifest["labels"]]})
+    for split, name in (*SPLIT_CSV.items(), ("all", FULL_CSV)):
+        rows = weak if split == "all" else weak[(manifest["split"] == split).to_numpy()]
+        with atomic.atomic_path(out / name) as temp:
+            rows.to_csv(temp, sep="\t", index=False)
+        written.append(out / name)
+    for modality, name in EVENT_CSV.items():
+        column = f"{modality}_events"
+        if column not in manifest:
+            continue
+        rows = [(clip, e["onset"], e["offset"], e["label"])
+                for clip, events in zip(manifest["clip_id"], manifest[column])
+                for e in (events if events is not None else ())]
+        table = pd.DataFrame(rows, columns=["filename", "onset", "offset", "event_labels"])
+        with atomic.atomic_path(out / name) as temp:
+            table.to_csv(temp, sep="\t", index=False)
+        written.append(out / name)
+    return written
 
 
 def file_ids(manifest: pd.DataFrame) -> list[str]:
@@ -73,20 +102,25 @@ def export(workdir: str | Path, out_dir: str | Path, *, dtype: str = "float32") 
         target.mkdir(parents=True, exist_ok=True)
         rows = transfer.iter_rows(reader, clip_ids, shape, missing)
         for stem, row in tqdm(zip(stems, rows), total=len(stems), desc=kind, unit="clip", leave=False):
-            if row is not None:
-                path = target / f"{stem}.npy"
-                _save_npy(path, row.astype(dtype))
-                report.files.append(path)
+            path = target / f"{stem}.npy"
+            if row is None:  # a file left by an earlier export would contradict missing.txt
+                path.unlink(missing_ok=True)
+                continue
+            _save_npy(path, row.astype(dtype))
+            report.files.append(path)
         report.missing[kind] = missing
         provenance[f"feats/{kind}"] = (name, transfer.store_attrs(reader))
         if reader is not None:
             reader.close()
     report.missing = {f"feats/{k}": v for k, v in report.missing.items()}
+    report.files += write_csvs(manifest, out)
     transfer.flush_to_disk()
-    transfer.write_missing(out, report)
+    why = transfer.failure_reasons(workdir, [name for name, _ in FEATURES.values()])
+    transfer.write_missing(out, report, {f"feats/{k}": why[name] for k, (name, _) in FEATURES.items()})
     transfer.write_readme(out, "llp", workdir, report, provenance, notes=[
         f"files: feats/<kind>/<first 11 characters of the filename>.npy, {dtype}",
-        "use with the AVVP CSVs (AVVP_train.csv, AVVP_val_pd.csv, AVVP_test_pd.csv)"])
+        "label CSVs (AVVP_train.csv, AVVP_val_pd.csv, AVVP_test_pd.csv, AVVP_dataset_full.csv, "
+        "AVVP_eval_audio.csv, AVVP_eval_visual.csv) written from the manifest"])
     log.info("exported %d LLP clips to %s", len(clip_ids), out)
     return report
 

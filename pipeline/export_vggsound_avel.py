@@ -28,8 +28,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline import atomic, labels, transfer
+from pipeline.config import load_config, resolve
 from pipeline.errors import InputError
 from pipeline.manifest import load_manifest
+from pipeline.readers.vggsound_avel import read_categories
+from pipeline.workdir import Workdir
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,8 @@ AUDIO_DIR, VISUAL_DIR, LABEL_DIR = "audio_feature", "video_feature", "avc_label"
 CATEGORIES_FILE = "VggsoundAVEL100kCategories.txt"
 AUDIO_SHAPE = (10, 128)
 VISUAL_SHAPES = {"resnet_layer3": (10, 1024, 7, 7), "vgg19": (10, 7, 7, 512)}
+# store layouts accepted on export besides the loader's own: channel-last layer-3 maps
+CHANNEL_LAST = {"resnet_layer3": (10, 7, 7, 1024)}
 AVC_STORE = "avc_label"
 PICKLE_PROTOCOL = 2  # readable by the Python of the original code as well
 
@@ -59,15 +64,10 @@ def _zip_pickle(path: Path, member: str, array: np.ndarray) -> None:
 def categories(workdir: Path, manifest: pd.DataFrame) -> list[str]:
     """The category list: the dataset's own file when the config names one, else rebuilt
     from the manifest's (category, class_id) pairs, which must then cover every id."""
-    config_file = workdir / "avel.yaml"
-    if config_file.is_file():
-        from pipeline.config import load_config, resolve
-        from pipeline.readers.vggsound_avel import read_categories
-        cfg = load_config(workdir)
-        if "categories" in cfg.dataset.files:
-            path = resolve(workdir, cfg.dataset.files["categories"])
-            if path.is_file():
-                return read_categories(path)
+    if Workdir(workdir).config.is_file():
+        files = load_config(workdir).dataset.files
+        if "categories" in files and resolve(workdir, files["categories"]).is_file():
+            return read_categories(resolve(workdir, files["categories"]))
     pairs = dict(zip(manifest["class_id"].astype(int), manifest["category"]))
     n = max(pairs) + 1 if pairs else 0
     if sorted(pairs) != list(range(n)):
@@ -99,10 +99,9 @@ def export(workdir: str | Path, out_dir: str | Path, *, visual: str = "resnet_la
     clip_ids = transfer.manifest_order(manifest)
     report = transfer.ExportReport(out_dir=out, rows=len(clip_ids))
     provenance = {}
-    shape = VISUAL_SHAPES[visual]
-    channel_last = (shape[0], *shape[2:], shape[1])
+    visual_shapes = [VISUAL_SHAPES[visual]] + ([CHANNEL_LAST[visual]] if visual in CHANNEL_LAST else [])
     for directory, name, shapes in ((AUDIO_DIR, "vggish", [AUDIO_SHAPE]),
-                                    (VISUAL_DIR, visual, [shape, channel_last])):
+                                    (VISUAL_DIR, visual, visual_shapes)):
         reader = transfer.open_store(workdir, name)
         stored_shape = shapes[0]
         if reader is not None and reader.clip_ids:
@@ -115,11 +114,12 @@ def export(workdir: str | Path, out_dir: str | Path, *, visual: str = "resnet_la
         rows = transfer.iter_rows(reader, clip_ids, stored_shape, missing)
         for clip, row in tqdm(zip(clip_ids, rows), total=len(clip_ids), desc=directory,
                               unit="clip", leave=False):
-            if row is None:
+            path = out / directory / f"{clip}.zip"
+            if row is None:  # a file left by an earlier export would contradict missing.txt
+                path.unlink(missing_ok=True)
                 continue
             if stored_shape != shapes[0]:  # channel-last maps → the loader's channel-first
                 row = np.moveaxis(row, -1, 1)
-            path = out / directory / f"{clip}.zip"
             _zip_pickle(path, f"{clip}.pkl", np.ascontiguousarray(row, dtype=dtype))
             report.files.append(path)
         report.missing[directory] = missing
@@ -132,10 +132,12 @@ def export(workdir: str | Path, out_dir: str | Path, *, visual: str = "resnet_la
         (out / LABEL_DIR).mkdir(parents=True, exist_ok=True)
         report.missing[LABEL_DIR] = [c for c in clip_ids if c not in avc]
         for clip in clip_ids:
-            if clip in avc:
-                path = out / LABEL_DIR / f"{clip}.zip"
-                _zip_pickle(path, f"{clip}.pkl", avc[clip].astype(np.float32).reshape(1, 10))
-                report.files.append(path)
+            path = out / LABEL_DIR / f"{clip}.zip"
+            if clip not in avc:
+                path.unlink(missing_ok=True)
+                continue
+            _zip_pickle(path, f"{clip}.pkl", avc[clip].astype(np.float32).reshape(1, 10))
+            report.files.append(path)
     else:
         log.warning("no avc labels (neither imported nor in the manifest): %s/ not written", LABEL_DIR)
         notes.append(f"{LABEL_DIR}/ not written: no per-second labels were available")
@@ -143,11 +145,13 @@ def export(workdir: str | Path, out_dir: str | Path, *, visual: str = "resnet_la
     atomic.write_text(out / CATEGORIES_FILE, "\n".join(cats) + "\n")
     meta = pd.DataFrame({"category": manifest["category"], "video_id": clip_ids,
                          "split": manifest["split"]})
-    with atomic.atomic_path(out / meta_name(str(_dataset_name(workdir)))) as temp:
+    meta_path = out / meta_name(_dataset_name(workdir))
+    with atomic.atomic_path(meta_path) as temp:
         meta.to_csv(temp, index=False)
-    report.files += [out / CATEGORIES_FILE, out / meta_name(str(_dataset_name(workdir)))]
+    report.files += [out / CATEGORIES_FILE, meta_path]
     transfer.flush_to_disk()
-    transfer.write_missing(out, report)
+    why = transfer.failure_reasons(workdir, ["vggish", visual])
+    transfer.write_missing(out, report, {AUDIO_DIR: why["vggish"], VISUAL_DIR: why[visual]})
     transfer.write_readme(out, "vggsound-avel", workdir, report, provenance, notes=notes + [
         f"zips: <dir>/<video_id>.zip holding <video_id>.pkl, a pickled {dtype} ndarray "
         f"(protocol {PICKLE_PROTOCOL}); avc labels [1,10] float32",
@@ -157,10 +161,7 @@ def export(workdir: str | Path, out_dir: str | Path, *, visual: str = "resnet_la
 
 
 def _dataset_name(workdir: Path) -> str:
-    if (workdir / "avel.yaml").is_file():
-        from pipeline.config import load_config
-        return load_config(workdir).dataset.name
-    return "vggsound-avel"
+    return load_config(workdir).dataset.name if Workdir(workdir).config.is_file() else "vggsound-avel"
 
 
 # --------------------------------------------------------------------------- import

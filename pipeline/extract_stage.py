@@ -35,6 +35,7 @@ from extractors.base import ClipInput, ClipRejected, Extractor
 from pipeline import clip_store, store
 from pipeline.config import Config, ExtractConfig
 from pipeline.errors import InputError
+from pipeline.feature_index import manifest_order, rebuild_index  # noqa: F401 (rebuild_index: re-exported)
 from pipeline.ledger import DONE, Ledger
 from pipeline.manifest import load_manifest
 from pipeline.sharding import Shard
@@ -193,10 +194,6 @@ def clip_order(wd: Workdir, shard: Shard | None, available: set[str]) -> list[st
     return ranked + sorted(available - set(ranked))
 
 
-def manifest_order(wd: Workdir) -> list[str] | None:
-    return [str(c) for c in load_manifest(wd.root)["clip_id"]] if wd.manifest.is_file() else None
-
-
 def settings_for(config: Config, name: str, **overrides: Any) -> ExtractConfig:
     """The extract section with CLI overrides (None = keep the config's value)."""
     return replace(config.extract, **{k: v for k, v in overrides.items() if v is not None})
@@ -224,7 +221,7 @@ def check_same_recipe(shard_file: Path, attrs: dict[str, Any]) -> None:
     import h5py
     for path in paths:
         with h5py.File(path, "r") as fh:
-            for key in ("recipe", "weights", "store_dtype"):
+            for key in ("recipe", "weights", "precision", "store_dtype"):
                 old = fh.attrs.get(key)
                 if old is not None and str(old) != str(attrs[key]):
                     raise InputError(
@@ -234,9 +231,11 @@ def check_same_recipe(shard_file: Path, attrs: dict[str, Any]) -> None:
 
 
 def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
-                weights: str | None = None, progress: bool = True, **overrides: Any) -> dict[str, Any]:
+                weights: str | None = None, progress: bool = True, extractor: Extractor | None = None,
+                **overrides: Any) -> dict[str, Any]:
     """Extract features of every cut clip of `shard` not yet done; returns a summary.
 
+    `extractor`: an already built one (a Ray actor or a test reuses it across shards);
     overrides: device, precision, batch_size, num_workers, store_dtype, flush_clips, prefetch.
     """
     wd = Workdir(workdir)
@@ -247,7 +246,12 @@ def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
     available = clip_store.stored_clip_ids(clips_file)
     order = clip_order(wd, shard, available)
 
-    extractor = build_extractor(name, settings, weights)
+    if settings.cpu_threads:
+        torch.set_num_threads(settings.cpu_threads)
+    if extractor is None:
+        extractor = build_extractor(name, settings, weights)
+    elif extractor.name != name:
+        raise ValueError(f"extractor {extractor.name!r} passed for {name!r}")
     device = resolve_device(settings.device)
     attrs = provenance(extractor, settings, device, config.hash())
     shard_file = wd.features_file(name, shard)
@@ -267,12 +271,12 @@ def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
                                "device": str(device), "precision": settings.precision}
     if todo:
         started = time.perf_counter()
-        done, failed, items = _extract_clips(extractor, clips_file, todo, settings, device, shard_file,
+        done, failed, items, timings = _extract_clips(extractor, clips_file, todo, settings, device, shard_file,
                                              attrs, ledger, progress)
         seconds = time.perf_counter() - started
         summary.update(done=done, failed=failed, seconds=round(seconds, 3),
                        clips_per_s=round(done / seconds, 3) if seconds else None,
-                       items_per_s=round(items / seconds, 3) if seconds else None)
+                       items_per_s=round(items / seconds, 3) if seconds else None, timings=timings)
     ledger.close()
 
     rows = store.consolidate(shard_file, order=order, attrs=attrs) if (
@@ -285,8 +289,7 @@ def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
 
 def _extract_clips(extractor: Extractor, clips_file: Path, todo: list[str], settings: ExtractConfig,
                    device: torch.device, shard_file: Path, attrs: dict[str, Any], ledger: Ledger,
-                   progress: bool) -> tuple[int, int, int]:
-    extractor.to(device)
+                   progress: bool) -> tuple[int, int, int, dict[str, float]]:
     loader = torch.utils.data.DataLoader(
         ClipItems(clips_file, todo, extractor), batch_size=None, shuffle=False,
         num_workers=settings.num_workers, pin_memory=device.type == "cuda",
@@ -299,18 +302,26 @@ def _extract_clips(extractor: Extractor, clips_file: Path, todo: list[str], sett
     done = failed = 0
     bar = tqdm(total=len(todo), unit="clip", file=sys.stderr, disable=not progress,
                desc=f"extract {extractor.name}", dynamic_ncols=True)
+    # where the time goes: waiting for workers (decode), device work (transfer + forward +
+    # assemble; .cpu() in assemble waits for the device), store + ledger writes
+    timings = {"wait_s": 0.0, "device_s": 0.0, "store_s": 0.0}
+    batches = iter(loader)  # workers fork here, before the network touches the device
+    extractor.to(device)
     started = time.perf_counter()
 
     def write(final: bool) -> None:
         nonlocal finished_ids, finished
         if finished_ids and (final or len(finished_ids) >= settings.flush_clips):
+            t0 = time.perf_counter()
             store.write_part(shard_file, finished_ids, np.stack(finished), attrs)
             for clip_id, arr in zip(finished_ids, finished):
                 ledger.done(clip_id, checksum=hashlib.sha256(arr.tobytes()).hexdigest()[:16])
             finished_ids, finished = [], []
+            timings["store_s"] += time.perf_counter() - t0
 
     def collect(ready: list[tuple[str, torch.Tensor]]) -> None:
         nonlocal done
+        t0 = time.perf_counter()
         for clip_id, outputs in ready:
             array = extractor.assemble(outputs).astype(out_dtype, copy=False)
             if array.shape != tuple(extractor.output_shape()):
@@ -320,6 +331,7 @@ def _extract_clips(extractor: Extractor, clips_file: Path, todo: list[str], sett
             finished.append(array)
             done += 1
             bar.update(1)
+        timings["device_s"] += time.perf_counter() - t0
         write(final=False)
         elapsed = max(time.perf_counter() - started, 1e-9)
         bar.set_postfix(frames_s=f"{packer.items_done * _frames_per_item(extractor) / elapsed:.1f}",
@@ -327,7 +339,13 @@ def _extract_clips(extractor: Extractor, clips_file: Path, todo: list[str], sett
 
     try:
         with torch.inference_mode(), precision_mode(device, settings.precision):
-            for clip_id, items, rejected in loader:
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    clip_id, items, rejected = next(batches)
+                except StopIteration:
+                    break
+                timings["wait_s"] += time.perf_counter() - t0
                 ledger.start(clip_id)
                 if rejected is not None:
                     reason, detail = rejected
@@ -336,26 +354,20 @@ def _extract_clips(extractor: Extractor, clips_file: Path, todo: list[str], sett
                     failed += 1
                     bar.update(1)
                     continue
-                collect(packer.add(clip_id, items.to(device, non_blocking=True)))
-            collect(packer.flush())
+                t0 = time.perf_counter()
+                ready = packer.add(clip_id, items.to(device, non_blocking=True))
+                timings["device_s"] += time.perf_counter() - t0
+                collect(ready)
+            t0 = time.perf_counter()
+            ready = packer.flush()
+            timings["device_s"] += time.perf_counter() - t0
+            collect(ready)
         write(final=True)
     finally:
         bar.close()
-    return done, failed, packer.items_done
+    return done, failed, packer.items_done, {k: round(v, 3) for k, v in timings.items()}
 
 
 def _frames_per_item(extractor: Extractor) -> int:
     """Frames behind one forward item (8 for an R(2+1)D clip, 1 for an image)."""
     return int(getattr(extractor, "clip_len", 1))
-
-
-def rebuild_index(workdir: str | Path, name: str) -> Path:
-    """`avel index`: consolidate leftover parts of every shard, then rebuild `index.h5`."""
-    wd = Workdir(workdir)
-    features_dir = wd.features_dir(name)
-    if not features_dir.is_dir():
-        raise InputError(f"no features for extractor {name!r}", file=features_dir)
-    for parts in sorted(features_dir.glob("*.parts")):
-        shard_file = features_dir / (parts.name.removesuffix(".parts") + ".h5")
-        store.consolidate(shard_file, order=manifest_order(wd))
-    return store.build_index(features_dir, manifest_order(wd))

@@ -9,6 +9,7 @@ Layouts follow the original files exactly:
   column stays 0 (true for all 4,143 rows of the shipped file).
 - AVE `labels_closs.h5` [N,10]: per-second 0/1 event indicator.
 - AVE `prob_label.h5` [N,C+1]: the segment one-hots averaged over the 10 seconds.
+- AVE `labels_noisy.h5` [n,C+1]: background only (the PSP weakly extra videos).
 - LLP weak labels [N,25] (multi-hot, official class order) and dense per-second GT [N,25,10].
 - VGGSound-AVEL [N,10,C+1] from the class id and the per-second avc 0/1 label, background
   last; weak train labels [N,C].
@@ -108,6 +109,14 @@ def ave_prob_labels(manifest: pd.DataFrame, classes: Sequence[str] | None = None
     available to compare; this reading agrees with `labels_noisy.h5` (all-background
     rows are exactly [0,…,0,1]) and with the PSP code calling it a normalised label."""
     return ave_segment_labels(manifest, classes).mean(axis=1, dtype=np.float64).astype(np.float32)
+
+
+def ave_background_labels(n: int, n_classes: int = len(AVE_CATEGORIES)) -> np.ndarray:
+    """[n,C+1] float32 with only the background column set: `labels_noisy.h5`, the labels
+    (and prob labels) of the 178 background-only videos the PSP weakly setting adds."""
+    out = np.zeros((n, n_classes + 1), dtype=np.float32)
+    out[:, n_classes] = 1.0
+    return out
 
 
 def ave_split_orders(manifest: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -36,6 +36,7 @@ class _Handler(SimpleHTTPRequestHandler):
         queue = self.server.faults.get(self.path.split("?")[0])
         with self.server.lock:
             self.server.hits[self.path.split("?")[0]] = self.server.hits.get(self.path.split("?")[0], 0) + 1
+            self.server.headers_seen[self.path.split("?")[0]] = dict(self.headers.items())
             if queue:
                 fault = queue[0]
                 if not fault.endswith("*"):
@@ -147,6 +148,7 @@ class LoopbackServer(ThreadingHTTPServer):
         super().__init__((HOST, port), partial(_Handler, directory=str(directory)))
         self.faults: dict[str, list[str]] = {}
         self.hits: dict[str, int] = {}
+        self.headers_seen: dict[str, dict[str, str]] = {}  # path -> the last request's headers
         self.lock = threading.Lock()
         self.retry_after = 1
         self.stall_s = 30.0

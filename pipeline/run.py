@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pipeline import atomic
 from pipeline.config import Config, load_config
 from pipeline.ledger import Ledger
 from pipeline.sharding import Shard, resolve_shard
@@ -97,6 +98,8 @@ def run_global(wd: Workdir, config: Config, stages: list[str]) -> dict[str, Any]
     from pipeline.extract_stage import rebuild_index
     for name in config.extract.extractors:
         if wd.features_dir(name).is_dir():
+            # every shard is through, so no index writer is running: clear killed ones' temps
+            atomic.remove_stale_temps(wd.features_dir(name), "index.h5")
             rebuild_index(wd.root, name)
     if "export" in stages:
         from pipeline.export_stage import export_for_run

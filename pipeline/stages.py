@@ -53,7 +53,14 @@ def run_on_shard(workdir: str | Path, config: Config, stage: str, shard: Shard,
         from pipeline.cut_stage import run_cut
         return _plain(run_cut(workdir, config, shard, progress=False))
     if stage == "extract":
+        from pipeline import clip_store
         from pipeline.extract_stage import run_extract
+        from pipeline.workdir import Workdir
+        clips_file = Workdir(workdir).clips_file(shard)
+        if not clips_file.is_file() and not clip_store.parts_dir(clips_file).is_dir():
+            # an empty shard, or one whose every clip failed to cut: nothing to extract
+            return {"extractor": extractor, "shard": shard.name, "todo": 0, "done": 0,
+                    "note": "no cut clips in this shard"}
         return run_extract(workdir, extractor, shard, config, progress=False, extractor=extractor_obj)
     raise ValueError(f"{stage!r} is not a per-shard stage")
 

@@ -11,6 +11,7 @@ recomputed, and a clip appears in the shard file exactly once whatever was inter
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,16 +45,10 @@ def write_part(shard_file: Path, clip_ids: Sequence[str], features: np.ndarray,
     """Persist finished clips of a shard atomically; call before marking them done."""
     if len(clip_ids) != len(features):
         raise ValueError("one feature row per clip id")
-    path = parts_dir(shard_file) / f"part-{uuid.uuid4().hex}.h5"
+    path = parts_dir(shard_file) / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.h5"
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_h5(path, clip_ids, np.asarray(features), attrs)
     return path
-
-
-def _read_rows(path: Path) -> tuple[list[str], np.ndarray, dict[str, Any]]:
-    with h5py.File(path, "r") as fh:
-        ids = [c.decode() if isinstance(c, bytes) else c for c in fh["clip_id"][()]]
-        return ids, fh["features"][()], dict(fh.attrs)
 
 
 def stored_clip_ids(shard_file: Path) -> set[str]:
@@ -70,28 +65,46 @@ def consolidate(shard_file: Path, order: Sequence[str] | None = None,
                 attrs: Mapping[str, Any] | None = None) -> int:
     """Fold parts into the shard file; rows follow `order` (manifest order) when given.
 
-    Later parts win over earlier rows of the same clip, so nothing is duplicated.
+    Later parts win over earlier rows of the same clip, so nothing is duplicated. Rows are
+    copied one at a time, so a shard larger than memory consolidates too.
     Returns the number of rows in the shard file.
     """
-    parts = sorted(parts_dir(shard_file).glob("part-*.h5"), key=lambda p: p.stat().st_mtime_ns)
-    if not parts and shard_file.is_file() and order is None:
-        with h5py.File(shard_file, "r") as fh:
-            return int(fh["features"].shape[0])
-    rows: dict[str, np.ndarray] = {}
-    merged_attrs: dict[str, Any] = {}
-    for path in ([shard_file] if shard_file.is_file() else []) + parts:
-        ids, feats, file_attrs = _read_rows(path)
-        merged_attrs.update(file_attrs)
-        rows.update(zip(ids, feats))
-    merged_attrs.update(attrs or {})
-    if order is not None:
-        rank = {c: i for i, c in enumerate(order)}
-        ids = sorted(rows, key=lambda c: rank.get(c, len(rank)))
-    else:
-        ids = list(rows)
-    if not ids:
+    atomic.remove_stale_temps(shard_file.parent, shard_file.name)  # a killed consolidate's
+    atomic.remove_stale_temps(parts_dir(shard_file))  # and a killed write_part's leftovers
+    parts = sorted(parts_dir(shard_file).glob("part-*.h5"))  # names start with the write time
+    sources = ([shard_file] if shard_file.is_file() else []) + parts
+    if not sources:
         return 0
-    _write_h5(shard_file, ids, np.stack([rows[c] for c in ids]), merged_attrs)
+    handles = [h5py.File(path, "r") for path in sources]
+    try:
+        where: dict[str, tuple[int, int]] = {}
+        merged_attrs: dict[str, Any] = {}
+        for f, fh in enumerate(handles):
+            merged_attrs.update(fh.attrs)
+            for r, c in enumerate(fh["clip_id"][()]):
+                where[c.decode() if isinstance(c, bytes) else c] = (f, r)
+        merged_attrs.update(attrs or {})
+        ids = list(where)
+        if order is not None:
+            rank = {c: i for i, c in enumerate(order)}
+            ids.sort(key=lambda c: rank.get(c, len(rank)))
+        if not parts and ids == list(where) and dict(handles[0].attrs) == merged_attrs:
+            return len(ids)  # already consolidated, in order: nothing to rewrite
+        first = handles[0]["features"]
+        with atomic.atomic_path(shard_file) as temp:
+            with h5py.File(temp, "w") as out:
+                feats = out.create_dataset("features", shape=(len(ids), *first.shape[1:]),
+                                           dtype=first.dtype, chunks=(1, *first.shape[1:]))
+                for i, c in enumerate(ids):
+                    f, r = where[c]
+                    feats[i] = handles[f]["features"][r]
+                out.create_dataset("clip_id", data=np.array(ids, dtype=object), dtype=STR)
+                for key, value in merged_attrs.items():
+                    out.attrs[key] = value if isinstance(value, (str, int, float, bool, np.generic)) \
+                        else json.dumps(value)
+    finally:
+        for fh in handles:
+            fh.close()
     for path in parts:
         path.unlink(missing_ok=True)
     if parts_dir(shard_file).is_dir() and not any(parts_dir(shard_file).iterdir()):

@@ -25,6 +25,7 @@ import pandas as pd
 from pipeline import __version__, atomic, store
 from pipeline.config import load_config
 from pipeline.errors import InputError
+from pipeline.ledger import DONE, FAILED, Ledger
 from pipeline.sharding import Shard, shard_of
 from pipeline.workdir import Workdir
 
@@ -85,15 +86,36 @@ def iter_rows(reader: store.FeatureReader | None, clip_ids: Sequence[str], shape
         yield row
 
 
-def write_missing(out_dir: Path, report: ExportReport) -> Path | None:
-    """`missing.txt`: one `feature<TAB>clip_id` line per clip exported as zeros/absent."""
-    lines = [f"{name}\t{clip}" for name, clips in report.missing.items() for clip in clips]
+def failure_reasons(workdir: str | Path, store_names: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Per store name, clip → why the extract stage has no features for it, from its
+    ledgers (`state/extract-<name>/*.sqlite`): the failure reason, or 'pending'."""
+    out: dict[str, dict[str, str]] = {}
+    for name in store_names:
+        reasons: dict[str, str] = {}
+        for path in sorted((Workdir(workdir).root / "state" / f"extract-{name}").glob("*.sqlite")):
+            with Ledger(path) as ledger:
+                for entry in ledger.entries():
+                    if entry.status == FAILED:
+                        reasons[entry.clip_id] = f"failed: {entry.reason}"
+                    elif entry.status != DONE:
+                        reasons[entry.clip_id] = entry.status
+        out[name] = reasons
+    return out
+
+
+def write_missing(out_dir: Path, report: ExportReport,
+                  reasons: dict[str, dict[str, str]] | None = None) -> Path | None:
+    """`missing.txt`: one `file<TAB>clip_id<TAB>why` line per clip exported as a zero row
+    (h5) or not written (per-clip files). `reasons` maps output name → clip → reason."""
+    reasons = reasons or {}
+    lines = [f"{name}\t{clip}\t{reasons.get(name, {}).get(clip, 'not in the store')}"
+             for name, clips in report.missing.items() for clip in clips]
     path = out_dir / "missing.txt"
     if not lines:
         path.unlink(missing_ok=True)
         return None
-    atomic.write_text(path, "# feature\tclip_id (no features in the store; row left zero or file "
-                      "not written)\n" + "\n".join(lines) + "\n")
+    atomic.write_text(path, "# file\tclip_id\twhy (no features in the store: row left zero or "
+                      "file not written)\n" + "\n".join(lines) + "\n")
     report.files.append(path)
     return path
 
@@ -232,7 +254,7 @@ def read_missing(directory: Path) -> dict[str, set[str]]:
     if path.is_file():
         for line in path.read_text().splitlines():
             if line and not line.startswith("#") and "\t" in line:
-                name, clip = line.split("\t", 1)
+                name, clip = line.split("\t")[:2]
                 out.setdefault(name, set()).add(clip)
     return out
 

@@ -85,8 +85,9 @@ def build_options(config: DownloadConfig, staging_dir: Path,
         opts["proxy"] = config.proxy
     if config.rate_limit_bytes:
         opts["ratelimit"] = config.rate_limit_bytes
-    if config.sleep_s > 0:
+    if config.sleep_s > 0:  # yt-dlp's --sleep-requests and --sleep-interval
         opts["sleep_interval_requests"] = config.sleep_s
+        opts["sleep_interval"] = config.sleep_s
     if config.user_agent:
         opts["http_headers"] = {"User-Agent": config.user_agent}
     if progress_hook is not None:

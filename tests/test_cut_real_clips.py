@@ -114,3 +114,28 @@ def test_llp_recipe_matches_moviepy_write_audiofile(tmp_path, llp_clip):
     plain = cut_audio(llp_clip, audio_recipe("vggsound"), seek_s=0.0, duration_s=None,
                       clip_duration_s=10.0, native_rate=44100, native_channels=2)
     assert (np.abs(reference[:160000, 0].astype(int) - plain.samples.astype(int)) > 1).mean() > 0.1
+
+
+def test_ave_audio_recipe_keeps_native_rate_and_channels(llp_clip):
+    audio = cut_audio(llp_clip, audio_recipe("ave"), seek_s=0.0, duration_s=None,
+                      clip_duration_s=10.0, native_rate=44100, native_channels=2)
+    assert audio.sample_rate == 44100 and audio.samples.shape == (441000, 2)
+
+
+def test_real_llp_clip_through_the_stage(tmp_path, llp_clip, llp_frames):
+    from pipeline import clip_store
+    from pipeline.config import load_config
+    from pipeline.cut_stage import run_cut
+    from pipeline.sharding import Shard
+    from pipeline.workdir import Workdir
+    from tests.fixtures_cut import make_workdir
+
+    wd = make_workdir(tmp_path, [("BjCEufrlXm4", llp_clip, 0.0, 10.0)],
+                      {"audio_recipe": "llp", "frames_recipe": "llp-8fps"})
+    summary = run_cut(wd, load_config(wd), Shard(0, 1), progress=False)
+    assert summary.done == 1, summary
+    media = clip_store.read_clip(Workdir(wd).clips_file(Shard(0, 1)), "BjCEufrlXm4")
+    # the single audio+frames ffmpeg call gives the same JPEG bytes as the frames-only call
+    assert media.attrs["decoded_frames"] == 82 and media.frames == llp_frames.jpegs
+    assert media.audio.shape == (160000, 2) and media.sample_rate == 16000
+    assert media.attrs["notes"] == "[]"

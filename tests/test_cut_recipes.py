@@ -67,3 +67,26 @@ def test_split_jpegs_refuses_a_cut_off_stream(shared_data):
 def test_cut_config_names_the_bad_field(field, value, message):
     with pytest.raises(Exception, match=message):
         build(CutConfig, {field: value}, file="avel.yaml", prefix="cut")
+
+
+def test_ffmpeg_runner_reports_failure_and_timeout():
+    from pipeline.cut_ffmpeg import run
+
+    with pytest.raises(DecodeError) as failed:
+        run(["ffmpeg", "-loglevel", "error", "-i", "/nonexistent/in.mp4", "-f", "s16le", "pipe:1"], 30)
+    assert failed.value.reason == "decode-error" and "No such file" in failed.value.detail
+    with pytest.raises(DecodeError) as slow:  # an endless source, cut off by the timeout
+        run(["ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "anullsrc", "-f", "s16le",
+             "pipe:1"], 0.5)
+    assert slow.value.reason == "timeout"
+
+
+def test_ffmpeg_runner_fills_pipe_1_and_pipe_3_separately():
+    from pipeline.cut_ffmpeg import run
+
+    out, fd3 = run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono",
+                    "-t", "1", "-f", "s16le", "pipe:1", "-f", "lavfi", "-i",
+                    "color=size=16x16:rate=2:duration=1", "-map", "1:v", "-f", "image2pipe",
+                    "-vcodec", "mjpeg", "pipe:3"], 30)
+    assert len(out) == 8000 * 2 and out == bytes(len(out))  # 1 s of 8 kHz silence
+    assert len(split_jpegs(fd3)) == 2

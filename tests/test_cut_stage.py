@@ -45,9 +45,10 @@ def test_shard_file_holds_audio_frames_times_and_provenance(tmp_path, videos):
     assert media.attrs["decoded_frames"] == 80 and len(media.frames) == 160
     assert np.floor(media.frame_times).astype(int).tolist() == [s for s in range(10) for _ in range(16)]
     assert all(f[:2] == b"\xff\xd8" and f[-2:] == b"\xff\xd9" for f in media.frames)
-    args = json.loads(media.attrs["ffmpeg_args"])
-    assert args["audio"][0] == "ffmpeg" and "-ar" in args["audio"] and "16000" in args["audio"]
-    assert "passthrough" in args["frames"]
+    args = json.loads(media.attrs["ffmpeg_args"])  # one call: audio on pipe:1, frames on pipe:3
+    assert args[0] == "ffmpeg" and args.count("-i") == 1
+    assert args[args.index("-ar") + 1] == "16000" and args[args.index("-ac") + 1] == "1"
+    assert "passthrough" in args and "pipe:1" in args and "pipe:3" in args
     assert media.attrs["audio_recipe"] == "vggsound" and media.attrs["frames_recipe"] == "ave-vgg19"
     assert media.attrs["ffmpeg_version"][0].isdigit()
     # AAC priming makes the decode a little longer than 10 s: trimmed, not padded
@@ -60,6 +61,7 @@ def test_shard_file_holds_audio_frames_times_and_provenance(tmp_path, videos):
     with Ledger(Workdir(wd).ledger("cut", SHARD)) as ledger:
         entry = ledger.get("c0")
     assert entry.status == "done" and entry.info["frames"] == 160 and len(entry.checksum) == 64
+    assert entry.attempts == 1
 
 
 def test_uniform_recipe_and_jpeg_quality(tmp_path, videos):
@@ -69,7 +71,7 @@ def test_uniform_recipe_and_jpeg_quality(tmp_path, videos):
     media = clip_store.read_clip(Workdir(wd).clips_file(SHARD), "c0")
     assert len(media.frames) == 40
     assert np.allclose(media.frame_times, np.arange(40) / 4)
-    args = json.loads(media.attrs["ffmpeg_args"])["frames"]
+    args = json.loads(media.attrs["ffmpeg_args"])
     assert args[args.index("-q:v") + 1] == "3" and "[0:v]scale=32:24[s0]" in args
     from PIL import Image
     import io
@@ -126,4 +128,40 @@ def test_loose_layout_is_what_the_original_scripts_read(tmp_path, videos):
     audio, rate = sf.read(loose / "audio" / "c0.wav", dtype="int16")
     assert rate == 16000 and audio.shape == (160000,)  # the source is mono
     assert not Workdir(wd).clips_file(SHARD).exists()
+    with Ledger(Workdir(wd).ledger("cut-loose", SHARD)) as ledger:  # its own ledger
+        assert ledger.get("c0").status == "done"
+    assert not Workdir(wd).ledger("cut", SHARD).exists()
     assert not list((loose / "frames").glob(".*"))
+
+
+def test_clip_store_keeps_equal_length_jpegs_apart(tmp_path):
+    # a vlen column of rows that all have the same length must not collapse into 2-D
+    frames = [b"\xff\xd8ab\xff\xd9", b"\xff\xd8cd\xff\xd9"]
+    media = clip_store.ClipMedia(np.zeros(4, np.int16), 16000, frames, np.arange(2.0), {})
+    target = tmp_path / "s.h5"
+    clip_store.write_part(target, {"x": media})
+    clip_store.consolidate(target)
+    assert clip_store.read_clip(target, "x").frames == frames
+
+
+def test_changed_recipe_is_refused_before_mixing_a_shard_file(tmp_path, videos):
+    from pipeline.errors import InputError
+
+    wd = make_workdir(tmp_path, [("c0", videos[0], 0.0, 10.0)], {"frames_recipe": "uniform-1"})
+    _run(wd)
+    make_workdir(tmp_path, [("c0", videos[0], 0.0, 10.0), ("c1", videos[1], 0.0, 10.0)],
+                 {"frames_recipe": "uniform-2"})
+    with pytest.raises(InputError, match="frames_recipe: 'uniform-1' -> 'uniform-2'"):
+        _run(wd)
+    with Ledger(Workdir(wd).ledger("cut", SHARD)) as ledger:
+        assert ledger.get("c1") is None  # nothing was touched
+
+
+def test_missing_local_file_is_retried_on_the_next_run(tmp_path, videos):
+    import shutil
+
+    later = tmp_path / "later.mp4"
+    wd = make_workdir(tmp_path / "wd", [("c0", later, 0.0, 10.0)], {"frames_recipe": "uniform-1"})
+    assert _run(wd).reasons == {"missing-file": 1}
+    shutil.copy(videos[0], later)
+    assert _run(wd).done == 1

@@ -11,7 +11,10 @@ import pytest
 
 from pipeline import export_ave
 from pipeline.errors import InputError
+from pipeline.ledger import Ledger
 from pipeline.manifest import load_manifest
+from pipeline.sharding import Shard, shard_of
+from pipeline.workdir import Workdir
 from tests.fixtures_export import ave_workdir, fill_store, h5, read_store
 
 N = 30  # first 30 Annotations rows
@@ -23,6 +26,12 @@ def exported(tmp_path_factory, shared_data):
     wd = ave_workdir(root / "w", shared_data, limit=N)
     audio = fill_store(wd, "vggish", (10, 128), seed=1, skip=7)  # clips 6, 13, 20, 27 absent
     visual = fill_store(wd, "vgg19", (10, 7, 7, 512), seed=2)
+    # the extract stage's ledger knows why clip 6 has no audio features
+    clip6 = load_manifest(wd)["clip_id"][6]
+    with Ledger(Workdir(wd).ledger("extract-vggish", Shard(shard_of(clip6, 2), 2))) as ledger:
+        ledger.ensure([clip6])
+        ledger.start(clip6)
+        ledger.failed(clip6, "no audio track", permanent=True)
     out = root / "out"
     report = export_ave.export(wd, out, orders_dir=shared_data / "ave")
     return wd, out, audio, visual, report
@@ -85,9 +94,10 @@ def test_missing_clips_are_zero_and_listed(exported):
     manifest = load_manifest(wd)
     absent = [c for c in manifest["clip_id"] if c not in audio]
     assert len(absent) == 4
-    listed = [line.split("\t")[1] for line in (out / "missing.txt").read_text().splitlines()
-              if not line.startswith("#")]
-    assert listed == absent
+    lines = [line.split("\t") for line in (out / "missing.txt").read_text().splitlines()
+             if not line.startswith("#")]
+    assert [clip for _, clip, _ in lines] == absent
+    assert [why for *_, why in lines] == ["failed: no audio track"] + ["not in the store"] * 3
     feats = h5(out / "audio_feature.h5")
     for i, c in enumerate(manifest["clip_id"]):
         assert feats[i].any() == (c in audio)
@@ -152,3 +162,36 @@ def test_import_names_a_file_with_the_wrong_dtype_or_key(exported, tmp_path, sha
         fh.create_dataset("features", data=np.zeros((N, 10, 7, 7, 512)))
     with pytest.raises(InputError, match=r"visual_feature\.h5.*no dataset 'avadataset'"):
         export_ave.import_(bad, fresh)
+
+
+def test_released_float64_features_import_as_stored_and_export_back(tmp_path, shared_data):
+    """Real released VGGish values (audio_feature_noisy.h5, float64, post-ReLU) placed in an
+    audio_feature.h5 of the released layout: float32 store = float32 cast; a float64 store
+    keeps them bit for bit, and exporting it gives the released rows back."""
+    released = h5(shared_data / "ave" / "audio_feature_noisy.h5")[:N]
+    assert released.dtype == np.float64
+    src = tmp_path / "released"
+    src.mkdir()
+    with h5py.File(src / "audio_feature.h5", "w") as fh:
+        fh.create_dataset("avadataset", data=released)
+    wd = ave_workdir(tmp_path / "w", shared_data, limit=N)
+    export_ave.import_(src, wd)
+    clips = list(load_manifest(wd)["clip_id"])
+    stored = read_store(wd, "vggish")
+    for i, clip in enumerate(clips):
+        np.testing.assert_array_equal(stored[clip], released[i].astype(np.float32))
+    wd64 = ave_workdir(tmp_path / "w64", shared_data, limit=N)
+    export_ave.import_(src, wd64, store_dtype="float64")
+    export_ave.export(wd64, tmp_path / "out")
+    np.testing.assert_array_equal(h5(tmp_path / "out" / "audio_feature.h5"), released)
+
+
+def test_import_twice_stores_each_clip_once(exported, tmp_path, shared_data):
+    _, out, audio, _, _ = exported
+    fresh = ave_workdir(tmp_path / "w", shared_data, limit=N)
+    export_ave.import_(out, fresh)
+    export_ave.import_(out, fresh)
+    with h5py.File(fresh / "features" / "vggish" / "index.h5", "r") as fh:
+        ids = [c.decode() for c in fh["clip_id"][()]]
+    assert sorted(ids) == sorted(audio) and len(ids) == len(set(ids))
+    assert not list((fresh / "features" / "vggish").rglob("part-*.h5"))

@@ -129,3 +129,10 @@ def test_vggsound_avel_labels_follow_obtain_avel_label():
     assert out[0].sum() == 10
     weak = labels.vggsound_avel_weak_labels([5, 140])
     assert weak.shape == (2, 141) and weak[1, 140] == 1 and weak.sum() == 2
+
+
+def test_background_labels_equal_shipped_labels_noisy(shared_data):
+    shipped = _shipped(shared_data, "labels_noisy.h5")
+    built = labels.ave_background_labels(len(shipped))
+    assert built.dtype == shipped.dtype and built.shape == (178, 29)
+    np.testing.assert_array_equal(built, shipped)

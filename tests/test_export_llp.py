@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,7 @@ def test_absent_clips_have_no_file_and_are_listed(exported):
         assert not (out / "feats" / "res152" / f"{clip[:11]}.npy").exists()
         assert (out / "feats" / "vggish" / f"{clip[:11]}.npy").exists()
     lines = (out / "missing.txt").read_text().splitlines()[1:]
-    assert lines == [f"feats/res152\t{c}" for c in absent]
+    assert lines == [f"feats/res152\t{c}\tnot in the store" for c in absent]
 
 
 def test_round_trip(exported, tmp_path, shared_data):
@@ -117,3 +118,39 @@ def test_two_clips_of_one_video_are_an_error(tmp_path):
     table = pd.DataFrame({"clip_id": ["abcdefghijk_0_10", "abcdefghijk_30_40"]})
     with pytest.raises(InputError, match="share the feature file abcdefghijk.npy"):
         export_llp.file_ids(table)
+
+
+def test_label_csvs_equal_the_shipped_ones(tmp_path, shared_data):
+    """Whole LLP lists: the weak CSVs come out byte-identical; the dense eval CSVs hold the
+    same (filename, onset, offset, label) rows except those naming no val/test clip (the
+    reader drops those malformed names), grouped by clip."""
+    from tests.fixtures_export import make_workdir
+    d = shared_data / "llp"
+    wd = make_workdir(tmp_path / "w", {"name": "llp", "files": {
+        "train": str(d / "AVVP_train.csv"), "val": str(d / "AVVP_val_pd.csv"),
+        "test": str(d / "AVVP_test_pd.csv"), "eval_audio": str(d / "AVVP_eval_audio.csv"),
+        "eval_visual": str(d / "AVVP_eval_visual.csv")}})
+    export_llp.write_csvs(load_manifest(wd), tmp_path)
+    for name in ("AVVP_train.csv", "AVVP_val_pd.csv", "AVVP_test_pd.csv", "AVVP_dataset_full.csv"):
+        assert (tmp_path / name).read_bytes() == (d / name).read_bytes(), name
+    evaluated = set(pd.concat([pd.read_csv(d / f, sep="\t") for f in
+                               ("AVVP_val_pd.csv", "AVVP_test_pd.csv")])["filename"])
+    for name, dropped in (("AVVP_eval_audio.csv", 8), ("AVVP_eval_visual.csv", 7)):
+        shipped = pd.read_csv(d / name, sep="\t")
+        ours = pd.read_csv(tmp_path / name, sep="\t")
+        keep = shipped[shipped["filename"].isin(evaluated)]
+        assert shipped["filename"].nunique() - keep["filename"].nunique() == dropped
+        assert sorted(map(tuple, ours.itertuples(index=False))) == \
+            sorted(map(tuple, keep.itertuples(index=False)))
+
+
+def test_rerun_removes_files_of_clips_that_lost_their_features(tmp_path, shared_data):
+    wd = llp_workdir(tmp_path / "w", shared_data, limit=3)
+    fill_store(wd, "vggish", (10, 128), seed=0)
+    export_llp.export(wd, tmp_path / "out")
+    assert len(list((tmp_path / "out" / "feats" / "vggish").glob("*.npy"))) == 3
+    shutil.rmtree(wd / "features" / "vggish")
+    fill_store(wd, "vggish", (10, 128), seed=1, skip=3)  # third clip now absent
+    export_llp.export(wd, tmp_path / "out")
+    assert len(list((tmp_path / "out" / "feats" / "vggish").glob("*.npy"))) == 2
+    assert "feats/vggish\t" in (tmp_path / "out" / "missing.txt").read_text()

@@ -84,7 +84,7 @@ def test_meta_and_categories_files(exported):
     assert (out / "VggsoundAVEL100kCategories.txt").read_text().split("\n")[:4] == \
         (wd / "cats.txt").read_text().split("\n")[:4]
     missing = (out / "missing.txt").read_text().splitlines()[1:]
-    assert missing == [f"video_feature\t{c}" for c in list(meta["video_id"])[3::4]]
+    assert missing == [f"video_feature\t{c}\tnot in the store" for c in list(meta["video_id"])[3::4]]
 
 
 def test_round_trip_with_trusted_pickles(exported, tmp_path):
@@ -162,3 +162,13 @@ def test_channel_last_store_is_written_channel_first(tmp_path):
     np.testing.assert_array_equal(array[3, 100, 2, 5], maps[clip][3, 2, 5, 100])
     assert not (tmp_path / "out" / "avc_label").exists()  # no labels anywhere: not written
     assert "avc_label/ not written" in (tmp_path / "out" / "README.txt").read_text()
+
+
+def test_vgg19_maps_go_out_as_stored(tmp_path):
+    """The loader's 'vgg' path reads [10,7,7,512] as is; no transpose."""
+    wd = vggsound_avel_workdir(tmp_path / "w", n=2)
+    maps = fill_store(wd, "vgg19", (10, 7, 7, 512), seed=6)
+    vav.export(wd, tmp_path / "out", visual="vgg19")
+    clip = next(iter(maps))
+    with zipfile.ZipFile(tmp_path / "out" / "video_feature" / f"{clip}.zip") as zf:
+        np.testing.assert_array_equal(pickle.loads(zf.read(f"{clip}.pkl")), maps[clip])

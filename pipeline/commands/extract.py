@@ -48,7 +48,7 @@ def extract_command(workdir: Path, shard_index: int | None, num_shards: int | No
               help="Extractor whose index to rebuild; default: every one under features/.")
 def index_command(workdir: Path, extractors: tuple[str, ...]) -> None:
     """Fold leftover parts into shard files and rebuild features/<name>/index.h5."""
-    from pipeline.extract_stage import rebuild_index
+    from pipeline.feature_index import rebuild_index
 
     names = extractors or tuple(sorted(p.name for p in (workdir / "features").glob("*") if p.is_dir()))
     for name in names:

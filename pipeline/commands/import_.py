@@ -12,8 +12,13 @@ FORMATS = ("ave", "llp", "vggsound-avel")
 
 
 def run_import(src: Path, workdir: Path, fmt: str, trust_pickles: bool = False,
-               visual: str = "resnet_layer3", store_dtype: str = "float32"):  # type: ignore[no-untyped-def]
-    """Dispatch to the format's module; returns its ImportReport."""
+               visual: str = "resnet_layer3", store_dtype: str | None = None):  # type: ignore[no-untyped-def]
+    """Dispatch to the format's module; returns its ImportReport. The store dtype defaults
+    to the config's extract.store_dtype, as for extracted features."""
+    if store_dtype is None:
+        from pipeline.config import load_config
+        has_config = (Path(workdir) / "avel.yaml").is_file()
+        store_dtype = load_config(workdir).extract.store_dtype if has_config else "float32"
     if fmt == "ave":
         from pipeline import export_ave
         return export_ave.import_(src, workdir, store_dtype=store_dtype)
@@ -35,10 +40,10 @@ def run_import(src: Path, workdir: Path, fmt: str, trust_pickles: bool = False,
                    "code; pass it only for files from a source you trust.")
 @click.option("--visual", type=click.Choice(["resnet_layer3", "vgg19"]), default="resnet_layer3",
               show_default=True, help="vggsound-avel: what video_feature/ holds.")
-@click.option("--store-dtype", type=click.Choice(["float32", "float16", "float64"]),
-              default="float32", show_default=True)
+@click.option("--store-dtype", type=click.Choice(["float32", "float16", "float64"]), default=None,
+              help="dtype of the stored rows (default: extract.store_dtype of the config).")
 def command(workdir: Path, fmt: str, src: Path, trust_pickles: bool, visual: str,
-            store_dtype: str) -> None:
+            store_dtype: str | None) -> None:
     """Read the authors' released features into the feature store, one row per manifest
     clip, with attrs weights="imported: <path>". Every file's shape and dtype is checked;
     a bad file stops the import with its name and the store keeps what it had."""

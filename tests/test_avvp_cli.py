@@ -1,0 +1,117 @@
+"""`avel train --task avvp` / `avel eval` end to end on a tiny LLP workdir: real manifest
+stage, features in the real store, the generic trainer, the ten numbers and metrics.json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from models.avvp_metrics import METRIC_NAMES
+from models.han import HAN
+from pipeline.store import consolidate, write_part
+from pipeline.workdir import Workdir
+from tests.conftest import avel_cmd, cli_env
+
+TRAIN = {"aaaaaaaaaa1_0_10": "Speech", "aaaaaaaaaa2_0_10": "Dog",
+         "aaaaaaaaaa3_0_10": "Speech,Dog", "aaaaaaaaaa4_0_10": "Dog"}
+VAL = {"bbbbbbbbbb1_0_10": "Speech", "bbbbbbbbbb2_0_10": "Dog"}
+TEST = {"ccccccccc-1_5_15": "Dog", "cccc_ccccc2_0_10": "Speech"}
+
+
+def _csv(rows: dict[str, str]) -> str:
+    return "filename\tevent_labels\n" + "".join(f"{k}\t{v}\n" for k, v in rows.items())
+
+
+def run(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(avel_cmd(*args), env=cli_env(), cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("llp")
+    assert run("init", "--dataset", "llp", "--workdir", str(wd), cwd=wd).returncode == 0
+    data = wd / "data"
+    data.mkdir()
+    (data / "AVVP_train.csv").write_text(_csv(TRAIN))
+    (data / "AVVP_val_pd.csv").write_text(_csv(VAL))
+    (data / "AVVP_test_pd.csv").write_text(_csv(TEST))
+    (data / "AVVP_eval_audio.csv").write_text(
+        "filename\tonset\toffset\tevent_labels\n"
+        "bbbbbbbbbb1_0_10\t0\t10\tSpeech\nbbbbbbbbbb2_0_10\t2\t6\tDog\n"
+        "ccccccccc-1_5_15\t0\t10\tDog\ncccc_ccccc2_0_10\t0\t5\tSpeech\n")
+    (data / "AVVP_eval_visual.csv").write_text(
+        "filename\tonset\toffset\tevent_labels\nbbbbbbbbbb2_0_10\t0\t10\tDog\n")
+    done = run("manifest", "--workdir", str(wd), cwd=wd)
+    assert done.returncode == 0, done.stderr
+    clips = [*TRAIN, *VAL, *TEST]
+    rng = np.random.default_rng(0)
+    w = Workdir(wd)
+    for name, shape in (("vggish", (10, 128)), ("resnet152", (80, 2048)), ("r2plus1d_18", (10, 512))):
+        shard = w.features_file(name, _single_shard())
+        # One test clip has no R(2+1)D features: it must be left out, not crash the run.
+        have = [c for c in clips if not (name == "r2plus1d_18" and c == "cccc_ccccc2_0_10")]
+        write_part(shard, have, rng.standard_normal((len(have), *shape)).astype(np.float32),
+                   {"extractor": name, "weights": "random"})
+        consolidate(shard, order=have)
+    return wd
+
+
+def _single_shard():
+    from pipeline.sharding import Shard
+    return Shard(0, 1)
+
+
+@pytest.mark.slow
+def test_train_then_eval_prints_the_ten_numbers_and_writes_metrics(workdir):
+    done = run("train", "--workdir", str(workdir), "--task", "avvp", "--model", "han",
+               "--epochs", "1", "--set", "batch_size=4", "--device", "cpu", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    assert "Type@AV" in done.stdout and "val_segment_type_at_av" in done.stdout
+    run_dir = workdir / "train" / "avvp__han"
+    assert (run_dir / "checkpoints" / "best.pt").is_file()
+    assert "1 of 2 clips have no features" in done.stderr
+
+    done = run("eval", "--workdir", str(workdir), "--task", "avvp", "--model", "han",
+               "--split", "val", "--device", "cpu", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["Segment", "Event"]
+    assert [ln.split()[0] for ln in lines[1:6]] == ["Audio", "Visual", "Audio-Visual",
+                                                     "Type@AV", "Event@AV"]
+    doc = json.loads((run_dir / "eval" / "val" / "metrics.json").read_text())
+    assert set(doc["metrics"]) == set(METRIC_NAMES) and doc["videos"] == 2
+    assert all(0.0 <= v <= 100.0 for v in doc["metrics"].values())
+    # Printed numbers are the JSON ones with one decimal.
+    assert lines[4].split()[1] == f"{doc['metrics']['segment_type_at_av']:.1f}"
+
+
+def test_eval_of_an_official_han_checkpoint(workdir, tmp_path):
+    torch.manual_seed(0)
+    ckpt = tmp_path / "MMIL_Net.pt"
+    torch.save({"module." + k: v for k, v in HAN().state_dict().items()}, ckpt,
+               _use_new_zipfile_serialization=False)
+    done = run("eval", "--workdir", str(workdir), "--task", "avvp", "--model", "han",
+               "--split", "test", "--checkpoint", str(ckpt), "--official-arch", "han",
+               "--device", "cpu", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((workdir / "train" / "avvp__han" / "eval" / "test" / "metrics.json").read_text())
+    assert doc["videos"] == 1 and doc["checkpoint"] == str(ckpt)
+    png = workdir / "train" / "avvp__han" / "eval" / "test" / "timelines.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Event@AV" in done.stdout
+
+
+def test_avvp_task_on_a_non_llp_manifest_is_a_clear_error(tmp_path):
+    wd = tmp_path / "ave"
+    assert run("init", "--dataset", "ave", "--workdir", str(wd), cwd=tmp_path).returncode == 0
+    import pandas as pd
+    pd.DataFrame({"clip_id": ["x"], "labels": [["a"]], "split": ["train"]}).to_parquet(
+        Workdir(wd).manifest)
+    done = run("train", "--workdir", str(wd), "--task", "avvp", "--model", "han", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "audio_events" in done.stderr and "LLP manifest" in done.stderr
