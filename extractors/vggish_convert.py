@@ -49,10 +49,9 @@ def convert_variables(variables: dict[str, np.ndarray]) -> dict[str, torch.Tenso
 
 def read_checkpoint(checkpoint: str | Path) -> dict[str, np.ndarray]:
     """All variables of a TF checkpoint (V1 single file like the release's, or V2 prefix)."""
-    try:
-        import tensorflow.compat.v1 as tf
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("reading a TF checkpoint needs the `tf` extra: pip install 'avel[tf]'") from exc
+    from extractors.tensorflow_import import import_tf
+
+    tf, _ = import_tf()
     path = Path(checkpoint)
     if not path.is_file() and not Path(f"{path}.index").is_file():
         raise FileNotFoundError(f"VGGish TF checkpoint not found: {path}")

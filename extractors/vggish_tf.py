@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from extractors.tensorflow_import import import_tf
 from extractors.weights_cache import sha256_of
 
 INPUT_TENSOR = "vggish/input_features:0"
@@ -19,12 +20,7 @@ OUTPUT_TENSOR = "vggish/embedding:0"
 
 
 def _tf():
-    try:
-        import tensorflow.compat.v1 as tf
-        import tf_slim as slim
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("the TF-slim VGGish needs the `tf` extra: pip install 'avel[tf]'") from exc
-    return tf, slim
+    return import_tf()
 
 
 def define_vggish_slim(fc2_relu: bool = False, init_stddev: float = 0.01) -> None:

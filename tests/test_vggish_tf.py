@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("tf_slim")
+from extractors.tensorflow_import import import_tf  # noqa: E402
+
+try:  # through import_tf: TensorFlow before Triton would crash later torchvision imports
+    import_tf()
+except ImportError:
+    pytest.skip("needs the tf extra", allow_module_level=True)
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
 from extractors.vggish import VGGish, load_weights  # noqa: E402
