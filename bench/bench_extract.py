@@ -95,14 +95,14 @@ def main(argv: list[str] | None = None) -> None:
             # the runner's own clock: workers start → last part written (network build excluded,
             # as it is for the baseline)
             ours_fps = summary["done"] * n_frames / summary["seconds"]
-            line = (f"{name}: ours {ours_fps:.1f} frames/s ({args.device}, {args.precision}, batch {args.batch_size},"
+            line = (f"{name}: ours {ours_fps:.2f} frames/s ({args.device}, {args.precision}, batch {args.batch_size},"
                     f" time split {summary['timings']})")
             if not args.skip_baseline and args.device == "cpu":
                 base_fps, base = per_frame_baseline(name, opts, frame_dir, list(clips))
                 with open_features(wd.root, name) as reader:
                     diff = max(float(np.abs(reader[c] - base[c]).max()) for c in clips)
                     scale = max(float(np.abs(base[c]).max()) for c in clips)
-                line += (f" | per-frame baseline {base_fps:.1f} frames/s | speedup x{ours_fps / base_fps:.2f}"
+                line += (f" | per-frame baseline {base_fps:.2f} frames/s | speedup x{ours_fps / base_fps:.2f}"
                          f" | max |diff| {diff:.2e} (scale {scale:.2e})")
             print(line, flush=True)
 

@@ -54,7 +54,8 @@ class Extractor(ABC):
 
     @abstractmethod
     def preprocess(self, clip: ClipInput) -> torch.Tensor:
-        """CPU work for one clip → its items stacked on dim 0 (float32)."""
+        """CPU work for one clip → its items stacked on dim 0: float32, or uint8 pixels that
+        `forward` normalises on the device (4x less to copy; the visual extractors do this)."""
 
     @abstractmethod
     def forward(self, items: torch.Tensor) -> torch.Tensor:
