@@ -10,7 +10,7 @@ normalisation runs on the device in `normalise`, so only uint8 crosses the bus.
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace, dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -47,6 +47,14 @@ class ImageRecipe:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def at_size(self, size: int | None) -> ImageRecipe:
+        """The same recipe for a smaller (or larger) input, e.g. for tests and demos: the
+        pre-crop resize keeps its ratio to the crop. `None` keeps this recipe."""
+        if size is None:
+            return self
+        resize_to = None if self.resize_to is None else round(size * self.resize_to / self.size)
+        return replace(self, size=size, resize_to=resize_to)
 
 
 def select_indices(n_frames: int, count: int) -> np.ndarray:

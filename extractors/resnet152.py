@@ -29,8 +29,7 @@ class ResNet152Pooled(FrameExtractor):
                  weights: str = "pretrained", seed: int = 0) -> None:
         self.frames = frames
         self._min = min_frames
-        self._image = IMAGENET if image_size is None else ImageRecipe(
-            **{**IMAGENET.as_dict(), "size": image_size, "resize_to": round(image_size * 256 / 224)})
+        self._image = IMAGENET.at_size(image_size)
         super().__init__(weights=weights, seed=seed)
 
     @property

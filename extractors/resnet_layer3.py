@@ -43,8 +43,7 @@ class ResNetLayer3(FrameExtractor):
     def __init__(self, *, segments: int = 10, frames_per_segment: int = 16, map_side: int = 7,
                  image_size: int | None = None, weights: str = "pretrained", seed: int = 0) -> None:
         self.segments, self.frames_per_segment, self.map_side = segments, frames_per_segment, map_side
-        self._image = IMAGENET if image_size is None else ImageRecipe(
-            **{**IMAGENET.as_dict(), "size": image_size, "resize_to": round(image_size * 256 / 224)})
+        self._image = IMAGENET.at_size(image_size)
         super().__init__(weights=weights, seed=seed)
 
     @property

@@ -52,11 +52,7 @@ class VGG19Pool5(FrameExtractor):
         self.recipe_name = recipe
         self.segments, self.frames_per_segment = segments, frames_per_segment
         base = RECIPES[recipe]
-        if image_size is not None:  # smaller inputs for tests and demos; recorded in the recipe
-            base = ImageRecipe(**{**base.as_dict(), "size": image_size,
-                                  "resize_to": None if base.resize_to is None
-                                  else round(image_size * base.resize_to / base.size)})
-        self._image = base
+        self._image = base.at_size(image_size)  # smaller inputs for tests and demos
         super().__init__(weights=weights, seed=seed)
 
     @property

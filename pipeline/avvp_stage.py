@@ -134,21 +134,13 @@ def evaluate_avvp(workdir: Path, config: Config, preset: Any, split: str,
     from models.avvp_data import CATEGORIES
     from models.avvp_metrics import AvvpScorer, format_table, per_class
     from models.avvp_report import plot_avvp_timelines
+    from pipeline.train_stage import network_to_evaluate
 
     splits = load_avvp_data(workdir, preset.options)
     if split not in splits or not len(splits[split]):
         raise InputError(f"no '{split}' clips with features", field="split")
     trainer = _trainer(workdir, config, preset, device, progress=False)
-    if checkpoint is not None and official_arch:
-        from models.checkpoints import load_official
-        net = load_official(checkpoint, official_arch, trust_pickles=trust_pickles)
-        net = net.to(trainer.device, trainer.dtype)
-    elif checkpoint is not None:
-        net = trainer._model()
-        state = torch.load(checkpoint, map_location=trainer.device, weights_only=True)
-        net.load_state_dict(state.get("model", state))
-    else:
-        net = trainer.load_best()
+    net = network_to_evaluate(trainer, checkpoint, official_arch, trust_pickles)
     metrics, collected = trainer.evaluate(net, splits[split])
     scorer = AvvpScorer()
     for so_a, so_v, gt_a, gt_v in zip(collected["so_a"], collected["so_v"],

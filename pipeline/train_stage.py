@@ -234,6 +234,21 @@ def train(workdir: str | Path, config: Config | None = None, *, task: str | None
     return out
 
 
+def network_to_evaluate(trainer: Any, checkpoint: str | Path | None, official_arch: str | None,
+                        trust_pickles: bool) -> torch.nn.Module:
+    """The run's best network, a checkpoint of ours, or an authors' release (`official_arch`)."""
+    if checkpoint is not None and official_arch:
+        from models.checkpoints import load_official
+        net = load_official(checkpoint, official_arch, trust_pickles=trust_pickles)
+        return net.to(trainer.device, trainer.dtype)
+    if checkpoint is not None:
+        net = trainer._model()
+        state = torch.load(checkpoint, map_location=trainer.device, weights_only=True)
+        net.load_state_dict(state.get("model", state))
+        return net
+    return trainer.load_best()
+
+
 def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | None = None,
              model: str | None = None, split: str = "test", checkpoint: str | Path | None = None,
              official_arch: str | None = None, trust_pickles: bool = False,
@@ -256,16 +271,7 @@ def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | N
     if split not in data.datasets or not len(data.datasets[split]):
         raise InputError(f"no '{split}' clips with features", field="split")
     trainer = _trainer(workdir, config, preset, data, device, progress=False)
-    if checkpoint is not None and official_arch:
-        from models.checkpoints import load_official
-        net = load_official(checkpoint, official_arch, trust_pickles=trust_pickles)
-        net = net.to(trainer.device, trainer.dtype)
-    elif checkpoint is not None:
-        net = trainer._model()
-        state = torch.load(checkpoint, map_location=trainer.device, weights_only=True)
-        net.load_state_dict(state.get("model", state))
-    else:
-        net = trainer.load_best()
+    net = network_to_evaluate(trainer, checkpoint, official_arch, trust_pickles)
     metrics, collected = trainer.evaluate(net, data.datasets[split])
     out_dir = trainer.out_dir / "eval" / split
     out_dir.mkdir(parents=True, exist_ok=True)

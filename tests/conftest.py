@@ -8,6 +8,14 @@ from pathlib import Path
 
 import pytest
 
+# Triton before TensorFlow, always: the other order segfaults torch 2.14 + TF 2.21 when
+# torchvision.models loads later in the same process (see extractors/tensorflow_import.py).
+# Test modules import tf_keras at collection time, so this must happen first.
+try:
+    import triton  # noqa: F401
+except ImportError:
+    pass
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

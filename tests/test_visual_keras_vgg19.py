@@ -12,11 +12,14 @@ import pytest
 import torch
 
 from extractors.base import ClipInput
+from extractors.tensorflow_import import import_tf
 from extractors.vgg19 import VGG19Pool5
 from extractors.vgg19_keras_convert import KERAS_TO_TORCH, convert
 from tests.conftest import avel_cmd, cli_env
 from tests.fixtures_visual import jpeg_frames
 
+pytest.importorskip("tensorflow")
+import_tf()  # Triton before TensorFlow, or the process can crash later
 tf_keras = pytest.importorskip("tf_keras")
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
