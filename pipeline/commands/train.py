@@ -28,7 +28,9 @@ def parse_overrides(items: tuple[str, ...]) -> dict:
 @click.option("--task", default=None, help="ave-fully | ave-weakly | vggsound-avel-fully | "
               "vggsound-avel-weakly | avvp (default: train.task)")
 @click.option("--model", default=None,
-              help="psp | cpsp | sspsp | psp-cvpr21 | han (default: train.model)")
+              help="psp | cpsp | sspsp | psp-cvpr21 (AVE, VGGSound-AVEL); han | psp | cpsp (avvp); "
+                   "av_att | av_att_weak | dmrn | avel | avsdn | cmran | cmbs | cmm (AVE baselines) "
+                   "(default: train.model)")
 @click.option("--epochs", type=int, default=None, help="Override the preset's epoch count.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
