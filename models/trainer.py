@@ -261,7 +261,13 @@ class Trainer:
             n += bs
             for k, v in {"loss": float(loss.detach()), **parts}.items():
                 totals[k] = totals.get(k, 0.0) + float(v) * bs
-        return {f"train_{k}": v / max(n, 1) for k, v in totals.items()}
+        if n == 0:
+            # drop_last with fewer clips than one batch: an epoch would silently train nothing
+            raise ValueError(f"the training set ({len(dataset)} clips) is smaller than one batch "
+                             f"(batch_size {self.preset.batch_size}, drop_last "
+                             f"{self.preset.drop_last}): no optimisation step would run; lower "
+                             "batch_size (e.g. --set batch_size=8)")
+        return {f"train_{k}": v / n for k, v in totals.items()}
 
     # ---- evaluate ----------------------------------------------------------------------
     @torch.no_grad()

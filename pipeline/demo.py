@@ -76,7 +76,10 @@ def run_demo(workdir: str | Path, size: DemoSize | None = None) -> dict[str, Any
                  for name in config.extract.extractors}
     runs = {}
     for model in ("cpsp", size.baseline):
-        trained = train(wd.root, config, model=model, progress=False)
+        # the baselines' original batch of 64 (with drop_last) is larger than the demo's
+        # training split, so both models train with batches of 8 here
+        trained = train(wd.root, config, model=model, progress=False,
+                        overrides={"epochs": size.epochs, "batch_size": 8})
         evaluated = evaluate(wd.root, config, model=model)
         runs[model] = {"run_dir": trained["run_dir"], "test_accuracy": trained.get("test_accuracy"),
                        "chance_accuracy": trained.get("chance_accuracy"),
