@@ -14,7 +14,6 @@ Prints one line per extractor: frames/s of each path and the ratio.
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import tempfile
 import time

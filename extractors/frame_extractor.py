@@ -23,7 +23,8 @@ class FrameExtractor(Extractor):
     #: memory format the network runs in (channels_last for 2-D, channels_last_3d for video)
     memory_format: ClassVar[torch.memory_format] = torch.channels_last
 
-    def __init__(self, *, weights: str = "pretrained", seed: int = 0) -> None:
+    def __init__(self, *, image: ImageRecipe, weights: str = "pretrained", seed: int = 0) -> None:
+        self.image = image  # per-frame preprocessing of the active recipe
         self.weights = weights
         self.seed = seed
         if weights == "random":
@@ -39,11 +40,6 @@ class FrameExtractor(Extractor):
         self.net.requires_grad_(False)
 
     # -- what a subclass says -------------------------------------------------
-    @property
-    @abstractmethod
-    def image(self) -> ImageRecipe:
-        """Per-frame preprocessing of the active recipe."""
-
     @abstractmethod
     def frame_count(self) -> int:
         """How many frames of a clip the recipe uses."""

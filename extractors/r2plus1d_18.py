@@ -28,12 +28,7 @@ class R2Plus1D18(FrameExtractor):
     def __init__(self, *, clips: int = 10, clip_len: int = 8, min_frames: int = 10,
                  image_size: int | None = None, weights: str = "pretrained", seed: int = 0) -> None:
         self.clips, self.clip_len, self._min = clips, clip_len, min_frames
-        self._image = KINETICS.at_size(image_size)
-        super().__init__(weights=weights, seed=seed)
-
-    @property
-    def image(self) -> ImageRecipe:
-        return self._image
+        super().__init__(image=KINETICS.at_size(image_size), weights=weights, seed=seed)
 
     def frame_count(self) -> int:
         return self.clips * self.clip_len

@@ -29,12 +29,7 @@ class ResNet152Pooled(FrameExtractor):
                  weights: str = "pretrained", seed: int = 0) -> None:
         self.frames = frames
         self._min = min_frames
-        self._image = IMAGENET.at_size(image_size)
-        super().__init__(weights=weights, seed=seed)
-
-    @property
-    def image(self) -> ImageRecipe:
-        return self._image
+        super().__init__(image=IMAGENET.at_size(image_size), weights=weights, seed=seed)
 
     def frame_count(self) -> int:
         return self.frames

@@ -16,7 +16,6 @@ import torch
 from torchvision.models import ResNet152_Weights, resnet152
 
 from extractors.frame_extractor import FrameExtractor
-from extractors.frames import ImageRecipe
 from extractors.resnet152 import IMAGENET
 from extractors.weights_source import torchvision_file
 
@@ -43,12 +42,7 @@ class ResNetLayer3(FrameExtractor):
     def __init__(self, *, segments: int = 10, frames_per_segment: int = 16, map_side: int = 7,
                  image_size: int | None = None, weights: str = "pretrained", seed: int = 0) -> None:
         self.segments, self.frames_per_segment, self.map_side = segments, frames_per_segment, map_side
-        self._image = IMAGENET.at_size(image_size)
-        super().__init__(weights=weights, seed=seed)
-
-    @property
-    def image(self) -> ImageRecipe:
-        return self._image
+        super().__init__(image=IMAGENET.at_size(image_size), weights=weights, seed=seed)
 
     def frame_count(self) -> int:
         return self.segments * self.frames_per_segment

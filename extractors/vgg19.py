@@ -51,13 +51,8 @@ class VGG19Pool5(FrameExtractor):
             raise ValueError(f"vgg19 recipe {recipe!r} unknown; choose one of {', '.join(RECIPES)}")
         self.recipe_name = recipe
         self.segments, self.frames_per_segment = segments, frames_per_segment
-        base = RECIPES[recipe]
-        self._image = base.at_size(image_size)  # smaller inputs for tests and demos
-        super().__init__(weights=weights, seed=seed)
-
-    @property
-    def image(self) -> ImageRecipe:
-        return self._image
+        # image_size: smaller inputs for tests and demos (recorded in the recipe)
+        super().__init__(image=RECIPES[recipe].at_size(image_size), weights=weights, seed=seed)
 
     def frame_count(self) -> int:
         return self.segments * self.frames_per_segment

@@ -9,7 +9,6 @@ import sys
 
 import pytest
 import torch
-import torch.nn as nn
 
 from models.checkpoints import load_official
 from models.presets import get_preset

@@ -82,6 +82,6 @@ def split_clip_name(name: str, *, parts: int, file: str | Path, line: int, field
     """Split `<ytid>_<a>[_<b>]` from the right: YouTube ids contain '_' and '-'."""
     pieces = name.rsplit("_", parts - 1)
     if len(pieces) != parts or not pieces[0]:
-        raise InputError(f"expected '<id>" + "_<number>" * (parts - 1) + f"', got {name!r}",
+        raise InputError("expected '<id>" + "_<number>" * (parts - 1) + f"', got {name!r}",
                          file=file, line=line, field=field)
     return pieces
