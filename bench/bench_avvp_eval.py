@@ -3,7 +3,7 @@
 Baseline (measured in the same run): the original `main_avvp.eval` way of building the
 dense ground truth — filter the whole eval CSV with pandas for every video. Ours: index the
 CSV rows by filename once (`DenseAnnotations`). Also times the scoring of all videos with
-`models.avvp_metrics` (random predictions), which both approaches share.
+`models.metrics.avvp` (random predictions), which both approaches share.
 
 Run: `python bench/bench_avvp_eval.py [shared_data_dir]`.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.avvp_data import CLASS_INDEX, DenseAnnotations
-from models.avvp_metrics import AvvpScorer
+from models.training.avvp_data import CLASS_INDEX, DenseAnnotations
+from models.metrics.avvp import AvvpScorer
 
 
 def _default_data() -> Path:

@@ -20,9 +20,9 @@ CASES = [("av_att", "ave-fully"), ("dmrn", "ave-fully"), ("avel", "ave-fully"), 
 
 
 def time_step(model_name: str, task: str, dtype: torch.dtype, batch: int, repeats: int, device: str) -> float:
-    from models.baselines.fit import step
-    from models.baselines.objectives import OBJECTIVES
-    from models.baselines.presets import get_preset
+    from models.training.baseline_fit import step
+    from models.training.baseline_objectives import OBJECTIVES
+    from models.training.baseline_hparams import get_preset
     from models.registry import build
 
     preset = get_preset(model_name, task)

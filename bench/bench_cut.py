@@ -23,10 +23,10 @@ if str(REPO) not in sys.path:
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from pipeline.config import load_config  # noqa: E402
-from pipeline.cut_stage import run_cut  # noqa: E402
-from pipeline.sharding import Shard  # noqa: E402
-from pipeline.synthetic import write_dataset  # noqa: E402
+from pipeline.core.config import load_config  # noqa: E402
+from pipeline.cut.stage import run_cut  # noqa: E402
+from pipeline.core.sharding import Shard  # noqa: E402
+from pipeline.demo.synthetic import write_dataset  # noqa: E402
 
 
 def original_recipe(videos: list[Path], out: Path) -> int:

@@ -25,11 +25,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.config import load_config  # noqa: E402
-from pipeline.download_stage import run_download  # noqa: E402
-from pipeline.loopback_server import serve  # noqa: E402
-from pipeline.sharding import Shard  # noqa: E402
-from pipeline.synthetic import write_dataset  # noqa: E402
+from pipeline.core.config import load_config  # noqa: E402
+from pipeline.download.stage import run_download  # noqa: E402
+from pipeline.demo.loopback_server import serve  # noqa: E402
+from pipeline.core.sharding import Shard  # noqa: E402
+from pipeline.demo.synthetic import write_dataset  # noqa: E402
 
 
 def serve_dir(root: Path, n_clips: int) -> list[str]:
@@ -85,7 +85,7 @@ def ours(root: Path, url: str, names: list[str], workers: int) -> float:
 
 
 def probe_cost(path: Path, n: int = 10) -> float:
-    from pipeline.media_probe import probe
+    from pipeline.core.media_probe import probe
 
     start = time.perf_counter()
     for _ in range(n):

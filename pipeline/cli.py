@@ -15,7 +15,7 @@ import click
 
 import pipeline.commands
 from pipeline import __version__
-from pipeline.errors import InputError, StageStopped
+from pipeline.core.errors import InputError, StageStopped
 
 
 class AvelGroup(click.Group):

@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from pipeline.config import load_config
-from pipeline.manifest import build_manifest
+from pipeline.core.config import load_config
+from pipeline.datasets.manifest import build_manifest
 
 # Settings that keep test runs quick: short timeouts and backoffs, no request pacing.
 FAST = {"socket_timeout_s": 1.0, "backoff_base_s": 0.05, "backoff_max_s": 0.5,
@@ -36,7 +36,7 @@ def make_workdir(root: Path, data: Path, url: str | None, *, source: str = "url"
 def synthetic_data(tmp_path_factory, n_clips: int = 10) -> Path:  # type: ignore[no-untyped-def]
     """Generated AVE-format clips shared by every download test of the session (the
     generator skips clips already written, so calling this again is cheap)."""
-    from pipeline.synthetic import write_dataset
+    from pipeline.demo.synthetic import write_dataset
 
     data = tmp_path_factory.getbasetemp() / "download-synthetic"
     write_dataset(data, n_clips=n_clips, n_classes=2, seed=3)
@@ -53,9 +53,9 @@ def served_copy(data: Path, root: Path) -> Path:
 
 
 def ledger_entries(workdir: Path) -> dict:
-    from pipeline.ledger import Ledger
-    from pipeline.sharding import Shard
-    from pipeline.workdir import Workdir
+    from pipeline.core.ledger import Ledger
+    from pipeline.core.sharding import Shard
+    from pipeline.core.workdir import Workdir
 
     with Ledger(Workdir(workdir).ledger("download", Shard(0, 1))) as ledger:
         return {e.clip_id: e for e in ledger.entries()}

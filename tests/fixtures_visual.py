@@ -1,7 +1,7 @@
 """Builders for visual-extraction tests: JPEG frames, cut-clip shard files and a work dir.
 
 The cut stage is built in parallel, so tests write `clips/<shard>.h5` themselves through
-`pipeline.clip_store`, exactly as the cut stage leaves it.
+`pipeline.store.clips`, exactly as the cut stage leaves it.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pandas as pd
 import yaml
 from PIL import Image
 
-from pipeline import clip_store
-from pipeline.sharding import Shard, shard_of
-from pipeline.workdir import Workdir
+from pipeline.store import clips as clip_store
+from pipeline.core.sharding import Shard, shard_of
+from pipeline.core.workdir import Workdir
 
 
 def jpeg_frames(n: int, seed: int, size: tuple[int, int] = (48, 36)) -> list[bytes]:

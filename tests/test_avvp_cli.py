@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.avvp_metrics import METRIC_NAMES
+from models.metrics.avvp import METRIC_NAMES
 from models.han import HAN
-from pipeline.store import consolidate, write_part
-from pipeline.workdir import Workdir
+from pipeline.store.features import consolidate, write_part
+from pipeline.core.workdir import Workdir
 from tests.conftest import avel_cmd, cli_env
 
 TRAIN = {"aaaaaaaaaa1_0_10": "Speech", "aaaaaaaaaa2_0_10": "Dog",
@@ -62,7 +62,7 @@ def workdir(tmp_path_factory):
 
 
 def _single_shard():
-    from pipeline.sharding import Shard
+    from pipeline.core.sharding import Shard
     return Shard(0, 1)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.avvp_data import (CATEGORIES, DenseAnnotations, label_vector, read_weak_labels,
+from models.training.avvp_data import (CATEGORIES, DenseAnnotations, label_vector, read_weak_labels,
                               video_id)
 
 
@@ -104,7 +104,7 @@ def test_label_vector_rejects_unknown_names():
 
 
 def test_npy_lookup_reads_the_original_layout_and_checks_shapes(tmp_path):
-    from models.avvp_data import npy_lookup
+    from models.training.avvp_data import npy_lookup
 
     dirs = [tmp_path / d for d in ("vggish", "res152", "r2plus1d_18")]
     for d, shape in zip(dirs, ((10, 128), (80, 2048), (10, 512))):
@@ -129,7 +129,7 @@ def _write_features(feats, video_ids, rng):
 
 def test_original_splits_read_the_exported_layout_and_skip_clips_without_features(
         shared_data, tmp_path, caplog):
-    from models.avvp_data import original_splits
+    from models.training.avvp_data import original_splits
 
     root = tmp_path / "data"
     root.mkdir()
@@ -154,7 +154,7 @@ def test_original_splits_read_the_exported_layout_and_skip_clips_without_feature
 
 
 def test_manifest_splits_use_clip_ids_and_manifest_events():
-    from models.avvp_data import manifest_splits
+    from models.training.avvp_data import manifest_splits
 
     table = pd.DataFrame({
         "clip_id": ["a_b-cdefghi_0_10", "KSRjje7GH44_60_70"],
@@ -177,7 +177,7 @@ def test_manifest_splits_use_clip_ids_and_manifest_events():
 def test_datasets_pickle_for_dataloader_workers():
     import pickle
 
-    from models.avvp_data import AvvpFeatures, MappingFeatures, NpyFeatures
+    from models.training.avvp_data import AvvpFeatures, MappingFeatures, NpyFeatures
 
     weak = pd.DataFrame({"filename": ["BjCEufrlXm4_20_30"], "target": [label_vector(["Speech"])]})
     for lookup, key_of in ((NpyFeatures("a", "b", "c"), video_id),

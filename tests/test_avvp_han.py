@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from models.han import HAN, han_loss, smoothed_targets
-from models.han_checkpoint import load_han_checkpoint
+from models.weights.han_checkpoint import load_han_checkpoint
 from models.registry import build
 
 

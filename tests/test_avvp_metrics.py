@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.avvp_metrics import (AvvpScorer, event_level, extract_event, format_table,
+from models.metrics.avvp import (AvvpScorer, event_level, extract_event, format_table,
                                  segment_level, video_predictions)
 
 SPEECH, DOG, CAT = 0, 3, 4
@@ -179,7 +179,7 @@ def test_scorer_without_videos_refuses_to_summarise():
 
 
 def test_per_class_diagnostics_sum_counts_over_videos():
-    from models.avvp_metrics import per_class
+    from models.metrics.avvp import per_class
 
     scorer = AvvpScorer()
     # Video 1: Speech audio TP 2, FP 1. Video 2: Speech audio FN 3. → F1 = 4/(4+1+3) = 50.

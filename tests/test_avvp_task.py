@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from models.avvp_data import AvvpFeatures, DenseAnnotations, label_vector
-from models.presets import get_preset, with_overrides
-from models.trainer import Trainer, make_family
+from models.training.avvp_data import AvvpFeatures, DenseAnnotations, label_vector
+from models.training.presets import get_preset, with_overrides
+from models.training.trainer import Trainer, make_family
 
 
 def test_presets_carry_the_original_hyperparameters():

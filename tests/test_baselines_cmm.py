@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from models.baselines.cmm import CMMNet, contrastive_loss, load_keras_weights
-from models.baselines.cmm_metric import best_start, cross_modal_localization
+from models.metrics.cmm import best_start, cross_modal_localization
 
 
 def identity_distances(n_videos: int) -> np.ndarray:

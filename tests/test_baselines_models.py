@@ -10,9 +10,9 @@ import torch.nn as nn
 
 from models import registry
 from models.baselines.eccv18_attention import dmrn_fusion
-from models.baselines.fit import step
-from models.baselines.objectives import OBJECTIVES
-from models.baselines.presets import get_preset
+from models.training.baseline_fit import step
+from models.training.baseline_objectives import OBJECTIVES
+from models.training.baseline_hparams import get_preset
 
 B = 2
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from models.baselines.objectives import OBJECTIVES, segment_targets, threshold_rule
+from models.training.baseline_objectives import OBJECTIVES, segment_targets, threshold_rule
 
 
 def test_segment_targets_follow_the_cpsp_derivation():

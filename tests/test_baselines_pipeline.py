@@ -10,10 +10,10 @@ import sys
 import pytest
 import torch
 
-from models.checkpoints import load_official
-from models.presets import get_preset
+from models.weights.checkpoints import load_official
+from models.training.presets import get_preset
 from models.registry import build
-from pipeline.train_stage import train
+from pipeline.train.stage import train
 from tests.conftest import avel_cmd, cli_env
 from tests.fixtures_psp import make_workdir
 

@@ -1,4 +1,4 @@
-"""The standalone loop (`models.baselines.fit`), which follows a preset exactly (fixed batch
+"""The standalone loop (`models.training.baseline_fit`), which follows a preset exactly (fixed batch
 order, per-iteration schedule, background-only videos, match split for CMM), on tiny
 AVE-format feature directories. Every baseline through the generic trainer is in
 test_baselines_pipeline.py."""
@@ -10,9 +10,9 @@ import json
 import pytest
 import torch
 
-from models.baselines.ave_data import load_ave_dir, video_labels
-from models.baselines.fit import train_baseline
-from models.baselines.presets import get_preset
+from models.training.baseline_data import load_ave_dir, video_labels
+from models.training.baseline_fit import train_baseline
+from models.training.baseline_hparams import get_preset
 from tests.fixtures_baselines import write_ave_dir
 
 FAST = {"epochs": 2, "batch_size": 3, "eval_batch_size": 4, "eval_every": 2, "dtype": "float32"}
@@ -50,7 +50,7 @@ def test_a_baseline_learns_the_tiny_task(tmp_path):
 def test_eccv18_weak_training_appends_background_videos_and_drops_the_last_batch(ave):
     """9 videos -> 3 train + 3 background-only; batch 4 with drop_last -> one batch of 4,
     the last two (background) videos never seen, as in the original."""
-    from models.baselines.fit import _batches, _Pool
+    from models.training.baseline_fit import _batches, _Pool
     import numpy as np
     pool = _Pool(ave, ave.orders["train"], noisy=True)
     assert len(pool) == 6 and pool.video_labels[-3:, 28].tolist() == [1, 1, 1]

@@ -10,11 +10,11 @@ import yaml
 from click.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.config import load_config
-from pipeline.errors import InputError
-from pipeline.ledger import Ledger
-from pipeline.sharding import Shard
-from pipeline.workdir import Workdir
+from pipeline.core.config import load_config
+from pipeline.core.errors import InputError
+from pipeline.core.ledger import Ledger
+from pipeline.core.sharding import Shard
+from pipeline.core.workdir import Workdir
 from tests.conftest import avel_cmd, cli_env
 
 

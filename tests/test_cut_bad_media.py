@@ -8,14 +8,14 @@ import subprocess
 
 import pytest
 
-from pipeline import clip_store
-from pipeline.bad_media_corpus import write_corpus
-from pipeline.config import load_config
-from pipeline.cut_stage import run_cut
-from pipeline.ledger import Ledger
-from pipeline.sharding import Shard
-from pipeline.status import collect
-from pipeline.workdir import Workdir
+from pipeline.store import clips as clip_store
+from tests.bad_media_corpus import write_corpus
+from pipeline.core.config import load_config
+from pipeline.cut.stage import run_cut
+from pipeline.core.ledger import Ledger
+from pipeline.core.sharding import Shard
+from pipeline.run.status import collect
+from pipeline.core.workdir import Workdir
 from tests.conftest import avel_cmd, cli_env
 from tests.fixtures_cut import make_workdir
 

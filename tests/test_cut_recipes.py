@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.config_schema import build
-from pipeline.config import CutConfig
-from pipeline.cut_frames import DecodeError, split_jpegs
-from pipeline.cut_recipes import ave_selection, frames_recipe, llp_selection, select
+from pipeline.core.config_schema import build
+from pipeline.core.config import CutConfig
+from pipeline.cut.frames import DecodeError, split_jpegs
+from pipeline.cut.recipes import ave_selection, frames_recipe, llp_selection, select
 
 
 def test_llp_selection_is_avvp_round_linspace_over_82_frames():
@@ -70,7 +70,7 @@ def test_cut_config_names_the_bad_field(field, value, message):
 
 
 def test_ffmpeg_runner_reports_failure_and_timeout():
-    from pipeline.cut_ffmpeg import run
+    from pipeline.cut.ffmpeg_pipes import run
 
     with pytest.raises(DecodeError) as failed:
         run(["ffmpeg", "-loglevel", "error", "-i", "/nonexistent/in.mp4", "-f", "s16le", "pipe:1"], 30)
@@ -82,7 +82,7 @@ def test_ffmpeg_runner_reports_failure_and_timeout():
 
 
 def test_ffmpeg_runner_fills_pipe_1_and_pipe_3_separately():
-    from pipeline.cut_ffmpeg import run
+    from pipeline.cut.ffmpeg_pipes import run
 
     out, fd3 = run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono",
                     "-t", "1", "-f", "s16le", "pipe:1", "-f", "lavfi", "-i",

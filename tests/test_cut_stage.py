@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline import clip_store
-from pipeline.bad_media_corpus import good_clip
-from pipeline.config import load_config
-from pipeline.cut_stage import run_cut
-from pipeline.ledger import Ledger
-from pipeline.sharding import Shard
-from pipeline.workdir import Workdir
+from pipeline.store import clips as clip_store
+from tests.bad_media_corpus import good_clip
+from pipeline.core.config import load_config
+from pipeline.cut.stage import run_cut
+from pipeline.core.ledger import Ledger
+from pipeline.core.sharding import Shard
+from pipeline.core.workdir import Workdir
 from tests.fixtures_cut import make_workdir
 
 SHARD = Shard(0, 1)
@@ -145,7 +145,7 @@ def test_clip_store_keeps_equal_length_jpegs_apart(tmp_path):
 
 
 def test_changed_recipe_is_refused_before_mixing_a_shard_file(tmp_path, videos):
-    from pipeline.errors import InputError
+    from pipeline.core.errors import InputError
 
     wd = make_workdir(tmp_path, [("c0", videos[0], 0.0, 10.0)], {"frames_recipe": "uniform-1"})
     _run(wd)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.sharding import resolve_shard
+from pipeline.core.sharding import resolve_shard
 
 DOCKER = Path(__file__).resolve().parents[1] / "docker"
 

@@ -9,7 +9,7 @@ from yt_dlp.networking import Response
 from yt_dlp.networking.exceptions import HTTPError, IncompleteRead, TransportError
 from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError
 
-from pipeline.download_failures import (PERMANENT, THROTTLED, TRANSIENT, classify,
+from pipeline.download.failures import (PERMANENT, THROTTLED, TRANSIENT, classify,
                                         classify_http, classify_message)
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.download_stage import run_download
-from pipeline.loopback_server import serve
-from pipeline.sharding import Shard
-from pipeline.status import collect
+from pipeline.core.config import load_config
+from pipeline.download.stage import run_download
+from pipeline.demo.loopback_server import serve
+from pipeline.core.sharding import Shard
+from pipeline.run.status import collect
 from tests.fixtures_download import ledger_entries, make_workdir, served_copy, synthetic_data
 
 SHARD = Shard(0, 1)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.config import DownloadConfig, load_config
-from pipeline.download_stage import run_download
-from pipeline.errors import InputError
-from pipeline.loopback_server import serve
-from pipeline.sharding import Shard
-from pipeline.ytdlp_options import build_options
+from pipeline.core.config import DownloadConfig, load_config
+from pipeline.download.stage import run_download
+from pipeline.core.errors import InputError
+from pipeline.demo.loopback_server import serve
+from pipeline.core.sharding import Shard
+from pipeline.download.ytdlp_options import build_options
 from tests.fixtures_download import ledger_entries, make_workdir, synthetic_data
 
 

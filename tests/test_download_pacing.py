@@ -6,7 +6,7 @@ import random
 import threading
 import time
 
-from pipeline.request_pacing import ThrottleGate, TokenBucket, backoff_delay
+from pipeline.download.pacing import ThrottleGate, TokenBucket, backoff_delay
 
 
 class FakeClock:

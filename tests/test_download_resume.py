@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.loopback_server import serve
+from pipeline.demo.loopback_server import serve
 from tests.conftest import avel_cmd, cli_env
 from tests.fixtures_download import ledger_entries, make_workdir, synthetic_data
 

@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import load_config
-from pipeline.download_jobs import job_for
-from pipeline.download_stage import run_download
-from pipeline.loopback_server import serve
-from pipeline.media_probe import probe
-from pipeline.sharding import Shard
-from pipeline.synthetic import plan
+from pipeline.core.config import load_config
+from pipeline.download.jobs import job_for
+from pipeline.download.stage import run_download
+from pipeline.demo.loopback_server import serve
+from pipeline.core.media_probe import probe
+from pipeline.core.sharding import Shard
+from pipeline.demo.synthetic import plan
 from tests.fixtures_download import ledger_entries, make_workdir, synthetic_data
 
 SHARD = Shard(0, 1)

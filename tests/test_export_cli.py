@@ -56,7 +56,7 @@ def test_pickle_import_without_flag_exits_2_with_the_reason(tmp_path):
 
 def test_bad_file_exits_2_naming_it(tmp_path, shared_data):
     wd = llp_workdir(tmp_path / "w", shared_data, limit=2)
-    from pipeline.manifest import load_manifest
+    from pipeline.datasets.manifest import load_manifest
     clip = load_manifest(wd)["clip_id"][0]
     (tmp_path / "src" / "feats" / "res152").mkdir(parents=True)
     bad = tmp_path / "src" / "feats" / "res152" / f"{clip[:11]}.npy"

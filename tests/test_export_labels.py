@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import labels
-from pipeline.errors import InputError
-from pipeline.readers import ave, llp
+from pipeline.datasets import labels
+from pipeline.core.errors import InputError
+from pipeline.datasets.readers import ave, llp
 
 
 @pytest.fixture(scope="module")

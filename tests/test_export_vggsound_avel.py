@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import export_vggsound_avel as vav
-from pipeline import labels
-from pipeline.errors import InputError
-from pipeline.manifest import load_manifest
+from pipeline.export import vggsound_avel as vav
+from pipeline.datasets import labels
+from pipeline.core.errors import InputError
+from pipeline.datasets.manifest import load_manifest
 from tests.fixtures_export import fill_store, read_store, vggsound_avel_workdir
 
 N = 6

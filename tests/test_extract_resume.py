@@ -13,11 +13,11 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.config import load_config
-from pipeline.errors import InputError
-from pipeline.extract_stage import run_extract
-from pipeline.sharding import Shard
-from pipeline.store import parts_dir
+from pipeline.core.config import load_config
+from pipeline.core.errors import InputError
+from pipeline.extract.stage import run_extract
+from pipeline.core.sharding import Shard
+from pipeline.store.features import parts_dir
 from tests.conftest import avel_cmd, cli_env
 from tests.fixtures_visual import TINY_VGG, write_workdir
 

@@ -15,11 +15,11 @@ import torch
 import pipeline
 from extractors import catalog
 from extractors.base import ClipInput
-from pipeline.config import load_config
-from pipeline.errors import InputError
-from pipeline.extract_stage import BatchPacker, run_extract, stage_name
-from pipeline.ledger import Ledger
-from pipeline.sharding import Shard, shard_of
+from pipeline.core.config import load_config
+from pipeline.core.errors import InputError
+from pipeline.extract.stage import BatchPacker, run_extract, stage_name
+from pipeline.core.ledger import Ledger
+from pipeline.core.sharding import Shard, shard_of
 from pipeline.store import open_features
 from tests.fixtures_visual import TINY_VGG, jpeg_frames, write_workdir
 

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.ledger import Ledger
+from pipeline.core.ledger import Ledger
 
 
 def test_lifecycle_and_todo(tmp_path):
@@ -55,7 +55,7 @@ def test_four_processes_on_four_shards(tmp_path):
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
-    from pipeline.status import collect
+    from pipeline.run.status import collect
     report = collect(tmp_path)
     cut = report["stages"]["cut"]
     assert cut["done"] + cut["failed"] == 800 and cut["pending"] == 0
@@ -64,7 +64,7 @@ def test_four_processes_on_four_shards(tmp_path):
 
 KILL_LOOP = """
 import sys
-from pipeline.ledger import Ledger
+from pipeline.core.ledger import Ledger
 ledger = Ledger(sys.argv[1])
 ledger.ensure([f"c{i}" for i in range(100000)])
 print("ready", flush=True)

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.config import parse_config
-from pipeline.manifest import build_manifest, load_manifest
+from pipeline.core.config import parse_config
+from pipeline.datasets.manifest import build_manifest, load_manifest
 
 
 def make_config(workdir: Path, dataset: dict) -> None:
@@ -110,7 +110,7 @@ def test_vggsound_test_list(tmp_path, shared_data):
 
 @pytest.mark.parametrize("name", ["ave", "llp", "vggsound", "vggsound-avel", "vggsound-avel50k"])
 def test_every_dataset_preset_is_a_valid_config(name):
-    from pipeline.config import dataset_preset
+    from pipeline.core.config import dataset_preset
     preset = dataset_preset(name)
     config = parse_config(preset["config"], f"manifests/{name}.yaml")
     assert config.dataset.name == name

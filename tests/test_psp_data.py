@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from models.ave_data import (AVE_CLASSES, ArrayAVEDataset, H5AVEDataset, ave_labels_from_annotations,
+from models.training.ave_data import (AVE_CLASSES, ArrayAVEDataset, H5AVEDataset, ave_labels_from_annotations,
                              read_orders)
 from pipeline.commands.init import init_workdir
-from pipeline.config import load_config
-from pipeline.manifest import build_manifest
-from pipeline.train_stage import segment_labels
+from pipeline.core.config import load_config
+from pipeline.datasets.manifest import build_manifest
+from pipeline.train.stage import segment_labels
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +89,8 @@ def test_train_stage_reads_original_ave_files(tmp_path, shared_data):
     """train.original_ave_dir: the released file names/keys, real order files, real labels."""
     import shutil
 
-    from pipeline.config import load_config
-    from pipeline.train_stage import load_training_data
+    from pipeline.core.config import load_config
+    from pipeline.train.stage import load_training_data
     labels, _ = ave_labels_from_annotations(shared_data / "ave" / "Annotations.txt")
     d = tmp_path / "ave"
     d.mkdir()
@@ -122,7 +122,7 @@ def test_vggsound_avel_zip_reader(tmp_path):
     import pickle
     import zipfile
 
-    from models.ave_data import VGGSoundAVELDataset, read_zipped_array
+    from models.training.ave_data import VGGSoundAVELDataset, read_zipped_array
 
     def put(directory, vid, arr):
         directory.mkdir(exist_ok=True)

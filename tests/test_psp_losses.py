@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from models import psp_losses as L
+from models.training import psp_losses as L
 
 
 def test_avps_loss_relu_normalise_then_mse():

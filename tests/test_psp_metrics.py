@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.ave_metrics import (chance_accuracy, compute_accuracy_supervised,
+from models.metrics.ave import (chance_accuracy, compute_accuracy_supervised,
                                 cpsp_segment_predictions, per_class_accuracy,
                                 psp_segment_predictions, segment_accuracy)
 

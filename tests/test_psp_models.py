@@ -9,7 +9,7 @@ import types
 import pytest
 import torch
 
-from models.checkpoints import load_official
+from models.weights.checkpoints import load_official
 from models.cpsp import CPSPFully
 from models.psp import PSPFully
 from models.registry import build

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.presets import get_preset, with_overrides
-from models.trainer import Trainer, make_family, register_family
-from pipeline.errors import InputError
-from pipeline.train_stage import evaluate, train
+from models.training.presets import get_preset, with_overrides
+from models.training.trainer import Trainer, make_family, register_family
+from pipeline.core.errors import InputError
+from pipeline.train.stage import evaluate, train
 from tests.conftest import avel_cmd, cli_env
 from tests.fixtures_psp import make_workdir
 
@@ -172,7 +172,7 @@ class ToyFamily:
 def _toy_run(out_dir, epochs=15):
     import dataclasses
 
-    from models.ave_data import ArrayAVEDataset
+    from models.training.ave_data import ArrayAVEDataset
     from tests.fixtures_psp import separable_features
     rows, audio, _ = separable_features(24, 2)
     labels = np.zeros((24, 10, 3), np.float32)
@@ -214,7 +214,7 @@ def test_cli_train_prints_test_accuracy_next_to_chance(trained):
                                         ("vggsound-avel-weakly", "cpsp")])
 def test_every_family_takes_a_step_and_predicts(task, model):
     """One optimisation step and one prediction per family/flag on 4 tiny videos."""
-    from models.ave_data import ArrayAVEDataset
+    from models.training.ave_data import ArrayAVEDataset
     from tests.fixtures_psp import separable_features
     rows, audio, video = separable_features(4, 2, seed=3)
     if task.startswith("vggsound"):
@@ -243,7 +243,7 @@ def test_vggsound_avel_from_released_files_trains_and_evaluates(tmp_path):
     import zipfile
 
     from pipeline.commands.init import init_workdir
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
 
     def put(directory, vid, arr):
         directory.mkdir(exist_ok=True)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.ledger import Ledger
-from pipeline.loopback_server import serve
-from pipeline.run import run, shards_to_run
-from pipeline.sharding import Shard
+from pipeline.core.ledger import Ledger
+from pipeline.demo.loopback_server import serve
+from pipeline.run.runner import run, shards_to_run
+from pipeline.core.sharding import Shard
 from pipeline.store import open_features
-from pipeline.synthetic import write_dataset
-from pipeline.workdir import Workdir
+from pipeline.demo.synthetic import write_dataset
+from pipeline.core.workdir import Workdir
 from tests.fixtures_run import write_workdir
 
 STAGES = ["download", "cut", "extract"]
@@ -88,7 +88,7 @@ def test_ray_executor_gives_identical_features_and_ledgers(local_run, source, tm
 
 
 def test_array_job_variables_select_one_shard(local_run):
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
     config = load_config(local_run[0])
     assert shards_to_run(config, None, None, {"SLURM_ARRAY_TASK_ID": "2",
                                                "SLURM_ARRAY_TASK_COUNT": "3"}) == [Shard(2, 3)]

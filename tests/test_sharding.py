@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from pipeline.errors import InputError
-from pipeline.sharding import Shard, resolve_shard, shard_of
+from pipeline.core.errors import InputError
+from pipeline.core.sharding import Shard, resolve_shard, shard_of
 
 # First 16 hex digits of `printf %s ID | sha256sum` (coreutils), as an integer, mod N.
 FIXED = {
@@ -41,7 +41,7 @@ def test_every_clip_is_in_exactly_one_shard(n):
 def test_assignment_is_the_same_in_another_process_with_another_hash_seed():
     ids = [f"x{i}" for i in range(50)] + list(FIXED)
     here = [shard_of(c, 64) for c in ids]
-    code = f"from pipeline.sharding import shard_of; print([shard_of(c, 64) for c in {ids!r}])"
+    code = f"from pipeline.core.sharding import shard_of; print([shard_of(c, 64) for c in {ids!r}])"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          check=True).stdout

@@ -5,8 +5,8 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from pipeline import store
-from pipeline.atomic import temp_path_for
+from pipeline.store import features as store
+from pipeline.core.atomic import temp_path_for
 
 
 def shard_file(tmp_path, i, n=3):

@@ -8,9 +8,9 @@ import urllib.request
 import numpy as np
 import pytest
 
-from pipeline.loopback_server import serve
-from pipeline.media_probe import probe
-from pipeline.synthetic import CLASSES, plan, write_dataset
+from pipeline.demo.loopback_server import serve
+from pipeline.core.media_probe import probe
+from pipeline.demo.synthetic import CLASSES, plan, write_dataset
 
 
 @pytest.fixture(scope="module")

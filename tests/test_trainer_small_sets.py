@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.ave_data import ArrayAVEDataset
-from models.presets import get_preset, with_overrides
-from models.trainer import Trainer, make_family
+from models.training.ave_data import ArrayAVEDataset
+from models.training.presets import get_preset, with_overrides
+from models.training.trainer import Trainer, make_family
 
 
 def tiny_set(n: int) -> ArrayAVEDataset:

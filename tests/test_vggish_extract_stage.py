@@ -14,13 +14,13 @@ import yaml
 
 from extractors.base import ClipInput
 from extractors.vggish import VGGishExtractor
-from pipeline import clip_store
-from pipeline.config import load_config
-from pipeline.extract_stage import run_extract, stage_name
-from pipeline.ledger import Ledger
-from pipeline.sharding import Shard
+from pipeline.store import clips as clip_store
+from pipeline.core.config import load_config
+from pipeline.extract.stage import run_extract, stage_name
+from pipeline.core.ledger import Ledger
+from pipeline.core.sharding import Shard
 from pipeline.store import open_features
-from pipeline.workdir import Workdir
+from pipeline.core.workdir import Workdir
 
 
 @pytest.fixture(scope="module")

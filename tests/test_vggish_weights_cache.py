@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from extractors import weights_cache
-from pipeline.loopback_server import serve
+from pipeline.demo.loopback_server import serve
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import click
               default=Path("compare.png"), show_default=True, help="Where to write the bar chart.")
 def command(runs: tuple[Path, ...], more_runs: tuple[Path, ...], out: Path) -> None:
     """Print the accuracy of several runs side by side and plot them as bars."""
-    from pipeline.compare import compare
+    from pipeline.train.compare import compare
 
     table, png = compare([*runs, *more_runs], out)
     click.echo(table)

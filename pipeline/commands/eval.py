@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_options import workdir_option
+from pipeline.commands.options import workdir_option
 from pipeline.commands.train import parse_overrides
 
 
@@ -31,8 +31,8 @@ def command(workdir: Path, task: str | None, model: str | None, split: str,
             checkpoint: Path | None, official_arch: str | None, trust_pickles: bool,
             device: str | None, timelines: int, sets: tuple[str, ...], as_json: bool) -> None:
     """Evaluate segment accuracy; write per_class.csv and timelines.png."""
-    from models.eval_report import format_table
-    from pipeline.train_stage import evaluate
+    from models.metrics.eval_report import format_table
+    from pipeline.train.stage import evaluate
 
     result = evaluate(workdir, task=task, model=model, split=split, checkpoint=checkpoint,
                       official_arch=official_arch, trust_pickles=trust_pickles, device=device,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_options import workdir_option
+from pipeline.commands.options import workdir_option
 
 FORMATS = ("ave", "llp", "vggsound-avel")
 
@@ -15,8 +15,8 @@ def run_export(workdir: Path, fmt: str, out: Path, dtype: str | None = None,
                visual: str = "resnet_layer3"):  # type: ignore[no-untyped-def]
     """Dispatch to the format's module; returns its ExportReport."""
     if fmt == "ave":
-        from pipeline import export_ave
-        from pipeline.config import load_config, resolve
+        from pipeline.export import ave as export_ave
+        from pipeline.core.config import load_config, resolve
         orders_dir = None
         if (Path(workdir) / "avel.yaml").is_file():
             files = load_config(workdir).dataset.files
@@ -24,9 +24,9 @@ def run_export(workdir: Path, fmt: str, out: Path, dtype: str | None = None,
                 orders_dir = resolve(workdir, files["orders_dir"])
         return export_ave.export(workdir, out, dtype=dtype or "float64", orders_dir=orders_dir)
     if fmt == "llp":
-        from pipeline import export_llp
+        from pipeline.export import llp as export_llp
         return export_llp.export(workdir, out, dtype=dtype or "float32")
-    from pipeline import export_vggsound_avel
+    from pipeline.export import vggsound_avel as export_vggsound_avel
     return export_vggsound_avel.export(workdir, out, visual=visual, dtype=dtype or "float32")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_options import config_and_shard, shard_options, workdir_option
+from pipeline.commands.options import config_and_shard, shard_options, workdir_option
 
 
 @click.command("extract")
@@ -32,7 +32,7 @@ def extract_command(workdir: Path, shard_index: int | None, num_shards: int | No
                     batch_size: int | None, num_workers: int | None, weights: str | None,
                     store_dtype: str | None, no_progress: bool) -> None:
     """Run extractors over this shard's cut clips; resumable per clip; prints a JSON summary."""
-    from pipeline.extract_stage import run_extract
+    from pipeline.extract.stage import run_extract
 
     config, shard = config_and_shard(workdir, shard_index, num_shards)
     for name in extractors or tuple(config.extract.extractors):
@@ -48,7 +48,7 @@ def extract_command(workdir: Path, shard_index: int | None, num_shards: int | No
               help="Extractor whose index to rebuild; default: every one under features/.")
 def index_command(workdir: Path, extractors: tuple[str, ...]) -> None:
     """Fold leftover parts into shard files and rebuild features/<name>/index.h5."""
-    from pipeline.feature_index import rebuild_index
+    from pipeline.store.index import rebuild_index
 
     names = extractors or tuple(sorted(p.name for p in (workdir / "features").glob("*") if p.is_dir()))
     for name in names:

@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 import yaml
 
-from pipeline import atomic
-from pipeline.config import DATASETS, dataset_preset, parse_config
-from pipeline.errors import InputError
-from pipeline.cli_options import workdir_option
-from pipeline.workdir import Workdir
+from pipeline.core import atomic
+from pipeline.core.config import DATASETS, dataset_preset, parse_config
+from pipeline.core.errors import InputError
+from pipeline.commands.options import workdir_option
+from pipeline.core.workdir import Workdir
 
 
 def init_workdir(workdir: str | Path, dataset: str, force: bool = False) -> Path:

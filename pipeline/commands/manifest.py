@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_options import workdir_option
-from pipeline.config import load_config
-from pipeline.manifest import build_manifest
+from pipeline.commands.options import workdir_option
+from pipeline.core.config import load_config
+from pipeline.datasets.manifest import build_manifest
 
 
 @click.command("manifest")

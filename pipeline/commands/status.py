@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_options import workdir_option
-from pipeline.status import collect, render
+from pipeline.commands.options import workdir_option
+from pipeline.run.status import collect, render
 
 
 @click.command("status")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 
 
 @click.group("weights")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 
 try:
     from pipeline.commands.weights import weights_group

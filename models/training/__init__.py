@@ -1,0 +1,1 @@
+"""Training: the generic trainer, its families and presets, datasets and losses."""

@@ -1,0 +1,370 @@
+"""The generic trainer every model family uses: seeds and determinism, device and precision,
+optimiser/schedule/clipping from a `Preset`, resume from the last checkpoint, model selection,
+`metrics.json`, TensorBoard scalars, `curves.png`, and on evaluation a per-class table and
+localization timelines.
+
+PLUG-IN CONTRACT (stable; other families depend on it)
+------------------------------------------------------
+A family is a class registered with `@register_family("name")`; a preset names it in
+`Preset.family`. The trainer builds it as `FamilyCls(preset, num_classes, class_names)` and
+calls only these methods:
+
+    build_model() -> nn.Module
+        the network (float32; the trainer moves it to the device/precision).
+    loss(model, batch, epoch) -> (Tensor scalar, dict[str, float])
+        training loss for one batch and its named parts (logged per epoch).
+    predict(model, batch) -> dict[str, np.ndarray]
+        per-video outputs for one eval batch (first axis = batch). For AVE-style segment
+        localisation return at least "pred" and "target", int arrays [B, T] with
+        background = num_classes; other keys are concatenated and passed to summarize.
+    summarize(collected: dict[str, np.ndarray]) -> dict[str, float]
+        split metrics from the concatenated predictions; must contain `selection_metric`.
+
+and the attribute `selection_metric: str` (e.g. "accuracy"; higher is better).
+
+A batch is whatever the family's dataset yields, collated by torch's default collate
+(normally a dict of tensors); the trainer moves every tensor to the device and casts
+floating tensors to the preset precision before calling the family. Datasets for AVE-style
+features are in `models.training.ave_data`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset
+
+from models.training.presets import Preset
+
+log = logging.getLogger(__name__)
+
+
+class Family(Protocol):
+    selection_metric: str
+
+    def build_model(self) -> nn.Module: ...
+    def loss(self, model: nn.Module, batch: Any, epoch: int) -> tuple[torch.Tensor, dict[str, float]]: ...
+    def predict(self, model: nn.Module, batch: Any) -> dict[str, np.ndarray]: ...
+    def summarize(self, collected: dict[str, np.ndarray]) -> dict[str, float]: ...
+
+
+_FAMILIES: dict[str, Callable[..., Family]] = {}
+
+
+def register_family(name: str) -> Callable[[type], type]:
+    def wrap(cls: type) -> type:
+        if name in _FAMILIES:
+            raise ValueError(f"trainer family {name!r} registered twice")
+        _FAMILIES[name] = cls
+        return cls
+    return wrap
+
+
+def make_family(preset: Preset, num_classes: int, class_names: list[str] | None = None) -> Family:
+    import models.training.psp_tasks  # noqa: F401  (registers the PSP/CPSP families)
+    if preset.family not in _FAMILIES:
+        raise KeyError(f"unknown trainer family {preset.family!r}; known: {sorted(_FAMILIES)}")
+    names = class_names or [f"class_{k}" for k in range(num_classes)] + ["background"]
+    return _FAMILIES[preset.family](preset, num_classes, names)
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """As the originals: random, numpy, torch (+cuda); cudnn deterministic when asked."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def to_device(batch: Any, device: torch.device, dtype: torch.dtype) -> Any:
+    if isinstance(batch, torch.Tensor):
+        batch = batch.to(device, non_blocking=True)
+        return batch.to(dtype) if batch.is_floating_point() else batch
+    if isinstance(batch, dict):
+        return {k: to_device(v, device, dtype) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device, dtype) for v in batch)
+    return batch
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _atomic_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Runs one preset for one family, writing everything under `out_dir`:
+    checkpoints/last.pt (resume), checkpoints/best.pt (model selection), metrics.json,
+    tb/ (TensorBoard), curves.png."""
+
+    def __init__(self, family: Family, preset: Preset, out_dir: str | Path, device: str = "auto",
+                 num_workers: int = 0, progress: bool = True) -> None:
+        self.family = family
+        self.preset = preset
+        self.out_dir = Path(out_dir)
+        self.device = resolve_device(device)
+        self.dtype = torch.float64 if preset.precision == "float64" else torch.float32
+        self.num_workers = num_workers
+        self.progress = progress
+        self.ckpt_dir = self.out_dir / "checkpoints"
+
+    # ---- building blocks -------------------------------------------------------------
+    def _model(self) -> nn.Module:
+        return self.family.build_model().to(self.device, self.dtype)
+
+    def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        p = self.preset
+        if p.optimizer == "adam":
+            return torch.optim.Adam(model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+        return torch.optim.SGD(model.parameters(), lr=p.lr, weight_decay=p.weight_decay,
+                               momentum=float(p.options.get("momentum", 0.9)))
+
+    def _scheduler(self, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(self.preset.milestones),
+                                                    gamma=self.preset.gamma)
+
+    def loader(self, dataset: Dataset, train: bool, epoch: int = 0) -> DataLoader:
+        bs = self.preset.batch_size if train else (self.preset.eval_batch_size or self.preset.batch_size)
+        gen = torch.Generator()
+        gen.manual_seed(self.preset.seed * 1000 + epoch)  # reshuffle per epoch, resume-exact
+        return DataLoader(dataset, batch_size=bs, shuffle=train, drop_last=train and self.preset.drop_last,
+                          num_workers=self.num_workers, generator=gen if train else None,
+                          pin_memory=self.device.type == "cuda",
+                          persistent_workers=False)
+
+    def _should_eval(self, epoch: int) -> bool:
+        p = self.preset
+        if epoch == p.epochs - 1:
+            return True
+        shift = int(p.options.get("eval_shift", 1))
+        return epoch >= p.eval_first_at and (epoch + shift) % p.eval_every == 0
+
+    # ---- train -------------------------------------------------------------------------
+    def fit(self, train: Dataset, val: Dataset | None, test: Dataset | None = None,
+            resume: bool = True) -> dict[str, Any]:
+        """Train for preset.epochs, selecting the best checkpoint on preset.select_on.
+        Resumes from checkpoints/last.pt when present (and `resume`)."""
+        p = self.preset
+        seed_everything(p.seed, p.deterministic)
+        model = self._model()
+        opt = self._optimizer(model)
+        sched = self._scheduler(opt)
+        history: list[dict[str, Any]] = []
+        best: dict[str, Any] = {"score": -math.inf, "epoch": None}
+        start = 0
+        last = self.ckpt_dir / "last.pt"
+        if resume and last.is_file():
+            state = torch.load(last, map_location=self.device, weights_only=False)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            history, best, start = state["history"], state["best"], state["epoch"] + 1
+            random.setstate(state["rng"]["python"])
+            np.random.set_state(state["rng"]["numpy"])
+            torch.set_rng_state(state["rng"]["torch"])
+            log.info("resumed from %s at epoch %d", last, start)
+        select = {"val": val, "test": test}[p.select_on]
+        if select is None:
+            raise ValueError(f"model selection on {p.select_on!r} needs that split")
+        writer = self._writer()
+        for epoch in range(start, p.epochs):
+            t0 = time.perf_counter()
+            row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"]}
+            row.update(self.train_epoch(model, opt, train, epoch))
+            if self._should_eval(epoch):
+                for name, ds in (("val", val), ("test", test)):
+                    if ds is not None:
+                        metrics, _ = self.evaluate(model, ds)
+                        row.update({f"{name}_{k}": v for k, v in metrics.items()})
+                score = row[f"{p.select_on}_{self.family.selection_metric}"]
+                if score > best["score"]:
+                    best = {"score": score, "epoch": epoch, "metric": f"{p.select_on}_{self.family.selection_metric}"}
+                    _atomic_save({"model": model.state_dict(), "epoch": epoch, "preset": p.to_dict(),
+                                  "score": score}, self.ckpt_dir / "best.pt")
+            sched.step()
+            row["seconds"] = time.perf_counter() - t0
+            history.append(row)
+            if writer is not None:
+                for k, v in row.items():
+                    if k != "epoch" and isinstance(v, (int, float)):
+                        writer.add_scalar(k.replace("_", "/", 1), v, epoch)
+                writer.flush()
+            _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                          "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
+                          "best": best, "preset": p.to_dict(),
+                          "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
+                                  "torch": torch.get_rng_state()}}, last)
+            self._write_metrics(history, best)
+            log.info("epoch %d: %s", epoch, {k: (round(v, 4) if isinstance(v, float) else v)
+                                              for k, v in row.items()})
+        if writer is not None:
+            writer.close()
+        result = {"history": history, "best": best}
+        if test is not None and (self.ckpt_dir / "best.pt").is_file():
+            model.load_state_dict(torch.load(self.ckpt_dir / "best.pt", map_location=self.device,
+                                             weights_only=False)["model"])
+            result["test"], _ = self.evaluate(model, test)
+        self._write_metrics(history, best, result.get("test"))
+        self.plot_curves(history)
+        return result
+
+    def train_epoch(self, model: nn.Module, opt: torch.optim.Optimizer, dataset: Dataset,
+                    epoch: int) -> dict[str, float]:
+        model.train()
+        totals: dict[str, float] = {}
+        n = 0
+        batches = self.loader(dataset, train=True, epoch=epoch)
+        for batch in _bar(batches, self.progress, f"epoch {epoch}"):
+            batch = to_device(batch, self.device, self.dtype)
+            loss, parts = self.family.loss(model, batch, epoch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.preset.clip_grad is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), self.preset.clip_grad)
+            opt.step()
+            bs = _batch_size(batch)
+            n += bs
+            for k, v in {"loss": float(loss.detach()), **parts}.items():
+                totals[k] = totals.get(k, 0.0) + float(v) * bs
+        if n == 0:
+            # drop_last with fewer clips than one batch: an epoch would silently train nothing
+            raise ValueError(f"the training set ({len(dataset)} clips) is smaller than one batch "
+                             f"(batch_size {self.preset.batch_size}, drop_last "
+                             f"{self.preset.drop_last}): no optimisation step would run; lower "
+                             "batch_size (e.g. --set batch_size=8)")
+        return {f"train_{k}": v / n for k, v in totals.items()}
+
+    # ---- evaluate ----------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, dataset: Dataset) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """Metrics (from family.summarize) and the concatenated predictions."""
+        model.eval()
+        chunks: dict[str, list[np.ndarray]] = {}
+        for batch in self.loader(dataset, train=False):
+            out = self.family.predict(model, to_device(batch, self.device, self.dtype))
+            for k, v in out.items():
+                chunks.setdefault(k, []).append(np.asarray(v))
+        collected = {k: np.concatenate(v, axis=0) for k, v in chunks.items()}
+        return self.family.summarize(collected), collected
+
+    def load_best(self) -> nn.Module:
+        model = self._model()
+        path = self.ckpt_dir / "best.pt"
+        if not path.is_file():
+            path = self.ckpt_dir / "last.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint in {self.ckpt_dir}; train first")
+        model.load_state_dict(torch.load(path, map_location=self.device, weights_only=False)["model"])
+        return model
+
+    # ---- outputs -----------------------------------------------------------------------
+    def _writer(self) -> Any:
+        import sys
+        import types
+        if "tensorflow" not in sys.modules:
+            # TensorBoard imports all of TensorFlow (tens of seconds) when it is installed,
+            # only to write event files; its documented `notf` switch selects the light stub.
+            sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is a core dependency; stay usable without it
+            log.warning("tensorboard not installed; no TensorBoard scalars")
+            return None
+        return SummaryWriter(str(self.out_dir / "tb"))
+
+    def _write_metrics(self, history: list[dict[str, Any]], best: dict[str, Any],
+                       test: dict[str, float] | None = None) -> None:
+        doc = {"preset": self.preset.to_dict(), "device": str(self.device), "history": history,
+               "best": best}
+        if test is not None:
+            doc["test"] = test
+        _atomic_text(json.dumps(doc, indent=2, default=_jsonable), self.out_dir / "metrics.json")
+
+    def plot_curves(self, history: list[dict[str, Any]]) -> Path | None:
+        if not history:
+            return None
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        epochs = [r["epoch"] for r in history]
+        ax1.plot(epochs, [r.get("train_loss", np.nan) for r in history], label="train loss")
+        ax1.set_xlabel("epoch")
+        ax1.set_ylabel("loss")
+        ax1.legend()
+        metric = self.family.selection_metric
+        for split in ("train", "val", "test"):
+            pts = [(r["epoch"], r[f"{split}_{metric}"]) for r in history if f"{split}_{metric}" in r]
+            if pts:
+                ax2.plot(*zip(*pts), marker="o", label=f"{split} {metric}")
+        ax2.set_xlabel("epoch")
+        ax2.set_ylabel(metric)
+        ax2.legend()
+        fig.tight_layout()
+        path = self.out_dir / "curves.png"
+        tmp = path.with_name(".curves.tmp.png")
+        fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        os.replace(tmp, path)
+        return path
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return str(x)
+
+
+def _batch_size(batch: Any) -> int:
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0])
+    if isinstance(batch, dict):
+        return _batch_size(next(iter(batch.values())))
+    if isinstance(batch, (list, tuple)):
+        return _batch_size(batch[0])
+    return 1
+
+
+def _bar(it: Iterable, enabled: bool, desc: str) -> Iterable:
+    if not enabled:
+        return it
+    from tqdm import tqdm
+    return tqdm(it, desc=desc, leave=False, disable=None)

@@ -1,0 +1,1 @@
+"""Checkpoint import (the authors' released weights) and export."""

@@ -1,0 +1,249 @@
+"""The work directory's config (`avel.yaml`): one dataclass per stage, loaded and validated once.
+
+Each stage reads only its own section; `avel init` writes a starting file from
+`manifests/<dataset>.yaml`, which carries the original papers' recipes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from pipeline.core.config_schema import build, to_dict
+from pipeline.core.errors import InputError
+
+CONFIG_NAME = "avel.yaml"
+DATASETS = ("ave", "llp", "vggsound", "vggsound-avel", "vggsound-avel50k")
+# the repository's manifests/ (editable installs), or where the container image put it
+MANIFESTS_DIR = Path(os.environ.get("AVEL_MANIFESTS")
+                     or Path(__file__).resolve().parents[2] / "manifests")
+
+
+@dataclass
+class DatasetConfig:
+    """Where the dataset's own list files are and how a clip's source is named."""
+
+    name: Literal["ave", "llp", "vggsound", "vggsound-avel", "vggsound-avel50k"]
+    # Reader inputs by role (e.g. annotations, orders_dir, train, meta, categories);
+    # relative paths are resolved against the work directory.
+    files: dict[str, str] = field(default_factory=dict)
+    # youtube: source is a watch URL built from url_template; url: any URL yt-dlp accepts,
+    # also built from url_template; local: a file in videos_dir named <video_id><ext>.
+    source: Literal["youtube", "url", "local"] = "youtube"
+    url_template: str = "https://www.youtube.com/watch?v={video_id}"
+    videos_dir: str | None = None
+    video_ext: str = ".mp4"
+    clip_seconds: float = 10.0
+    limit: int | None = None  # keep the first N clips (demos, smoke runs)
+
+    def validate(self) -> None:
+        if "{video_id}" not in self.url_template:
+            raise ValueError("url_template must contain {video_id}")
+        if self.source == "local" and not self.videos_dir:
+            raise ValueError("source 'local' needs videos_dir")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError("limit must be >= 1")
+
+
+@dataclass
+class ShardingConfig:
+    num_shards: int = 1
+
+    def validate(self) -> None:
+        if self.num_shards < 1:
+            raise ValueError("num_shards must be >= 1")
+
+
+@dataclass
+class DownloadConfig:
+    """yt-dlp options that come from the user (never from the manifest)."""
+
+    mode: Literal["section", "full"] = "section"
+    pad_s: float = 0.0
+    format: str = "bv*[height<=360]+ba/b[height<=360]/bv*+ba/b"
+    merge_output_format: str = "mp4"
+    cookies_file: str | None = None
+    proxy: str | None = None
+    rate_limit_bytes: int | None = None
+    sleep_s: float = 0.0  # before each download and each extraction request (yt-dlp)
+    user_agent: str | None = None
+    workers: int = 4
+    requests_per_s: float = 2.0  # clips started per second, all workers together; 0 = no limit
+    max_attempts: int = 3
+    socket_timeout_s: float = 20.0
+    backoff_base_s: float = 2.0
+    backoff_max_s: float = 300.0
+    throttle_limit: int = 8  # throttle answers in a row (no success between) before stopping
+    # section mode: re-encode around the cuts so the file starts exactly at the section
+    # start; off = stream copy (fast; the start is still exact for ffmpeg-based readers,
+    # which honour the edit list, but the file carries the preceding GOP)
+    force_keyframes_at_cuts: bool = False
+
+    def validate(self) -> None:
+        if self.pad_s < 0:
+            raise ValueError("pad_s must be >= 0")
+        if self.workers < 1:
+            raise ValueError("workers must be >= 1")
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if self.throttle_limit < 1:
+            raise ValueError("throttle_limit must be >= 1")
+        if self.requests_per_s < 0 or self.sleep_s < 0:
+            raise ValueError("requests_per_s and sleep_s must be >= 0 (0 = no limit)")
+        if self.socket_timeout_s <= 0:
+            raise ValueError("socket_timeout_s must be > 0")
+        if self.backoff_base_s < 0 or self.backoff_max_s < self.backoff_base_s:
+            raise ValueError("need 0 <= backoff_base_s <= backoff_max_s")
+        if self.rate_limit_bytes is not None and self.rate_limit_bytes <= 0:
+            raise ValueError("rate_limit_bytes must be > 0")
+
+
+@dataclass
+class CutConfig:
+    """How `avel cut` turns videos into 16 kHz audio and recipe frames (pipeline/cut/recipes.py)."""
+
+    audio_recipe: str = "vggsound"  # vggsound | llp | ave
+    frames_recipe: str = "ave-vgg19"  # llp-8fps | ave-vgg19 | uniform-N
+    # ffmpeg -q:v for the JPEGs; None keeps ffmpeg's default, which is what the original
+    # recipes ran (`ffmpeg -i video -r 8 %06d.jpg` sets no quality)
+    jpeg_quality: int | None = None
+    scale: str | None = None  # ffmpeg scale filter args, e.g. "-2:256"; None keeps the source size
+    loose: bool = False
+    workers: int = 2
+    # defects that are cut anyway and noted, instead of failing the clip (see pipeline/cut/checks.py)
+    allow: list[str] = field(default_factory=lambda: ["rotated", "unusual-pixel-format",
+                                                      "non-ascii-name"])
+    max_pixels: int = 4096 * 2160  # larger frames fail as huge-resolution
+    max_pad_s: float = 0.5  # a file may end this much before the clip does (zeros are padded)
+    span_slack_s: float = 0.1  # a file ending this little after the clip is decoded whole
+    batch_clips: int = 8  # finished clips per part file (what a kill can lose at most)
+    timeout_s: float = 600.0  # per ffmpeg/ffprobe call
+
+    def validate(self) -> None:
+        from pipeline.cut.checks import ALLOWABLE
+        from pipeline.cut.recipes import audio_recipe, frames_recipe
+
+        audio_recipe(self.audio_recipe)
+        frames_recipe(self.frames_recipe)
+        if self.jpeg_quality is not None and not 1 <= self.jpeg_quality <= 31:
+            raise ValueError("jpeg_quality must be 1..31 (ffmpeg -q:v) or null")
+        unknown = sorted(set(self.allow) - set(ALLOWABLE))
+        if unknown:
+            raise ValueError(f"allow: unknown conditions {unknown}; allowed: {list(ALLOWABLE)}")
+        if self.workers < 1 or self.batch_clips < 1:
+            raise ValueError("workers and batch_clips must be >= 1")
+        if self.max_pad_s < 0 or self.span_slack_s < 0:
+            raise ValueError("max_pad_s and span_slack_s must be >= 0")
+
+
+@dataclass
+class ExtractConfig:
+    extractors: list[str] = field(default_factory=lambda: ["vggish", "vgg19"])
+    device: Literal["cuda", "cpu", "auto"] = "auto"
+    precision: Literal["fp32", "tf32", "bf16", "fp16"] = "fp32"
+    batch_size: int = 64
+    num_workers: int = 2
+    store_dtype: Literal["float32", "float16"] = "float32"
+    # extractor name -> "pretrained" (from the cache), "random", or a weights file path
+    weights: dict[str, str] = field(default_factory=dict)
+    # extractor name -> recipe options, e.g. {vgg19: {recipe: torchvision-imagenet}}
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seed: int = 0  # init seed for `random` weights
+    prefetch: int = 4  # clips each preprocessing worker keeps ready
+    flush_clips: int = 64  # finished clips per store part (the most a kill can lose)
+    max_attempts: int = 3
+    ray_gpus_per_actor: float = 1.0  # Ray executor: GPUs each extract actor asks for
+    # CPU threads for the network on a CPU device (None: torch's default). Results depend
+    # on it in the last float bits (reduction order), so pin it to compare runs exactly.
+    cpu_threads: int | None = None
+
+    def validate(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if self.num_workers < 0:
+            raise ValueError("num_workers must be >= 0")
+        if self.prefetch < 1 or self.flush_clips < 1 or self.max_attempts < 1:
+            raise ValueError("prefetch, flush_clips and max_attempts must be >= 1")
+
+
+@dataclass
+class TrainConfig:
+    task: str = "ave-fully"
+    model: str = "cpsp"
+    device: Literal["cuda", "cpu", "auto"] = "auto"
+    seed: int | None = None
+    # any preset hyperparameter, by name, e.g. {lr: 1e-4, epochs: 5}
+    overrides: dict[str, Any] = field(default_factory=dict)
+    # whole feature set in RAM ("auto": when it fits in half the free memory), else per-item
+    # HDF5 reads from the store
+    in_memory: Literal["auto", "always", "never"] = "auto"
+    num_workers: int = 0  # DataLoader worker processes
+    # train on the released AVE files instead of the store: a directory holding
+    # audio_feature.h5, visual_feature.h5, right_labels.h5 and {train,val,test}_order.h5
+    original_ave_dir: str | None = None
+    # train on the released VGGSound-AVEL layout: keys meta, categories, audio_dir,
+    # video_dir, label_dir (per-video zips holding one .pkl array each)
+    original_vggsound_avel: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.num_workers < 0:
+            raise ValueError("num_workers must be >= 0")
+
+
+@dataclass
+class Config:
+    dataset: DatasetConfig
+    sharding: ShardingConfig = field(default_factory=ShardingConfig)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    cut: CutConfig = field(default_factory=CutConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+
+    def hash(self) -> str:
+        """Stable digest of the settings, recorded in every output for provenance."""
+        blob = json.dumps(to_dict(self), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def parse_config(data: Any, file: str | Path) -> Config:
+    if not isinstance(data, dict):
+        raise InputError("config must be a YAML mapping", file=file)
+    return build(Config, data, file=file)
+
+
+def load_config(workdir: str | Path) -> Config:
+    path = Path(workdir) / CONFIG_NAME
+    if not path.is_file():
+        raise InputError(f"no config here; run `avel init --dataset NAME --workdir {workdir}` first",
+                         file=path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 ({exc.reason} at byte {exc.start})", file=path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=path,
+                         line=mark.line + 1 if mark else None) from None
+    return parse_config(data, path)
+
+
+def dataset_preset(name: str) -> dict[str, Any]:
+    """The dataset YAML under manifests/: description, recipes and a starting config."""
+    if name not in DATASETS:
+        raise InputError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}",
+                         field="dataset")
+    return yaml.safe_load((MANIFESTS_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
+
+
+def resolve(workdir: str | Path, path: str) -> Path:
+    """A config path: absolute as given, relative to the work directory otherwise."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else Path(workdir) / p

@@ -1,0 +1,165 @@
+"""Cut one clip: probe, classify, decode audio and frames, and hand back the result.
+
+Runs inside a worker process, so it only reads the input file and (in loose mode) writes
+that clip's own loose files; the shard's HDF5 file and ledger belong to the parent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from pipeline.core import atomic
+from pipeline.store.clips import ClipMedia
+from pipeline.cut.audio import audio_output, finish_audio
+from pipeline.cut.checks import Span, classify_probe_error, conditions, verdict
+from pipeline.cut.ffmpeg_pipes import DecodeError, clip_input, compile_args, run
+from pipeline.cut.frames import finish_frames, frames_output
+from pipeline.cut.recipes import audio_recipe, frames_recipe
+from pipeline.core.media_probe import MediaError, probe
+from pipeline.core.workdir import Workdir
+
+
+@dataclass(frozen=True)
+class CutSettings:
+    audio_recipe: str
+    frames_recipe: str
+    jpeg_quality: int | None
+    scale: str | None
+    allow: tuple[str, ...]
+    max_pixels: int
+    max_pad_s: float
+    span_slack_s: float
+    timeout_s: float
+    ffmpeg_version: str
+
+
+@dataclass(frozen=True)
+class CutTask:
+    clip_id: str
+    path: str  # absolute path of the input file
+    source_file: str  # as recorded (relative to the workdir where possible)
+    span: Span  # seconds in the file
+    loose_root: str | None = None  # write the original layout here instead of returning media
+
+
+@dataclass
+class CutResult:
+    clip_id: str
+    media: ClipMedia | None = None
+    reason: str | None = None  # set when the clip failed
+    detail: str = ""
+    notes: list[str] = field(default_factory=list)
+    checksum: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def checksum(audio: np.ndarray, jpegs: list[bytes]) -> str:
+    digest = hashlib.sha256(np.ascontiguousarray(audio).tobytes())
+    for jpeg in jpegs:
+        digest.update(len(jpeg).to_bytes(8, "little"))
+        digest.update(jpeg)
+    return digest.hexdigest()
+
+
+def cut_clip(task: CutTask, settings: CutSettings) -> CutResult:
+    """Never raises: every failure comes back as a ledger reason."""
+    try:
+        return _cut(task, settings)
+    except MediaError as exc:
+        return CutResult(task.clip_id, reason=exc.reason, detail=exc.detail)
+    except DecodeError as exc:
+        return CutResult(task.clip_id, reason=exc.reason, detail=exc.detail)
+    except Exception as exc:  # a bug or an unforeseen file must not stop the shard
+        detail = "".join(traceback.format_exception(exc))[-1500:]
+        return CutResult(task.clip_id, reason="internal-error", detail=detail)
+
+
+def _cut(task: CutTask, s: CutSettings) -> CutResult:
+    path = Path(task.path)
+    try:
+        info = probe(path, timeout_s=s.timeout_s)
+    except MediaError as exc:
+        raise classify_probe_error(exc, path) from None
+    span = task.span
+    fatal, notes = verdict(conditions(path, info, span, max_pixels=s.max_pixels,
+                                      max_pad_s=s.max_pad_s), list(s.allow))
+    if fatal:
+        return CutResult(task.clip_id, reason=fatal[0], detail=fatal[1])
+    seek = span.start_s if span.start_s > 1e-6 else 0.0
+    # a file ending within the slack after the clip is decoded whole, as the originals did
+    duration = None if info.duration_s - span.end_s <= s.span_slack_s else span.duration_s
+    seconds = max(int(round(span.duration_s)), 1)
+    a_recipe, f_recipe = audio_recipe(s.audio_recipe), frames_recipe(s.frames_recipe)
+    # one ffmpeg call: the input is opened and seeked once, audio on pipe:1, JPEGs on pipe:3
+    source = clip_input(path, seek, duration)
+    args = compile_args(
+        audio_output(source, a_recipe, "pipe:1", native_rate=info.sample_rate,
+                     native_channels=info.channels),
+        frames_output(source, f_recipe, "pipe:3", jpeg_quality=s.jpeg_quality, scale=s.scale))
+    pcm, jpeg_stream = run(args, s.timeout_s)
+    audio = finish_audio(pcm, a_recipe, clip_duration_s=span.duration_s,
+                         native_rate=info.sample_rate, native_channels=info.channels, args=args)
+    frames = finish_frames(jpeg_stream, f_recipe, clip_seconds=seconds,
+                           native_fps=info.avg_frame_rate or info.r_frame_rate, args=args)
+    available = min(info.duration_s, span.end_s) - span.start_s - s.max_pad_s
+    if audio.decoded < available * audio.sample_rate:
+        return CutResult(task.clip_id, reason="truncated",
+                         detail=f"decoded {audio.decoded} audio samples, the header promises "
+                                f"{int(available * audio.sample_rate)}+")
+    fps = f_recipe.rate or info.avg_frame_rate or info.r_frame_rate
+    if frames.decoded < available * fps:
+        return CutResult(task.clip_id, reason="truncated",
+                         detail=f"decoded {frames.decoded} frames, the header promises "
+                                f"{int(available * fps)}+")
+    attrs: dict[str, Any] = {
+        "recipe": f"{s.audio_recipe}+{s.frames_recipe}",
+        "audio_recipe": s.audio_recipe, "frames_recipe": s.frames_recipe,
+        "ffmpeg_args": args,
+        "ffmpeg_version": s.ffmpeg_version,
+        "audio_padded": audio.padded, "audio_trimmed": audio.trimmed,
+        "decoded_frames": frames.decoded,
+        "jpeg_quality": "ffmpeg-default" if s.jpeg_quality is None else s.jpeg_quality,
+        "scale": s.scale or "source",
+        "source_file": task.source_file, "span_start_s": span.start_s, "span_end_s": span.end_s,
+        "notes": notes,
+    }
+    digest = checksum(audio.samples, frames.jpegs)
+    info_out = {"audio_padded": audio.padded, "audio_trimmed": audio.trimmed,
+                "frames": len(frames.jpegs), "decoded_frames": frames.decoded, "notes": notes}
+    if task.loose_root is not None:
+        write_loose(Path(task.loose_root), task.clip_id, audio.samples, audio.sample_rate,
+                    frames.all_jpegs)
+        return CutResult(task.clip_id, notes=notes, checksum=digest, info=info_out)
+    media = ClipMedia(audio=audio.samples, sample_rate=audio.sample_rate, frames=frames.jpegs,
+                      frame_times=frames.times, attrs=attrs)
+    return CutResult(task.clip_id, media=media, notes=notes, checksum=digest, info=info_out)
+
+
+def write_loose(root: Path, clip_id: str, audio: np.ndarray, sample_rate: int,
+                jpegs: list[bytes]) -> None:
+    """The original scripts' layout: every decoded frame as frames/<clip_id>/%06d.jpg (their
+    own selection runs on it) and audio/<clip_id>.wav; each clip appears whole or not at all."""
+    wd = Workdir(root.parents[1])  # root is <workdir>/clips/loose
+    frames_dir, audio_dir = root / "frames", root / "audio"
+    target, wav = wd.clip_path(frames_dir, clip_id), wd.clip_path(audio_dir, clip_id, ".wav")
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=f".{clip_id}.", suffix=".tmp", dir=frames_dir))
+    for i, jpeg in enumerate(jpegs, start=1):
+        (temp / f"{i:06d}.jpg").write_bytes(jpeg)
+    if target.exists():
+        shutil.rmtree(target)
+    os.chmod(temp, 0o755)
+    os.replace(temp, target)
+    with atomic.atomic_path(wav) as tmp:
+        sf.write(str(tmp), audio, sample_rate, subtype="PCM_16", format="WAV")

@@ -1,0 +1,1 @@
+"""The datasets' list files → manifest rows, and the label arrays built from them."""

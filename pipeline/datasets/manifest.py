@@ -1,0 +1,92 @@
+"""The manifest stage: the dataset's list files → `manifest.parquet`, one row per clip.
+
+Columns: clip_id, video_id, source, start_s, end_s, labels, split, then the dataset's
+own (AVE: category, event_start, event_end, row; LLP: audio_events, visual_events;
+VGGSound-AVEL: category, class_id). Every value that later becomes a path is checked
+here, so a manifest row can never make a stage write outside the work directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.core import atomic
+from pipeline.core.config import Config, resolve
+from pipeline.core.errors import InputError
+from pipeline.datasets.readers import ave, llp, vggsound, vggsound_avel
+from pipeline.core.sharding import Shard, shard_of
+from pipeline.core.workdir import Workdir, check_clip_id
+
+log = logging.getLogger(__name__)
+
+READERS: dict[str, Callable[[dict[str, Path]], pd.DataFrame]] = {
+    "ave": ave.read,
+    "llp": llp.read,
+    "vggsound": vggsound.read,
+    "vggsound-avel": vggsound_avel.read,
+    "vggsound-avel50k": vggsound_avel.read,
+}
+COMMON = ["clip_id", "video_id", "source", "start_s", "end_s", "labels", "split"]
+
+
+def read_dataset(config: Config, workdir: str | Path) -> pd.DataFrame:
+    files = {role: resolve(workdir, p) for role, p in config.dataset.files.items()}
+    table = READERS[config.dataset.name](files)
+    validate(table)
+    table["source"] = [source_for(config, workdir, v) for v in table["video_id"]]
+    if config.dataset.limit is not None:
+        table = table.head(config.dataset.limit)
+    extra = [c for c in table.columns if c not in COMMON and c not in ("line", "file")]
+    return table[COMMON + extra].reset_index(drop=True)
+
+
+def validate(table: pd.DataFrame) -> None:
+    """Checks every reader's output gets: usable and unique ids, a real time span."""
+    seen: dict[str, int] = {}
+    for row in table.itertuples(index=False):
+        where = {"file": row.file, "line": row.line}
+        for field in ("clip_id", "video_id"):
+            problem = check_clip_id(getattr(row, field))
+            if problem:
+                raise InputError(f"{problem}: {getattr(row, field)!r}", field=field, **where)
+        if row.clip_id in seen:
+            raise InputError(f"duplicate clip id {row.clip_id!r} (first on line {seen[row.clip_id]})",
+                             field="clip_id", **where)
+        seen[row.clip_id] = row.line
+        if not row.end_s > row.start_s:
+            raise InputError(f"end {row.end_s} is not after start {row.start_s}", field="end",
+                             **where)
+
+
+def source_for(config: Config, workdir: str | Path, video_id: str) -> str:
+    ds = config.dataset
+    if ds.source == "local":
+        return str(resolve(workdir, ds.videos_dir or ".") / f"{video_id}{ds.video_ext}")
+    return ds.url_template.format(video_id=video_id)
+
+
+def build_manifest(workdir: str | Path, config: Config) -> pd.DataFrame:
+    """Read, validate and write the manifest atomically; nothing is written on error."""
+    table = read_dataset(config, workdir)
+    target = Workdir(workdir).manifest
+    with atomic.atomic_path(target) as temp:
+        table.to_parquet(temp, index=False)
+    log.info("wrote %s (%d clips)", target, len(table))
+    return table
+
+
+def load_manifest(workdir: str | Path) -> pd.DataFrame:
+    path = Workdir(workdir).manifest
+    if not path.is_file():
+        raise InputError("no manifest; run `avel manifest` first", file=path)
+    return pd.read_parquet(path)
+
+
+def shard_rows(table: pd.DataFrame, shard: Shard) -> pd.DataFrame:
+    """The manifest rows that belong to `shard`, in manifest order."""
+    mask = [shard_of(c, shard.count) == shard.index for c in table["clip_id"]]
+    return table[mask]

@@ -1,0 +1,1 @@
+"""`avel demo`: a generated mini dataset, served on loopback, through every stage."""

@@ -1,0 +1,1 @@
+"""The download stage: yt-dlp (or local files) → `raw/<shard>/`, failures classified."""

@@ -1,0 +1,212 @@
+"""Fetch one clip: yt-dlp (or a link/copy of a local file) into a staging folder, verify it
+with ffprobe, then move it into `raw/<shard>/<clip_id>.<ext>` with one atomic rename.
+
+The staging folder (`raw/.staging/<shard>/<clip_id>/`) holds yt-dlp's `.part` files and
+merge intermediates; it is emptied before each attempt and removed by the stage, so the
+shard's output folder only ever holds complete, verified files. A file is renamed into
+place only after it passed the probe, which is why the stage may adopt a final file that a
+killed run left without a ledger entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.download.failures import PERMANENT, TRANSIENT, Failure, classify
+from pipeline.download.jobs import ClipJob, local_suffix
+from pipeline.core.media_probe import MediaError, probe
+from pipeline.core.workdir import Workdir
+from pipeline.download.ytdlp_options import CLIP_FIELD, SECTION_FIELD
+
+TEMP_SUFFIXES = (".part", ".ytdl", ".temp", ".tmp")
+
+
+@dataclass
+class Outcome:
+    clip_id: str
+    info: dict[str, Any] | None = None  # ledger info when done
+    checksum: str | None = None
+    failure: Failure | None = None
+    adopted: bool = False  # a verified file from a killed run, nothing fetched
+    cancelled: bool = False  # the stage stopped before this clip began
+    pause_s: float = 0.0  # when throttled: the pause all workers now take
+    bytes: int = 0
+
+
+@dataclass
+class ByteCounter:
+    """Bytes received so far by all workers (from yt-dlp's progress hooks)."""
+
+    total: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _seen: dict[str, int] = field(default_factory=dict)
+
+    def hook(self, d: dict[str, Any]) -> None:
+        name = str(d.get("tmpfilename") or d.get("filename") or "")
+        now = int(d.get("downloaded_bytes") or 0)
+        with self._lock:
+            self.total += max(0, now - self._seen.get(name, 0))
+            self._seen[name] = now
+            if d.get("status") in ("finished", "error"):
+                self._seen.pop(name, None)
+
+
+def finished_files(raw_dir: Path) -> dict[str, str]:
+    """clip_id → file name of every finished file in `raw_dir`, read once per run (a
+    lookup per clip instead of a directory scan per clip)."""
+    if not raw_dir.is_dir():
+        return {}
+    out = {}
+    for entry in os.scandir(raw_dir):
+        stem, dot, ext = entry.name.rpartition(".")
+        if dot and stem and ext and not entry.name.startswith(".") and entry.is_file():
+            out[stem] = entry.name
+    return out
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Fetcher:
+    """One per worker thread (a `YoutubeDL` object is not thread-safe)."""
+
+    def __init__(self, wd: Workdir, raw_dir: Path, staging_dir: Path,
+                 ydl_options: dict[str, Any], finished: dict[str, str] | None = None) -> None:
+        self.wd = wd
+        self.finished = finished if finished is not None else finished_files(raw_dir)
+        self.raw_dir = raw_dir
+        self.staging_dir = staging_dir
+        self._options = ydl_options
+        self._ydl: Any = None
+
+    def close(self) -> None:
+        if self._ydl is not None:
+            self._ydl.close()
+            self._ydl = None
+
+    def adopt(self, job: ClipJob) -> Outcome | None:
+        """A verified final file already in place (a run killed before its ledger write)."""
+        name = self.finished.get(job.clip_id)
+        if name is None:
+            return None
+        existing = self.wd.clip_path(self.raw_dir, job.clip_id, name[len(job.clip_id):])
+        if not existing.is_file():
+            return None
+        try:
+            media = probe(existing)
+        except MediaError:
+            existing.unlink(missing_ok=True)  # cannot happen through us; refetch it
+            return None
+        return self._done(job, existing, media, adopted=True)
+
+    def fetch(self, job: ClipJob) -> Outcome:
+        """Fetch, verify and commit one clip; every failure comes back classified."""
+        work = self.wd.clip_path(self.staging_dir, job.clip_id)
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            if job.kind == "bad":
+                return Outcome(job.clip_id, failure=Failure(PERMANENT, "bad-source", job.target))
+            if job.kind == "local":
+                got = self._link_local(job, work)
+            else:
+                got = self._download(job, work)
+            if isinstance(got, Failure):
+                return Outcome(job.clip_id, failure=got)
+            try:
+                media = probe(got)
+            except MediaError as exc:
+                return Outcome(job.clip_id, failure=Failure(PERMANENT, exc.reason, str(exc)))
+            final = self.wd.clip_path(self.raw_dir, job.clip_id, got.suffix.lower())
+            older = self.finished.get(job.clip_id)
+            if older and older != final.name:  # a different extension from an older run
+                (self.raw_dir / older).unlink(missing_ok=True)
+            with open(got, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(got, final)
+            _fsync_dir(self.raw_dir)
+            return self._done(job, final, media, adopted=False)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    # -- sources ------------------------------------------------------------
+    def _link_local(self, job: ClipJob, work: Path) -> Path | Failure:
+        source = Path(job.target)
+        if not source.is_file():
+            return Failure(PERMANENT, "missing-file", f"no such local file: {source}")
+        dest = self.wd.clip_path(work, job.clip_id, local_suffix(job.target))
+        try:
+            os.link(source, dest)  # free and instant on the same filesystem
+        except OSError:
+            shutil.copyfile(source, dest)
+        return dest
+
+    def _download(self, job: ClipJob, work: Path) -> Path | Failure:
+        import yt_dlp  # heavy (loads every extractor); only workers need it
+
+        if self._ydl is None:
+            self._ydl = yt_dlp.YoutubeDL(self._options)
+        extra = {CLIP_FIELD: job.clip_id, SECTION_FIELD: list(job.section) if job.section else None}
+        try:
+            info = self._ydl.extract_info(job.target, download=True, extra_info=extra)
+        except Exception as exc:  # every yt-dlp failure is classified, none escapes
+            return classify(exc)
+        path = _downloaded_file(info, work, job.clip_id)
+        if path is None:
+            return Failure(TRANSIENT, "no-output", "yt-dlp reported success but wrote no file")
+        return path
+
+    def _done(self, job: ClipJob, final: Path, media: Any, *, adopted: bool) -> Outcome:
+        size = final.stat().st_size
+        info = {
+            "file": final.relative_to(self.wd.root).as_posix(),
+            "offset_s": job.offset_s,
+            "mode": job.mode,
+            "duration_s": media.duration_s,
+            "has_audio": media.has_audio,
+            "has_video": media.has_video,
+            "section": list(job.section) if job.section else None,
+            "bytes": size,
+            "format_name": media.format_name,
+            "width": media.width,
+            "height": media.height,
+        }
+        return Outcome(job.clip_id, info=info, checksum=f"sha256:{sha256(final)}",
+                       adopted=adopted, bytes=0 if adopted else size)
+
+
+def _downloaded_file(info: dict[str, Any] | None, work: Path, clip_id: str) -> Path | None:
+    """yt-dlp's final file for this clip: from its report, else the one file left in `work`."""
+    entries = [info] if info else []
+    while entries:
+        item = entries.pop(0)
+        for req in item.get("requested_downloads") or []:
+            path = Path(req.get("filepath") or "")
+            if path.is_file() and path.parent == work:
+                return path
+        entries += [e for e in item.get("entries") or [] if e]
+    candidates = [p for p in work.iterdir()
+                  if p.is_file() and p.name.startswith(f"{clip_id}.")
+                  and not p.name.endswith(TEMP_SUFFIXES)]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,95 @@
+"""The yt-dlp options dict, built once per worker from `DownloadConfig` and nothing else.
+
+Nothing from a manifest reaches these options: a clip's id, URL and section travel as
+`extra_info` fields of `YoutubeDL.extract_info` (keys starting with `avel_`), read back by
+the output template and by the `download_ranges` callback below. So one `YoutubeDL`
+per worker serves every clip, and a manifest row can never set a yt-dlp option.
+
+Retries are ours, not yt-dlp's (retries=0): our loop classifies each failure, records it in
+the ledger and backs off across workers, which yt-dlp's per-request retries cannot.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from yt_dlp.utils import download_range_func
+
+from pipeline.core.config import DownloadConfig
+
+log = logging.getLogger(__name__)
+
+CLIP_FIELD = "avel_clip_id"
+SECTION_FIELD = "avel_section"  # (start_s, end_s) in source time, or None for a full download
+
+
+def section_ranges(info_dict: dict[str, Any], ydl: Any) -> Iterator[dict[str, Any]]:
+    """yt-dlp `download_ranges` callback: this clip's section, or the whole video."""
+    section = info_dict.get(SECTION_FIELD)
+    if not section:
+        yield {}  # what yt-dlp does without download_ranges: the whole video
+        return
+    yield from download_range_func(None, [tuple(section)])(info_dict, ydl)
+
+
+class _Logger:
+    """yt-dlp's messages into `logging` (its errors come back to us as exceptions)."""
+
+    def debug(self, msg: str) -> None:
+        log.debug(msg)
+
+    def info(self, msg: str) -> None:
+        log.debug(msg)
+
+    def warning(self, msg: str) -> None:
+        log.info(msg)
+
+    def error(self, msg: str) -> None:
+        log.debug(msg)
+
+
+def build_options(config: DownloadConfig, staging_dir: Path,
+                  progress_hook: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Options for one `YoutubeDL` that writes `<staging_dir>/<clip_id>/<clip_id>.<ext>`."""
+    template = f"%({CLIP_FIELD})s/%({CLIP_FIELD})s.%(ext)s"
+    opts: dict[str, Any] = {
+        "outtmpl": {"default": str(Path(staging_dir) / template)},
+        "format": config.format,
+        "merge_output_format": config.merge_output_format,
+        "download_ranges": section_ranges,
+        "force_keyframes_at_cuts": config.force_keyframes_at_cuts,
+        "socket_timeout": config.socket_timeout_s,
+        "retries": 0,
+        "fragment_retries": 0,
+        "extractor_retries": 0,
+        "noplaylist": True,
+        "playlist_items": "1",
+        "overwrites": True,
+        "continuedl": False,
+        "noprogress": True,
+        "quiet": True,
+        "no_warnings": True,
+        "logger": _Logger(),
+        "writeinfojson": False,
+        "writethumbnail": False,
+        "writesubtitles": False,
+        "cachedir": False,
+        "color": {"stdout": "no_color", "stderr": "no_color"},
+    }
+    if config.cookies_file:
+        opts["cookiefile"] = config.cookies_file
+    if config.proxy:
+        opts["proxy"] = config.proxy
+    if config.rate_limit_bytes:
+        opts["ratelimit"] = config.rate_limit_bytes
+    if config.sleep_s > 0:  # yt-dlp's --sleep-requests and --sleep-interval
+        opts["sleep_interval_requests"] = config.sleep_s
+        opts["sleep_interval"] = config.sleep_s
+    if config.user_agent:
+        opts["http_headers"] = {"User-Agent": config.user_agent}
+    if progress_hook is not None:
+        opts["progress_hooks"] = [progress_hook]
+    return opts

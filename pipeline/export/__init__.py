@@ -1,0 +1,1 @@
+"""Export and import: the feature store ↔ the files the authors' code reads."""

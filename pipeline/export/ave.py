@@ -1,0 +1,187 @@
+"""The AVE format of the AVE/PSP/CPSP code: h5 files with key `avadataset`, rows in
+Annotations order, plus `{train,val,test}_order.h5` (key `order`, int64 row indices).
+
+Export writes `audio_feature.h5` [N,10,128] (store `vggish`), `visual_feature.h5`
+[N,10,7,7,512] (store `vgg19`), `right_labels.h5` [N,10,29], `mil_labels.h5` [N,29],
+`prob_label.h5` [N,29], `labels_closs.h5` [N,10] and the order files. A clip without
+features keeps a zero row and is listed in `missing.txt`. Features are float64 by default,
+as in the shipped `audio_feature_noisy.h5`; both original loaders cast on reading.
+Import reads the two feature files back into the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from pipeline.core import atomic
+
+from pipeline.datasets import labels
+
+from pipeline.export import transfer
+from pipeline.core.errors import InputError
+from pipeline.datasets.manifest import load_manifest
+
+log = logging.getLogger(__name__)
+
+KEY = "avadataset"
+SPLITS = ("train", "val", "test")
+# file name -> (store name, per-clip shape)
+FEATURES: dict[str, tuple[str, tuple[int, ...]]] = {
+    "audio_feature.h5": ("vggish", (10, 128)),
+    "visual_feature.h5": ("vgg19", (10, 7, 7, 512)),
+}
+
+
+def annotation_rows(manifest: pd.DataFrame) -> np.ndarray:
+    """Each manifest clip's row in the released arrays (its Annotations row)."""
+    if "row" in manifest:
+        return manifest["row"].to_numpy(dtype=np.int64)
+    return np.arange(len(manifest), dtype=np.int64)
+
+
+def split_orders(manifest: pd.DataFrame, orders_dir: Path | None) -> dict[str, np.ndarray]:
+    """The order arrays. When the dataset's own order files are at hand and hold exactly the
+    manifest's rows of a split, their sequence is kept (the shipped files are not sorted,
+    and training shuffles from that sequence); otherwise the rows ascending."""
+    built = labels.ave_split_orders(manifest)
+    if orders_dir is None:
+        return built
+    for split in SPLITS:
+        path = Path(orders_dir) / f"{split}_order.h5"
+        if not path.is_file():
+            continue
+        with h5py.File(path, "r") as fh:
+            original = np.asarray(fh["order"][()], dtype=np.int64).ravel()
+        if np.array_equal(np.sort(original), built[split]):
+            built[split] = original
+    return built
+
+
+def _write_h5(path: Path, key: str, data: np.ndarray) -> Path:
+    with atomic.atomic_path(path) as temp:
+        with h5py.File(temp, "w") as fh:
+            fh.create_dataset(key, data=data)
+    return path
+
+
+def export(workdir: str | Path, out_dir: str | Path, *, dtype: str = "float64",
+           orders_dir: str | Path | None = None) -> transfer.ExportReport:
+    """Write the AVE files into `out_dir` from the store and the manifest."""
+    workdir, out = Path(workdir), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = load_manifest(workdir)
+    rows = annotation_rows(manifest)
+    n = int(rows.max()) + 1 if len(rows) else 0
+    if len(set(rows.tolist())) != len(rows):
+        raise InputError("manifest rows repeat an Annotations row", field="row")
+    report = transfer.ExportReport(out_dir=out, rows=n)
+    clip_ids = transfer.manifest_order(manifest)
+    provenance = {}
+    for filename, (name, shape) in FEATURES.items():
+        reader = transfer.open_store(workdir, name)
+        missing: list[str] = []
+        path = out / filename
+        with atomic.atomic_path(path) as temp:
+            with h5py.File(temp, "w") as fh:
+                ds = fh.create_dataset(KEY, shape=(n, *shape), dtype=dtype, fillvalue=0,
+                                       chunks=(1, *shape))
+                rows_iter = transfer.iter_rows(reader, clip_ids, shape, missing)
+                for r, row in tqdm(zip(rows, rows_iter), total=len(rows), desc=filename,
+                                   unit="clip", leave=False):
+                    if row is not None:
+                        ds[r] = row
+        report.files.append(path)
+        report.missing[filename] = missing
+        provenance[filename] = (name, transfer.store_attrs(reader))
+        if reader is not None:
+            reader.close()
+
+    def full(per_clip: np.ndarray) -> np.ndarray:
+        # rows of the released arrays that no manifest clip fills stay zero
+        array = np.zeros((n, *per_clip.shape[1:]), dtype=per_clip.dtype)
+        array[rows] = per_clip
+        return array
+
+    classes = labels.ave_classes(manifest)
+    for filename, array in (
+            ("right_labels.h5", labels.ave_segment_labels(manifest, classes)),
+            ("mil_labels.h5", labels.ave_mil_labels(manifest, classes)),
+            ("prob_label.h5", labels.ave_prob_labels(manifest, classes)),
+            ("labels_closs.h5", labels.ave_event_indicator(manifest))):
+        report.files.append(_write_h5(out / filename, KEY, full(array)))
+    for split, order in split_orders(manifest, Path(orders_dir) if orders_dir else None).items():
+        report.files.append(_write_h5(out / f"{split}_order.h5", "order", order.astype(np.int64)))
+    why = transfer.failure_reasons(workdir, [name for name, _ in FEATURES.values()])
+    transfer.write_missing(out, report, {f: why[name] for f, (name, _) in FEATURES.items()})
+    transfer.write_readme(out, "ave", workdir, report, provenance, notes=[
+        f"classes ({len(classes)} + background, column {len(classes)}): " + "; ".join(classes),
+        f"feature dtype: {dtype}; key 'avadataset'; rows in Annotations order",
+        "order files: key 'order', int64 row indices"])
+    log.info("exported %d AVE rows to %s", n, out)
+    return report
+
+
+# --------------------------------------------------------------------------- import
+
+def read_feature_file(path: Path, shape: tuple[int, ...], n_rows: int) -> h5py.Dataset:
+    """Open and validate one released feature file; the caller closes `.file`."""
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(f"not a readable HDF5 file: {exc}", file=path) from None
+    if KEY not in fh:
+        fh.close()
+        raise InputError(f"no dataset '{KEY}'", file=path, field=KEY)
+    ds = fh[KEY]
+    if ds.dtype.kind != "f":
+        fh.close()
+        raise InputError(f"dtype {ds.dtype} is not a float type", file=path, field=KEY)
+    if ds.shape[1:] != shape or ds.shape[0] < n_rows:
+        fh.close()
+        raise InputError(f"shape {list(ds.shape)} is not [{n_rows}+,{','.join(map(str, shape))}]",
+                         file=path, field=KEY)
+    return ds
+
+
+def import_(src_dir: str | Path, workdir: str | Path, *, store_dtype: str = "float32",
+            chunk: int = 64) -> transfer.ImportReport:
+    """Read `audio_feature.h5` / `visual_feature.h5` from `src_dir` into the store
+    (`vggish`, `vgg19`), one manifest clip per Annotations row. Rows listed in an avel
+    `missing.txt` are not stored."""
+    src, workdir = Path(src_dir), Path(workdir)
+    manifest = load_manifest(workdir)
+    rows = annotation_rows(manifest)
+    clip_ids = transfer.manifest_order(manifest)
+    missing = transfer.read_missing(src)
+    report = transfer.ImportReport()
+    present = [f for f in FEATURES if (src / f).is_file()]
+    if not present:
+        raise InputError(f"none of {', '.join(FEATURES)} found", file=src)
+    # validate every file before writing anything
+    opened = {f: read_feature_file(src / f, FEATURES[f][1], int(rows.max()) + 1) for f in present}
+    try:
+        for filename, ds in opened.items():
+            name, _ = FEATURES[filename]
+            writer = transfer.StoreWriter(workdir, name, transfer.import_attrs(
+                "ave", src / filename, source_dtype=str(ds.dtype)), clip_ids, store_dtype)
+            skip = missing.get(filename, set())
+            for start in tqdm(range(0, len(rows), chunk), desc=f"import {filename}", leave=False):
+                sel = rows[start:start + chunk]
+                lo, hi = int(sel.min()), int(sel.max()) + 1
+                block = ds[lo:hi]
+                for clip_id, r in zip(clip_ids[start:start + chunk], sel):
+                    if clip_id in skip:
+                        continue
+                    writer.add(clip_id, block[r - lo])
+            report.stored[name] = writer.finish()
+            report.skipped.extend(f"{filename}: {c} (listed in missing.txt)" for c in sorted(skip))
+    finally:
+        for ds in opened.values():
+            ds.file.close()
+    return report

@@ -1,0 +1,1 @@
+"""The extract stage: one runner drives every extractor over a shard's cut clips."""

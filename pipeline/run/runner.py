@@ -1,0 +1,110 @@
+"""`avel run`: every requested stage in order, skipping what is done.
+
+With an explicit shard (flag or array-job variable) it runs that shard only, as one task
+of an array job; otherwise it runs all shards through the chosen executor. A failed clip
+never stops the run; the exit code says what is left: 0 all done, 1 some clips failed,
+4 clips still pending (3 is a throttled stop, 2 bad input, as everywhere in avel).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from pipeline.core import atomic
+from pipeline.core.config import Config, load_config
+from pipeline.core.ledger import Ledger
+from pipeline.core.sharding import Shard, resolve_shard
+from pipeline.run.stages import GLOBAL_STAGES, SHARD_STAGES, ledger_stage, shard_tasks
+from pipeline.core.workdir import Workdir
+
+log = logging.getLogger(__name__)
+
+EXIT_DONE, EXIT_FAILED, EXIT_PENDING = 0, 1, 4
+ARRAY_ENV = ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX")
+
+
+def shards_to_run(config: Config, shard_index: int | None, num_shards: int | None,
+                  env: dict[str, str] | None = None) -> list[Shard]:
+    env = dict(os.environ) if env is None else env
+    if shard_index is not None or any(env.get(k) for k in ARRAY_ENV):
+        return [resolve_shard(shard_index, num_shards, config.sharding.num_shards, env)]
+    count = num_shards or config.sharding.num_shards
+    return [Shard(i, count) for i in range(count)]
+
+
+def run(workdir: str | Path, stages: list[str], *, executor: str | None = None,
+        shard_index: int | None = None, num_shards: int | None = None) -> dict[str, Any]:
+    """Run `stages` (pipeline order) and return {stages: {...}, counts, exit_code}."""
+    from pipeline.datasets.manifest import build_manifest
+
+    wd = Workdir(workdir)
+    config = load_config(wd.root)
+    if not wd.manifest.is_file():
+        build_manifest(wd.root, config)
+    shards = shards_to_run(config, shard_index, num_shards)
+    executor = executor or config.executor
+    if executor == "ray":
+        from pipeline.run.executor_ray import run_shards
+    else:
+        from pipeline.run.executor_local import run_shards
+    report: dict[str, Any] = {"shards": [s.name for s in shards], "executor": executor, "stages": {}}
+    for stage in [s for s in stages if s in SHARD_STAGES]:
+        for name, extractor in shard_tasks(stage, config):
+            key = f"{name}-{extractor}" if extractor else name
+            log.info("%s on %d shard(s) with the %s executor", key, len(shards), executor)
+            report["stages"][key] = run_shards(wd.root, config, name, shards, extractor)
+    all_shards = [Shard(i, shards[0].count) for i in range(shards[0].count)]
+    counts = pending_and_failed(wd, config, [s for s in stages if s in SHARD_STAGES], all_shards)
+    report["counts"] = counts
+    every_shard_done = all(c["pending"] == 0 for c in counts.values())
+    global_stages = [s for s in stages if s in GLOBAL_STAGES]
+    if global_stages and not every_shard_done:
+        log.warning("skipping %s: some shards still have pending clips", ", ".join(global_stages))
+    elif global_stages:
+        report["stages"].update(run_global(wd, config, global_stages))
+    failed = any(c["failed"] for c in counts.values())
+    report["exit_code"] = EXIT_PENDING if not every_shard_done else (EXIT_FAILED if failed else EXIT_DONE)
+    return report
+
+
+def pending_and_failed(wd: Workdir, config: Config, stages: list[str],
+                       shards: list[Shard]) -> dict[str, dict[str, int]]:
+    from pipeline.datasets.manifest import load_manifest, shard_rows
+    table = load_manifest(wd.root)
+    sizes = {s: len(shard_rows(table, s)) for s in shards}
+    out: dict[str, dict[str, int]] = {}
+    for stage in stages:
+        for name, extractor in shard_tasks(stage, config):
+            key = ledger_stage(name, extractor)
+            total = {"done": 0, "failed": 0, "pending": 0}
+            for shard in shards:
+                path = wd.ledger(key, shard)
+                if not path.is_file():
+                    total["pending"] += sizes[shard]  # a shard that never started
+                    continue
+                with Ledger(path) as ledger:
+                    counts = ledger.counts()
+                for k in total:
+                    total[k] += counts[k]
+            out[key] = total
+    return out
+
+
+def run_global(wd: Workdir, config: Config, stages: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    from pipeline.extract.stage import rebuild_index
+    for name in config.extract.extractors:
+        if wd.features_dir(name).is_dir():
+            # every shard is through, so no index writer is running: clear killed ones' temps
+            atomic.remove_stale_temps(wd.features_dir(name), "index.h5")
+            rebuild_index(wd.root, name)
+    if "export" in stages:
+        from pipeline.export_stage import export_for_run
+        out["export"] = export_for_run(wd.root, config)
+    if "train" in stages:
+        from pipeline.train.stage import train
+        out["train"] = train(wd.root, config)
+    return out

@@ -1,0 +1,69 @@
+"""The stages `avel run` knows, and how one of them runs on one shard.
+
+Per-shard stages (download, cut, extract) are what executors spread over processes,
+Ray workers or array-job tasks; the global ones (index, export, train) join the shards and
+run once, after every shard is through.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.config import Config
+from pipeline.core.sharding import Shard
+
+SHARD_STAGES = ("download", "cut", "extract")
+GLOBAL_STAGES = ("export", "train")
+ALL_STAGES = SHARD_STAGES + GLOBAL_STAGES
+DEFAULT_STAGES = ("download", "cut", "extract")
+
+
+def parse_stages(text: str | None) -> list[str]:
+    if not text:
+        return list(DEFAULT_STAGES)
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in names if s not in ALL_STAGES]
+    if unknown:
+        from pipeline.core.errors import InputError
+        raise InputError(f"unknown stage {unknown[0]!r}; stages are {', '.join(ALL_STAGES)}",
+                         field="--stages")
+    return [s for s in ALL_STAGES if s in names]  # always in pipeline order
+
+
+def shard_tasks(stage: str, config: Config) -> list[tuple[str, str | None]]:
+    """(stage, extractor) pairs a per-shard stage expands to."""
+    if stage == "extract":
+        return [("extract", name) for name in config.extract.extractors]
+    return [(stage, None)]
+
+
+def ledger_stage(stage: str, extractor: str | None) -> str:
+    return f"extract-{extractor}" if stage == "extract" else stage
+
+
+def run_on_shard(workdir: str | Path, config: Config, stage: str, shard: Shard,
+                 extractor: str | None = None, extractor_obj: Any = None) -> dict[str, Any]:
+    """Run one per-shard stage on one shard; returns the stage's summary as plain data."""
+    if stage == "download":
+        from pipeline.download.stage import run_download
+        return run_download(workdir, config, shard, progress=False)
+    if stage == "cut":
+        from pipeline.cut.stage import run_cut
+        return _plain(run_cut(workdir, config, shard, progress=False))
+    if stage == "extract":
+        from pipeline.store import clips as clip_store
+        from pipeline.extract.stage import run_extract
+        from pipeline.core.workdir import Workdir
+        clips_file = Workdir(workdir).clips_file(shard)
+        if not clips_file.is_file() and not clip_store.parts_dir(clips_file).is_dir():
+            # an empty shard, or one whose every clip failed to cut: nothing to extract
+            return {"extractor": extractor, "shard": shard.name, "todo": 0, "done": 0,
+                    "note": "no cut clips in this shard"}
+        return run_extract(workdir, extractor, shard, config, progress=False, extractor=extractor_obj)
+    raise ValueError(f"{stage!r} is not a per-shard stage")
+
+
+def _plain(summary: Any) -> dict[str, Any]:
+    return dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else dict(summary)

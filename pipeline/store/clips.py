@@ -1,0 +1,132 @@
+"""Cut outputs: per shard one HDF5 file `clips/<shard>.h5`, one group per clip.
+
+Layout of group `/<clip_id>`:
+  audio        int16 [samples] (mono) or [samples, channels], attr sample_rate
+  frames       vlen uint8 [n_frames]: each row the bytes of one JPEG
+  frame_times  float64 [n_frames]: seconds from the clip start
+  attrs        recipe, frames_recipe, audio_recipe, ffmpeg_args (json), padded/trimmed samples,
+               decoded_frames, anything else the cut stage records
+
+Same crash-safety scheme as the feature store: finished clips go to atomic part files,
+then `consolidate` folds them into the shard file by temp + rename. A clip is visible
+only once its part is complete, and appears once however often a run was killed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from pipeline.core import atomic
+
+JPEG = h5py.vlen_dtype(np.dtype("uint8"))
+
+
+@dataclass
+class ClipMedia:
+    audio: np.ndarray  # int16
+    sample_rate: int
+    frames: list[bytes]  # JPEG bytes
+    frame_times: np.ndarray
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def parts_dir(shard_file: Path) -> Path:
+    return shard_file.with_name(shard_file.stem + ".parts")
+
+
+def _put(fh: h5py.File, clip_id: str, media: ClipMedia) -> None:
+    if clip_id in fh:
+        del fh[clip_id]
+    g = fh.create_group(clip_id)
+    a = g.create_dataset("audio", data=np.asarray(media.audio, dtype=np.int16))
+    a.attrs["sample_rate"] = int(media.sample_rate)
+    rows = np.empty(len(media.frames), dtype=object)  # one vlen write, not one per frame
+    for i, jpeg in enumerate(media.frames):  # item by item: equal lengths must not broadcast
+        rows[i] = np.frombuffer(jpeg, dtype=np.uint8)
+    g.create_dataset("frames", shape=(len(media.frames),), dtype=JPEG, data=rows)
+    g.create_dataset("frame_times", data=np.asarray(media.frame_times, dtype=np.float64))
+    for key, value in media.attrs.items():
+        g.attrs[key] = value if isinstance(value, (str, int, float, bool)) else json.dumps(value)
+
+
+def write_part(shard_file: Path, clips: Mapping[str, ClipMedia],
+               file_attrs: Mapping[str, Any] | None = None) -> Path:
+    """Persist finished clips atomically; call before marking them done in the ledger."""
+    path = parts_dir(shard_file) / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.h5"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic.atomic_path(path) as temp:
+        with h5py.File(temp, "w") as fh:
+            for clip_id, media in clips.items():
+                _put(fh, clip_id, media)
+            for key, value in (file_attrs or {}).items():
+                fh.attrs[key] = value
+    return path
+
+
+def stored_clip_ids(shard_file: Path) -> set[str]:
+    ids: set[str] = set()
+    for path in ([shard_file] if shard_file.is_file() else []) + sorted(parts_dir(shard_file).glob("part-*.h5")):
+        with h5py.File(path, "r") as fh:
+            ids.update(fh.keys())
+    return ids
+
+
+def consolidate(shard_file: Path, file_attrs: Mapping[str, Any] | None = None) -> int:
+    """Fold part files into the shard file (later parts win); returns the clip count."""
+    atomic.remove_stale_temps(shard_file.parent, shard_file.name)  # a killed consolidate's
+    atomic.remove_stale_temps(parts_dir(shard_file))  # and a killed write_part's leftovers
+    parts = sorted(parts_dir(shard_file).glob("part-*.h5"))  # names start with the write time
+    if not parts:
+        if not shard_file.is_file():
+            return 0
+        with h5py.File(shard_file, "r") as fh:
+            return len(fh)
+    shard_file.parent.mkdir(parents=True, exist_ok=True)
+    with atomic.atomic_path(shard_file) as temp:
+        with h5py.File(temp, "w") as out:
+            for path in ([shard_file] if shard_file.is_file() else []) + parts:
+                with h5py.File(path, "r") as src:
+                    for clip_id in src:
+                        if clip_id in out:
+                            del out[clip_id]
+                        src.copy(src[clip_id], out, name=clip_id)
+                    out.attrs.update(dict(src.attrs))
+            out.attrs.update(dict(file_attrs or {}))
+            count = len(out)
+    for path in parts:
+        path.unlink(missing_ok=True)
+    if not any(parts_dir(shard_file).iterdir()):
+        parts_dir(shard_file).rmdir()
+    return count
+
+
+def _read(group: h5py.Group) -> ClipMedia:
+    attrs = dict(group.attrs)
+    return ClipMedia(audio=group["audio"][()], sample_rate=int(group["audio"].attrs["sample_rate"]),
+                     frames=[bytes(f) for f in group["frames"][()]],
+                     frame_times=group["frame_times"][()], attrs=attrs)
+
+
+def read_clip(shard_file: Path, clip_id: str) -> ClipMedia:
+    """One clip, from the shard file or (before consolidation) from a part."""
+    for path in [shard_file] + sorted(parts_dir(shard_file).glob("part-*.h5"), reverse=True):
+        if path.is_file():
+            with h5py.File(path, "r") as fh:
+                if clip_id in fh:
+                    return _read(fh[clip_id])
+    raise KeyError(f"clip {clip_id!r} is not in {shard_file}")
+
+
+def iter_clips(shard_file: Path) -> Iterator[tuple[str, ClipMedia]]:
+    with h5py.File(shard_file, "r") as fh:
+        for clip_id in fh:
+            yield clip_id, _read(fh[clip_id])

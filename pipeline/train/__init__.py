@@ -1,0 +1,1 @@
+"""`avel train` / `avel eval` / `avel compare`: features + manifest labels → the generic trainer."""

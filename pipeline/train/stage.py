@@ -1,0 +1,300 @@
+"""The train / eval stage: features from the store + labels from the manifest → the generic
+trainer (models.training.trainer) with a task preset (models.training.presets), outputs under
+`<workdir>/train/<task>__<model>/`.
+
+Labels: AVE-style manifests (ave and the synthetic demo) give per-second one-hot labels
+[N,10,C+1] from `category`, `event_start`, `event_end` (background last) through
+`pipeline.datasets.labels`; the classes are the official 28 for AVE, else the manifest's categories
+in order of first appearance, so `num_classes` comes from the data. Splits come from the
+manifest's `split` column. Features: `features/<audio>` and `features/<visual>` of the store
+(vggish + vgg19 by default; `train.overrides: {options: {visual_features: NAME}}`).
+The whole feature set is loaded into memory when it fits (`train.in_memory`), else read
+per item from the store's HDF5 files by a worker-safe dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from pipeline.core import atomic
+from pipeline.core.config import Config, load_config
+from pipeline.core.errors import InputError
+from pipeline.datasets.manifest import load_manifest
+from pipeline.store import open_features
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class TrainingData:
+    datasets: dict[str, Dataset]
+    num_classes: int
+    class_names: list[str]  # foreground classes then "background"
+    clip_ids: list[str]  # row index -> clip id (for reports)
+
+
+def segment_labels(manifest: pd.DataFrame, classes: list[str] | None = None
+                   ) -> tuple[np.ndarray, list[str]]:
+    """[N,10,C+1] per-second one-hot from an AVE-style manifest, background last, and the
+    class names -- the export stage's builders (pipeline.datasets.labels), so `avel train` and the
+    exported right_labels.h5 agree."""
+    from pipeline.datasets.labels import ave_classes, ave_segment_labels
+    for col in ("category", "event_start", "event_end"):
+        if col not in manifest.columns:
+            raise InputError(f"manifest has no column {col!r}; per-second labels need an "
+                             "AVE-style dataset (category, event_start, event_end). For "
+                             "VGGSound-AVEL set train.original_vggsound_avel to the released "
+                             "feature/label files", field=col)
+    names = list(classes) if classes is not None else ave_classes(manifest)
+    return ave_segment_labels(manifest, names), names
+
+
+class StoreDataset(Dataset):
+    """Items read from the feature store on demand; each worker process opens its own
+    readers (h5py handles must not cross a fork)."""
+
+    def __init__(self, workdir: Path, audio_name: str, visual_name: str, clip_ids: list[str],
+                 labels: np.ndarray, rows: np.ndarray) -> None:
+        self.workdir, self.audio_name, self.visual_name = workdir, audio_name, visual_name
+        self.clip_ids, self.labels, self.rows = clip_ids, labels, rows
+        self._pid: int | None = None
+        self._readers: tuple[Any, Any] | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if self._pid != os.getpid():
+            self._readers = (open_features(self.workdir, self.audio_name),
+                             open_features(self.workdir, self.visual_name))
+            self._pid = os.getpid()
+        assert self._readers is not None
+        r = int(self.rows[i])
+        cid = self.clip_ids[r]
+        return {"audio": torch.as_tensor(np.asarray(self._readers[0][cid], dtype=np.float32)),
+                "video": torch.as_tensor(np.asarray(self._readers[1][cid], dtype=np.float32)),
+                "labels": torch.as_tensor(self.labels[r]), "index": torch.tensor(r)}
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_pid": None, "_readers": None}
+
+
+def _fits_in_memory(n: int, shapes: list[tuple[int, ...]]) -> bool:
+    need = n * sum(int(np.prod(s)) * 4 for s in shapes)
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return need < 2 << 30
+    return need < avail // 2
+
+
+def load_training_data(workdir: str | Path, config: Config, audio_name: str = "vggish",
+                       visual_name: str = "vgg19") -> TrainingData:
+    workdir = Path(workdir)
+    if config.train.original_ave_dir:
+        return _original_ave_data(workdir, config)
+    if config.train.original_vggsound_avel:
+        return _original_vggsound_avel_data(workdir, config)
+    manifest = load_manifest(workdir).reset_index(drop=True)
+    labels, classes = segment_labels(manifest)
+    try:
+        audio_r, visual_r = open_features(workdir, audio_name), open_features(workdir, visual_name)
+    except FileNotFoundError as exc:
+        raise InputError(f"{exc}; run `avel extract` first", file=workdir / "features") from None
+    with audio_r, visual_r:
+        have = [i for i, c in enumerate(manifest["clip_id"]) if c in audio_r and c in visual_r]
+        missing = len(manifest) - len(have)
+        if missing:
+            log.warning("%d of %d clips have no %s/%s features (failed or not extracted); "
+                        "training without them", missing, len(manifest), audio_name, visual_name)
+        if not have:
+            raise InputError(f"no clip has both {audio_name} and {visual_name} features",
+                             file=workdir / "features")
+        clip_ids = list(manifest["clip_id"])
+        first = clip_ids[have[0]]
+        shapes = [tuple(audio_r[first].shape), tuple(visual_r[first].shape)]
+        mode = config.train.in_memory
+        in_memory = mode == "always" or (mode == "auto" and _fits_in_memory(len(have), shapes))
+        splits = {s: np.array([i for i in have if manifest.at[i, "split"] == s], dtype=np.int64)
+                  for s in SPLITS}
+        if in_memory:
+            from models.training.ave_data import ArrayAVEDataset
+            audio = np.zeros((len(manifest), *shapes[0]), dtype=np.float32)
+            video = np.zeros((len(manifest), *shapes[1]), dtype=np.float32)
+            for i in have:
+                audio[i] = audio_r[clip_ids[i]]
+                video[i] = visual_r[clip_ids[i]]
+            datasets: dict[str, Dataset] = {s: ArrayAVEDataset(audio, video, labels, idx)
+                                            for s, idx in splits.items()}
+        else:
+            datasets = {s: StoreDataset(workdir, audio_name, visual_name, clip_ids, labels, idx)
+                        for s, idx in splits.items()}
+    for s in ("train", "val"):
+        if len(splits[s]) == 0:
+            raise InputError(f"the manifest has no '{s}' clip with features", file=workdir / "manifest.parquet",
+                             field="split")
+    return TrainingData(datasets, len(classes), classes + ["background"], clip_ids)
+
+
+def _original_ave_data(workdir: Path, config: Config) -> TrainingData:
+    """The released AVE feature files (as the original scripts read them)."""
+    from models.training.ave_data import AVE_CLASSES, load_original_ave
+    directory = Path(config.train.original_ave_dir or "")
+    if not directory.is_absolute():
+        directory = workdir / directory
+    try:
+        datasets, num_classes = load_original_ave(directory, config.train.in_memory != "never")
+    except (FileNotFoundError, KeyError, OSError) as exc:
+        raise InputError(str(exc), file=directory, field="train.original_ave_dir") from None
+    n = max(int(ds.indices.max()) for ds in datasets.values() if len(ds)) + 1  # type: ignore[attr-defined]
+    names = AVE_CLASSES if num_classes == len(AVE_CLASSES) else [f"class_{k}" for k in range(num_classes)]
+    return TrainingData(datasets, num_classes, list(names) + ["background"], [str(i) for i in range(n)])
+
+
+def _original_vggsound_avel_data(workdir: Path, config: Config) -> TrainingData:
+    from models.training.ave_data import VGGSoundAVELDataset
+    files = dict(config.train.original_vggsound_avel)
+    need = ("meta", "categories", "audio_dir", "video_dir", "label_dir")
+    missing = [k for k in need if k not in files]
+    if missing:
+        raise InputError(f"needs keys {', '.join(need)}; missing {', '.join(missing)}",
+                         field="train.original_vggsound_avel")
+    paths = {k: (workdir / v if not Path(v).is_absolute() else Path(v)) for k, v in files.items()}
+    try:
+        datasets = {s: VGGSoundAVELDataset(paths["meta"], paths["categories"], paths["audio_dir"],
+                                           paths["video_dir"], paths["label_dir"], s) for s in SPLITS}
+    except (OSError, ValueError) as exc:
+        raise InputError(str(exc), field="train.original_vggsound_avel") from None
+    train_ds = datasets["train"]
+    names = sorted(train_ds.class_of, key=train_ds.class_of.__getitem__)
+    ids = [v for s in SPLITS for v in datasets[s].video_ids]
+    return TrainingData(datasets, train_ds.num_classes, names + ["background"], ids)
+
+
+def run_dir(workdir: str | Path, task: str, model: str) -> Path:
+    return Path(workdir) / "train" / f"{task}__{model}"
+
+
+def resolve_preset(config: Config, task: str | None = None, model: str | None = None,
+                   overrides: dict[str, Any] | None = None) -> Any:
+    from models.training.presets import get_preset, with_overrides
+    t, m = task or config.train.task, model or config.train.model
+    try:
+        preset = get_preset(t, m)
+        merged = {**config.train.overrides, **(overrides or {})}
+        if config.train.seed is not None:
+            merged.setdefault("seed", config.train.seed)
+        return with_overrides(preset, merged)
+    except (KeyError, ValueError) as exc:
+        raise InputError(str(exc).strip('"'), file=Path("avel.yaml"), field="train") from None
+
+
+def _trainer(workdir: Path, config: Config, preset: Any, data: TrainingData, device: str | None,
+             progress: bool) -> Any:
+    from models.training.trainer import Trainer, make_family
+    num_classes = preset.num_classes or data.num_classes
+    family = make_family(preset, num_classes, data.class_names)
+    return Trainer(family, preset, run_dir(workdir, preset.task, preset.model),
+                   device=device or config.train.device, num_workers=config.train.num_workers,
+                   progress=progress)
+
+
+def train(workdir: str | Path, config: Config | None = None, *, task: str | None = None,
+          model: str | None = None, overrides: dict[str, Any] | None = None,
+          device: str | None = None, resume: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Train the preset on the workdir's features; returns {best, test, chance, run_dir}."""
+    workdir = Path(workdir)
+    config = config or load_config(workdir)
+    preset = resolve_preset(config, task, model, overrides)
+    if preset.family == "avvp":
+        from pipeline.train.avvp import train_avvp
+        return train_avvp(workdir, config, preset, device, resume, progress)
+    opts = preset.options
+    data = load_training_data(workdir, config, opts.get("audio_features", "vggish"),
+                              opts.get("visual_features", "vgg19"))
+    trainer = _trainer(workdir, config, preset, data, device, progress)
+    test = data.datasets["test"] if len(data.datasets["test"]) else None
+    result = trainer.fit(data.datasets["train"], data.datasets["val"], test, resume=resume)
+    out = {"run_dir": str(trainer.out_dir), "best": result["best"], "task": preset.task,
+           "model": preset.model, "num_classes": data.num_classes}
+    if "test" in result:
+        out["test_accuracy"] = result["test"]["accuracy"]
+        out["chance_accuracy"] = result["test"]["chance"]
+    return out
+
+
+def network_to_evaluate(trainer: Any, checkpoint: str | Path | None, official_arch: str | None,
+                        trust_pickles: bool) -> torch.nn.Module:
+    """The run's best network, a checkpoint of ours, or an authors' release (`official_arch`)."""
+    if checkpoint is not None and official_arch:
+        from models.weights.checkpoints import load_official
+        net = load_official(checkpoint, official_arch, trust_pickles=trust_pickles)
+        return net.to(trainer.device, trainer.dtype)
+    if checkpoint is not None:
+        net = trainer._model()
+        state = torch.load(checkpoint, map_location=trainer.device, weights_only=True)
+        net.load_state_dict(state.get("model", state))
+        return net
+    return trainer.load_best()
+
+
+def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | None = None,
+             model: str | None = None, split: str = "test", checkpoint: str | Path | None = None,
+             official_arch: str | None = None, trust_pickles: bool = False,
+             device: str | None = None, n_timelines: int = 6,
+             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate the run's best checkpoint (or `checkpoint`, an official file when
+    `official_arch` is given) on `split`; writes eval/<split>/{metrics.json, per_class.csv,
+    timelines.png} in the run directory and returns the metrics and per-class rows."""
+    from models.metrics.eval_report import plot_timelines, write_per_class_table
+    workdir = Path(workdir)
+    config = config or load_config(workdir)
+    preset = resolve_preset(config, task, model, overrides)
+    if preset.family == "avvp":
+        from pipeline.train.avvp import evaluate_avvp
+        return evaluate_avvp(workdir, config, preset, split, checkpoint, official_arch,
+                             trust_pickles, device, n_timelines)
+    opts = preset.options
+    data = load_training_data(workdir, config, opts.get("audio_features", "vggish"),
+                              opts.get("visual_features", "vgg19"))
+    if split not in data.datasets or not len(data.datasets[split]):
+        raise InputError(f"no '{split}' clips with features", field="split")
+    trainer = _trainer(workdir, config, preset, data, device, progress=False)
+    net = network_to_evaluate(trainer, checkpoint, official_arch, trust_pickles)
+    metrics, collected = trainer.evaluate(net, data.datasets[split])
+    out_dir = trainer.out_dir / "eval" / split
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = write_per_class_table(collected["pred"], collected["target"], data.class_names,
+                                 out_dir / "per_class.csv")
+    own_ids = getattr(data.datasets[split], "video_ids", None)  # per-split ids (VGGSound-AVEL)
+    names = [(own_ids or data.clip_ids)[int(i)] for i in collected["index"]]
+    plot_timelines(collected["pred"], collected["target"], names, data.class_names,
+                   out_dir / "timelines.png", n=n_timelines, seed=preset.seed)
+    # per clip, per second: the predicted class name ("background" included), for tools
+    # such as the demo's preview video that draw predictions next to the footage
+    predictions = {name: [data.class_names[int(p)] for p in np.asarray(pred).reshape(-1)]
+                   for name, pred in zip(names, collected["pred"])}
+    atomic.write_text(out_dir / "predictions.json", json.dumps(predictions, indent=1))
+    doc = {"split": split, "metrics": metrics, "per_class": rows,
+           "checkpoint": str(checkpoint or "best")}
+    tmp = out_dir / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, out_dir / "metrics.json")
+    return {**doc, "out_dir": str(out_dir)}
+
+
+def with_epochs(config: Config, epochs: int) -> Config:
+    """A copy of `config` whose train overrides set `epochs` (demo and smoke runs)."""
+    train_cfg = replace(config.train, overrides={**config.train.overrides, "epochs": epochs})
+    return replace(config, train=train_cfg)
