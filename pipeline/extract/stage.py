@@ -16,9 +16,11 @@ import contextlib
 import hashlib
 import json
 import logging
+import pickle
 import platform
 import sys
 import time
+import zipfile
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -213,6 +215,11 @@ def build_extractor(name: str, settings: ExtractConfig, weights: str | None = No
         raise InputError(str(exc), field=f"extract.weights.{name}") from None
     except TypeError as exc:
         raise InputError(f"bad options for {name}: {exc}", field=f"extract.options.{name}") from None
+    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        # weights files are loaded with weights_only=True: a hostile pickle ends here, unrun
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot load weights for {name}: {first}",
+                         field=f"--weights / extract.weights.{name}") from None
 
 
 def check_same_recipe(shard_file: Path, attrs: dict[str, Any]) -> None:
