@@ -37,6 +37,7 @@ from pipeline.download.failures import (MESSAGE_RULES, PERMANENT, THROTTLED, TRA
 from pipeline.download.fetch import ByteCounter, Fetcher, Outcome, finished_files
 from pipeline.download.jobs import ClipJob, plan_jobs
 from pipeline.core.errors import InputError, StageStopped
+from pipeline.core.shard_lock import shard_lock
 from pipeline.core.ledger import Ledger
 from pipeline.datasets.manifest import load_manifest, shard_rows
 from pipeline.download.pacing import ThrottleGate, TokenBucket, backoff_delay
@@ -78,8 +79,27 @@ def run_download(workdir: str | Path, config: Config, shard: Shard, *,
 
     `retry_failed`: "all" re-queues every failed clip, a reason key only those failed for
     it. Raises `StageStopped` (exit code 3) when the host keeps throttling; everything
-    finished until then stays done.
+    finished until then stays done. A second run on the same shard is refused at once.
     """
+    with shard_lock(Workdir(workdir).root, STAGE, shard.name):
+        return _run_download(workdir, config, shard, workers=workers, retry_failed=retry_failed,
+                             progress=progress)
+
+
+def requeue_lost_downloads(wd: Workdir, ledger: Ledger) -> list[str]:
+    """Clips marked done whose file is gone are fetched again (one stat per done clip)."""
+    present = {e.clip_id for e in ledger.entries() if e.status == "done"
+               and e.info.get("file") and (wd.root / str(e.info["file"])).is_file()}
+    lost = ledger.requeue_missing(present, "output-missing", "downloaded file is gone")
+    if lost:
+        log.warning("%d clips marked downloaded have no file (e.g. %s); fetching them again",
+                    len(lost), lost[0])
+    return lost
+
+
+def _run_download(workdir: str | Path, config: Config, shard: Shard, *,
+                  workers: int | None, retry_failed: str | None,
+                  progress: bool) -> dict[str, Any]:
     wd = Workdir(workdir)
     dl = config.download
     if dl.cookies_file:  # relative to the work directory, like every config path
@@ -99,6 +119,7 @@ def run_download(workdir: str | Path, config: Config, shard: Shard, *,
     ledger_path = wd.ledger(STAGE, shard)
     with Ledger(ledger_path) as ledger:
         ledger.ensure(jobs)
+        requeue_lost_downloads(wd, ledger)
         if retry_failed:
             known = ledger.counts()["reasons"]
             n = ledger.requeue(None if retry_failed == ALL else retry_failed)

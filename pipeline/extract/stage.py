@@ -13,9 +13,11 @@ reconciles clips found in parts but not yet marked done, and never stores a clip
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
+import os
 import pickle
 import platform
 import sys
@@ -40,6 +42,8 @@ from pipeline.core.config import Config, ExtractConfig
 from pipeline.core.errors import InputError
 from pipeline.store.index import manifest_order, rebuild_index  # noqa: F401 (rebuild_index: re-exported)
 from pipeline.core.ledger import DONE, Ledger
+from pipeline.core.shard_lock import shard_lock
+from pipeline.core.worker_lifetime import die_with_stage
 from pipeline.datasets.manifest import load_manifest
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
@@ -245,7 +249,16 @@ def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
 
     `extractor`: an already built one (a Ray actor or a test reuses it across shards);
     overrides: device, precision, batch_size, num_workers, store_dtype, flush_clips, prefetch.
+    A second run of one extractor on the same shard is refused at once (`shard_lock`).
     """
+    with shard_lock(Workdir(workdir).root, stage_name(name), shard.name):
+        return _run_extract(workdir, name, shard, config, weights=weights, progress=progress,
+                            extractor=extractor, **overrides)
+
+
+def _run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
+                 weights: str | None, progress: bool, extractor: Extractor | None,
+                 **overrides: Any) -> dict[str, Any]:
     wd = Workdir(workdir)
     settings = settings_for(config, name, **overrides)
     clips_file = wd.clips_file(shard)
@@ -267,7 +280,17 @@ def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
 
     ledger = Ledger(wd.ledger(stage_name(name), shard))
     ledger.ensure(order)
-    stored = store.stored_clip_ids(shard_file)
+    try:
+        stored = store.stored_clip_ids(shard_file)
+    except OSError as exc:
+        raise InputError(f"unreadable features file ({str(exc).splitlines()[0][:200]}); move "
+                         "it aside and rerun, which extracts its clips again",
+                         file=shard_file) from None
+    # the file is the truth: a row deleted (or a shard file removed) is extracted again
+    lost = ledger.requeue_missing(stored, "output-missing", f"not in {shard_file.name}")
+    if lost:
+        log.warning("%s: %d clips marked done have no feature row (e.g. %s); extracting them "
+                    "again", shard_file, len(lost), lost[0])
     status = ledger.status_of()
     reconciled = [c for c in stored if status.get(c) != DONE]
     for clip_id in reconciled:  # killed after its part was written, before the ledger update
@@ -275,7 +298,8 @@ def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
     todo = [c for c in ledger.todo(settings.max_attempts) if c not in stored and c in available]
 
     summary: dict[str, Any] = {"extractor": name, "shard": shard.name, "todo": len(todo), "done": 0,
-                               "failed": 0, "reconciled": len(reconciled), "weights": extractor.weights_id,
+                               "failed": 0, "reconciled": len(reconciled), "requeued": len(lost),
+                               "weights": extractor.weights_id,
                                "device": str(device), "precision": settings.precision}
     if todo:
         started = time.perf_counter()
@@ -302,7 +326,7 @@ def _extract_clips(extractor: Extractor, clips_file: Path, todo: list[str], sett
         ClipItems(clips_file, todo, extractor), batch_size=None, shuffle=False,
         num_workers=settings.num_workers, pin_memory=device.type == "cuda",
         prefetch_factor=settings.prefetch if settings.num_workers else None,
-        persistent_workers=False)
+        persistent_workers=False, worker_init_fn=functools.partial(die_with_stage, os.getpid()))
     packer = BatchPacker(extractor, settings.batch_size)
     out_dtype = np.float16 if settings.store_dtype == "float16" else np.float32
     finished_ids: list[str] = []
