@@ -204,9 +204,14 @@ class StoreWriter:
 
     def add(self, clip_id: str, row: np.ndarray) -> None:
         s = shard_of(clip_id, self.count)
+        row = np.asarray(row, dtype=self.dtype)
+        if not np.isfinite(row).all():  # after the cast: float16 turns 1e5 into inf
+            raise InputError(f"clip {clip_id}: the features hold NaN or inf values "
+                             f"(as {self.dtype}); nothing was imported",
+                             file=self.attrs.get("imported_from"))
         ids, rows = self.pending.setdefault(s, ([], []))
         ids.append(clip_id)
-        rows.append(np.asarray(row, dtype=self.dtype))
+        rows.append(row)
         if len(ids) >= IMPORT_BATCH:
             self._flush(s)
 

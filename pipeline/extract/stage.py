@@ -42,6 +42,7 @@ from pipeline.core.config import Config, ExtractConfig
 from pipeline.core.errors import InputError
 from pipeline.store.index import manifest_order, rebuild_index  # noqa: F401 (rebuild_index: re-exported)
 from pipeline.core.ledger import DONE, Ledger
+from pipeline.core.safe_hdf5 import open_checked
 from pipeline.core.shard_lock import shard_lock
 from pipeline.core.worker_lifetime import die_with_stage
 from pipeline.datasets.manifest import load_manifest
@@ -264,6 +265,9 @@ def _run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *
     clips_file = wd.clips_file(shard)
     if not clips_file.is_file() and not clip_store.parts_dir(clips_file).is_dir():
         raise InputError("no cut clips for this shard; run `avel cut` first", file=clips_file)
+    for path in [clips_file, *sorted(clip_store.parts_dir(clips_file).glob("part-*.h5"))]:
+        if path.is_file():  # one walk per file: nothing read from outside it
+            open_checked(path, what="clip store").close()
     available = clip_store.stored_clip_ids(clips_file)
     order = clip_order(wd, shard, available)
 

@@ -20,6 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from pipeline.core.safe_hdf5 import open_checked
 from pipeline.core import atomic
 
 STR = h5py.string_dtype("utf-8")
@@ -168,7 +169,8 @@ class FeatureReader:
         self._files = [index] if index.is_file() else sorted(self.dir.glob("*-of-*.h5"))
         if not self._files:
             raise FileNotFoundError(f"no features in {self.dir}")
-        self._handles = [h5py.File(p, "r") for p in self._files]
+        self._handles = [open_checked(p, virtual_within=self.dir, what="features file")
+                         for p in self._files]
         self._where: dict[str, tuple[int, int]] = {}
         for f, fh in enumerate(self._handles):
             for r, c in enumerate(fh["clip_id"][()]):

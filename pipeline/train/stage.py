@@ -30,6 +30,7 @@ from models.training.trainer import load_checkpoint
 from pipeline.core import atomic
 from pipeline.core.config import Config, load_config
 from pipeline.core.errors import InputError
+from pipeline.core.safe_hdf5 import open_checked
 from pipeline.datasets.manifest import load_manifest
 from pipeline.store import open_features
 
@@ -154,6 +155,8 @@ def _original_ave_data(workdir: Path, config: Config) -> TrainingData:
     directory = Path(config.train.original_ave_dir or "")
     if not directory.is_absolute():
         directory = workdir / directory
+    for path in sorted(directory.glob("*.h5")):  # no external storage, links or VDS
+        open_checked(path, what="released AVE file").close()
     try:
         datasets, num_classes = load_original_ave(directory, config.train.in_memory != "never")
     except (FileNotFoundError, KeyError, OSError) as exc:
