@@ -20,7 +20,6 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import h5py
 from tqdm import tqdm
 
 from pipeline.core import atomic
@@ -31,6 +30,7 @@ from pipeline.core.errors import InputError
 from pipeline.cut.checks import Span
 from pipeline.cut.clip import CutResult, CutSettings, CutTask, cut_clip
 from pipeline.core.ledger import DONE, Ledger
+from pipeline.core.safe_hdf5 import open_checked
 from pipeline.core.shard_lock import shard_lock
 from pipeline.core.worker_lifetime import die_with
 from pipeline.datasets.manifest import load_manifest, shard_rows
@@ -145,7 +145,7 @@ def check_recipe(shard_file: Path, recipe: dict[str, str]) -> None:
     parts = clip_store.parts_dir(shard_file)
     files += sorted(parts.glob("part-*.h5"))[:1] if parts.is_dir() else []
     for path in files:
-        with h5py.File(path, "r") as fh:
+        with open_checked(path, what="clip store") as fh:
             old = {k: str(fh.attrs[k]) for k in RECIPE_KEYS if k in fh.attrs}
         changed = {k: (old[k], recipe[k]) for k in old if old[k] != recipe[k]}
         if changed:

@@ -79,11 +79,29 @@ def build_manifest(workdir: str | Path, config: Config) -> pd.DataFrame:
     return table
 
 
+# what every stage reads from a manifest row
+MANIFEST_COLUMNS = ("clip_id", "source", "start_s", "end_s", "labels", "split")
+
+
 def load_manifest(workdir: str | Path) -> pd.DataFrame:
     path = Workdir(workdir).manifest
     if not path.is_file():
         raise InputError("no manifest; run `avel manifest` first", file=path)
-    return pd.read_parquet(path)
+    try:
+        table = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"not a readable parquet manifest ({first}); rerun `avel manifest`",
+                         file=path) from None
+    missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(f"not an avel manifest: no column {missing[0]!r}; rerun `avel manifest`",
+                         file=path, field=missing[0])
+    if table["clip_id"].duplicated().any():
+        dup = table["clip_id"][table["clip_id"].duplicated()].iloc[0]
+        raise InputError(f"clip id {dup!r} appears twice; rerun `avel manifest`", file=path,
+                         field="clip_id")
+    return table
 
 
 def shard_rows(table: pd.DataFrame, shard: Shard) -> pd.DataFrame:

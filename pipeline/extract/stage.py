@@ -212,19 +212,23 @@ def build_extractor(name: str, settings: ExtractConfig, weights: str | None = No
     options["weights"] = weights or settings.weights.get(name, "pretrained")
     if options["weights"] == "random":
         options.setdefault("seed", settings.seed)
+    if name not in catalog.names():
+        raise InputError(f"unknown extractor {name!r}; known: {', '.join(catalog.names())}",
+                         field="extractor")
     try:
         return catalog.create(name, **options)
-    except KeyError as exc:
-        raise InputError(str(exc.args[0]), field="extractor") from None
     except FileNotFoundError as exc:
         raise InputError(str(exc), field=f"extract.weights.{name}") from None
     except TypeError as exc:
         raise InputError(f"bad options for {name}: {exc}", field=f"extract.options.{name}") from None
-    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        # weights files are loaded with weights_only=True: a hostile pickle ends here, unrun
+    except pickle.UnpicklingError:  # weights load with weights_only=True: a hostile pickle, unrun
+        raise InputError(f"refused the weights file of {name}: it holds Python objects beyond "
+                         "tensors, and loading them could run code",
+                         field=f"extract.weights.{name} / --weights") from None
+    except (KeyError, RuntimeError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot load weights for {name}: {first}",
-                         field=f"--weights / extract.weights.{name}") from None
+        raise InputError(f"cannot build {name}: {first}",
+                         field=f"extract.options.{name} / extract.weights.{name} / --weights") from None
 
 
 def check_same_recipe(shard_file: Path, attrs: dict[str, Any]) -> None:

@@ -35,6 +35,15 @@ def shards_to_run(config: Config, shard_index: int | None, num_shards: int | Non
     return [Shard(i, count) for i in range(count)]
 
 
+def check_extractors(config: Config) -> None:
+    """Build every configured extractor once (random weights: seconds) before any stage
+    starts, so an unknown name or recipe option stops the run at once, not after the stages
+    before it ran for an hour."""
+    from pipeline.extract.stage import build_extractor, settings_for
+    for name in config.extract.extractors:
+        build_extractor(name, settings_for(config, name), weights="random")
+
+
 def run(workdir: str | Path, stages: list[str], *, executor: str | None = None,
         shard_index: int | None = None, num_shards: int | None = None) -> dict[str, Any]:
     """Run `stages` (pipeline order) and return {stages: {...}, counts, exit_code}."""
@@ -42,6 +51,8 @@ def run(workdir: str | Path, stages: list[str], *, executor: str | None = None,
 
     wd = Workdir(workdir)
     config = load_config(wd.root)
+    if "extract" in stages:
+        check_extractors(config)
     if not wd.manifest.is_file():
         build_manifest(wd.root, config)
     shards = shards_to_run(config, shard_index, num_shards)

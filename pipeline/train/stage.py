@@ -102,14 +102,16 @@ def _fits_in_memory(n: int, shapes: list[tuple[int, ...]]) -> bool:
 
 
 def load_training_data(workdir: str | Path, config: Config, audio_name: str = "vggish",
-                       visual_name: str = "vgg19") -> TrainingData:
+                       visual_name: str = "vgg19", classes: list[str] | None = None
+                       ) -> TrainingData:
+    """`classes`: the run's class list (see `run_classes`); None derives it from the manifest."""
     workdir = Path(workdir)
     if config.train.original_ave_dir:
         return _original_ave_data(workdir, config)
     if config.train.original_vggsound_avel:
         return _original_vggsound_avel_data(workdir, config)
     manifest = load_manifest(workdir).reset_index(drop=True)
-    labels, classes = segment_labels(manifest)
+    labels, classes = segment_labels(manifest, classes)
     try:
         audio_r, visual_r = open_features(workdir, audio_name), open_features(workdir, visual_name)
     except FileNotFoundError as exc:
@@ -186,6 +188,31 @@ def _original_vggsound_avel_data(workdir: Path, config: Config) -> TrainingData:
     return TrainingData(datasets, train_ds.num_classes, names + ["background"], ids)
 
 
+CLASSES_FILE = "classes.json"
+
+
+def run_classes(path: Path) -> list[str] | None:
+    """The class list a run was trained with, so class ids never move when manifest rows are
+    dropped or reordered later (for custom category sets; AVE's official 28 never move)."""
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        names = doc["classes"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError("'classes' is not a list of names")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"not a class list ({exc})", file=path) from None
+    return names
+
+
+def save_classes(path: Path, data: TrainingData) -> None:
+    names = [n for n in data.class_names if n != "background"]
+    if run_classes(path) != names:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(path, json.dumps({"classes": names}, indent=1))
+
+
 def run_dir(workdir: str | Path, task: str, model: str) -> Path:
     return Path(workdir) / "train" / f"{task}__{model}"
 
@@ -225,8 +252,10 @@ def train(workdir: str | Path, config: Config | None = None, *, task: str | None
         from pipeline.train.avvp import train_avvp
         return train_avvp(workdir, config, preset, device, resume, progress)
     opts = preset.options
+    classes_file = run_dir(workdir, preset.task, preset.model) / CLASSES_FILE
     data = load_training_data(workdir, config, opts.get("audio_features", "vggish"),
-                              opts.get("visual_features", "vgg19"))
+                              opts.get("visual_features", "vgg19"), run_classes(classes_file))
+    save_classes(classes_file, data)
     trainer = _trainer(workdir, config, preset, data, device, progress)
     test = data.datasets["test"] if len(data.datasets["test"]) else None
     result = trainer.fit(data.datasets["train"], data.datasets["val"], test, resume=resume)
@@ -280,7 +309,8 @@ def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | N
                              trust_pickles, device, n_timelines)
     opts = preset.options
     data = load_training_data(workdir, config, opts.get("audio_features", "vggish"),
-                              opts.get("visual_features", "vgg19"))
+                              opts.get("visual_features", "vgg19"),
+                              run_classes(run_dir(workdir, preset.task, preset.model) / CLASSES_FILE))
     if split not in data.datasets or not len(data.datasets[split]):
         raise InputError(f"no '{split}' clips with features", field="split")
     trainer = _trainer(workdir, config, preset, data, device, progress=False)
