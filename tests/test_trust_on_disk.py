@@ -1,0 +1,273 @@
+"""Nothing read from disk is trusted: planted pickles never run, HDF5 files cannot pull in
+outside bytes, zip members are bounded, the ledger is checked against the files, class ids come
+from the run's class list, and unreadable files are named."""
+
+from __future__ import annotations
+
+import json
+import random
+import resource
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from models.training.trainer import CheckpointError, _numpy_rng_as_tensors, _numpy_rng_from, load_checkpoint
+from pipeline.core.errors import InputError
+from pipeline.core.ledger import Ledger
+from pipeline.core.safe_hdf5 import open_checked
+from pipeline.core.shard_lock import shard_lock
+from pipeline.datasets.readers.ave import read_annotations
+from pipeline.run.status import collect, render
+from pipeline.train.stage import CLASSES_FILE, TrainingData, run_classes, save_classes, segment_labels
+from tests.conftest import REPO_ROOT, cli_env
+
+
+class _Evil:
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (open, (str(self.target), "w"))
+
+
+# ----------------------------------------------------------------------------- pickles
+
+def test_planted_checkpoint_is_refused_and_runs_no_code(tmp_path):
+    marker = tmp_path / "PWNED"
+    torch.save({"model": {}, "x": _Evil(marker)}, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="could run code"):
+        load_checkpoint(tmp_path / "last.pt")
+    assert not marker.exists()
+
+
+def test_trainer_checkpoint_with_rng_state_loads_weights_only(tmp_path):
+    """The trainer's own last.pt (numpy RNG state included) passes weights_only loading, and
+    the RNG state comes back bit for bit."""
+    np.random.seed(3)
+    state = np.random.get_state()
+    torch.save({"model": {"w": torch.ones(2)}, "rng": {"numpy": _numpy_rng_as_tensors(),
+                                                        "python": random.getstate()}},
+               tmp_path / "last.pt")
+    back = load_checkpoint(tmp_path / "last.pt")
+    restored = _numpy_rng_from(back["rng"]["numpy"])
+    assert restored[0] == state[0] and np.array_equal(restored[1], state[1])
+    np.random.set_state(restored)
+    expected = np.random.RandomState()
+    expected.set_state(state)
+    assert np.random.rand() == expected.rand()
+
+
+# ----------------------------------------------------------------------------- HDF5
+
+def _outside(tmp_path: Path) -> Path:
+    path = tmp_path / "outside.h5"
+    with h5py.File(path, "w") as fh:
+        fh["x"] = np.arange(4.0)
+    return path
+
+
+def test_external_storage_is_refused_before_any_byte_is_read(tmp_path):
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"SECRET" * 10)
+    with h5py.File(tmp_path / "f.h5", "w") as fh:
+        fh.create_dataset("avadataset", shape=(8,), dtype="u1",
+                          external=[(str(secret), 0, h5py.h5f.UNLIMITED)])
+    with h5py.File(tmp_path / "f.h5", "r") as fh:  # h5py alone would hand the bytes over
+        assert bytes(fh["avadataset"][()]).startswith(b"SECRET")
+    with pytest.raises(InputError, match="external files") as err:
+        open_checked(tmp_path / "f.h5")
+    assert str(tmp_path / "f.h5") in str(err.value)
+
+
+def test_external_link_and_foreign_virtual_dataset_are_refused(tmp_path):
+    outside = _outside(tmp_path)
+    with h5py.File(tmp_path / "link.h5", "w") as fh:
+        fh["deep/x"] = h5py.ExternalLink(str(outside), "x")
+    with h5py.File(tmp_path / "vds.h5", "w") as fh:
+        layout = h5py.VirtualLayout(shape=(4,), dtype="f8")
+        layout[:] = h5py.VirtualSource(str(outside), "x", shape=(4,))
+        fh.create_virtual_dataset("features", layout)
+    with pytest.raises(InputError, match="external link"):
+        open_checked(tmp_path / "link.h5")
+    with pytest.raises(InputError, match="virtual dataset"):
+        open_checked(tmp_path / "vds.h5")
+    # the store's own index.h5 is virtual over shards in its own folder: admitted there only
+    open_checked(tmp_path / "vds.h5", virtual_within=tmp_path).close()
+    with pytest.raises(InputError):
+        open_checked(tmp_path / "vds.h5", virtual_within=tmp_path / "elsewhere")
+
+
+def test_plain_file_with_soft_links_opens(tmp_path):
+    with h5py.File(tmp_path / "ok.h5", "w") as fh:
+        fh["a/b"] = np.ones(3)
+        fh["alias"] = h5py.SoftLink("/a/b")
+    with open_checked(tmp_path / "ok.h5") as fh:
+        assert fh["alias"][()].tolist() == [1.0, 1.0, 1.0]
+
+
+# ----------------------------------------------------------------------------- zip bomb
+
+def test_zip_bomb_is_refused_within_200_mb(tmp_path):
+    """1 MB on disk, 1 GiB inflated: refused from its header, and the import's peak memory
+    grows by far less than 200 MB (measured in a fresh process)."""
+    bomb = tmp_path / "clip0.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("clip0.pkl", "w", force_zip64=True) as fh:
+            for _ in range(1024):
+                fh.write(b"\0" * (1 << 20))
+    assert bomb.stat().st_size < 2 << 20
+    script = ("import resource,sys,json\n"
+              "from pathlib import Path\n"
+              "from pipeline.export.vggsound_avel import read_zip\n"
+              "from pipeline.core.errors import InputError\n"
+              "before=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+              "try:\n    read_zip(Path(sys.argv[1])); msg=''\n"
+              "except InputError as e:\n    msg=str(e)\n"
+              "after=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+              "print(json.dumps({'grew_kb': after-before, 'msg': msg}))\n")
+    out = subprocess.run([sys.executable, "-c", script, str(bomb)], env=cli_env(), cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=120, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "cap" in result["msg"] and "clip0.zip" in result["msg"]
+    assert result["grew_kb"] < 200 * 1024
+
+
+def test_zip_member_whose_header_understates_its_size_is_refused(tmp_path):
+    """zipfile stops inflating at the declared size, so a lying header yields at most that many
+    bytes and then a CRC failure: an InputError naming the file, never a bigger read."""
+    from pipeline.export.vggsound_avel import read_zip
+    path = tmp_path / "lie.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.pkl", b"\0" * 5000)
+    data = bytearray(path.read_bytes())
+    data[22:26] = (10).to_bytes(4, "little")  # local header: uncompressed size
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 24:central + 28] = (10).to_bytes(4, "little")  # central directory
+    path.write_bytes(bytes(data))
+    with zipfile.ZipFile(path) as zf, zf.open("a.pkl") as fh, pytest.raises(zipfile.BadZipFile):
+        fh.read(100)  # 10 bytes, then the CRC check fails: never more than declared
+    with pytest.raises(InputError) as err:
+        read_zip(path)
+    assert str(path) in str(err.value)
+
+
+# ----------------------------------------------------------------------------- ledger
+
+def test_corrupt_ledger_is_named(tmp_path):
+    db = tmp_path / "state" / "cut" / "00000-of-00001.sqlite"
+    db.parent.mkdir(parents=True)
+    db.write_bytes(b"garbage" * 500)
+    with pytest.raises(InputError, match="not a readable ledger") as err:
+        Ledger(db)
+    assert str(db) in str(err.value)
+
+
+def test_requeue_missing_puts_done_clips_without_output_back(tmp_path):
+    with Ledger(tmp_path / "l.sqlite") as ledger:
+        ledger.ensure(["a", "b", "c"])
+        for c in "abc":
+            ledger.done(c)
+        assert ledger.requeue_missing({"a", "c"}, "output-missing", "not in x.h5") == ["b"]
+        entry = ledger.get("b")
+        assert entry is not None and entry.status == "pending" and entry.reason == "output-missing"
+        assert ledger.todo() == ["b"]
+
+
+def test_status_survives_a_corrupt_ledger_and_names_unreadable_files(tmp_path):
+    good = tmp_path / "state" / "cut" / "00000-of-00002.sqlite"
+    with Ledger(good) as ledger:
+        ledger.ensure(["a"])
+        ledger.done("a")
+    (tmp_path / "state" / "cut" / "00001-of-00002.sqlite").write_bytes(b"x" * 4096)
+    features = tmp_path / "features" / "vggish" / "00000-of-00001.h5"
+    features.parent.mkdir(parents=True)
+    with h5py.File(features, "w") as fh:
+        fh["features"] = np.zeros((50, 10, 128), np.float32)
+    features.write_bytes(features.read_bytes()[:3000])
+    report = collect(tmp_path)
+    assert report["stages"]["cut"]["done"] == 1
+    text = render(report)
+    assert f"UNREADABLE {tmp_path}/state/cut/00001-of-00002.sqlite" in text
+    assert f"UNREADABLE {features}" in text
+
+
+def test_read_only_ledger_open_changes_nothing(tmp_path):
+    path = tmp_path / "l.sqlite"
+    with Ledger(path) as ledger:
+        ledger.ensure(["a"])
+    before = path.read_bytes()
+    with Ledger(path, read_only=True) as ledger:
+        assert ledger.counts()["pending"] == 1
+        with pytest.raises(sqlite3.OperationalError):
+            ledger.ensure(["b"])
+    assert path.read_bytes() == before
+
+
+# ----------------------------------------------------------------------------- lock
+
+def test_second_holder_of_a_shard_lock_is_refused_at_once(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys,time\nfrom pipeline.core.shard_lock import shard_lock\n"
+         "with shard_lock(sys.argv[1], 'cut', '00000-of-00001'):\n"
+         "    print('held', flush=True); time.sleep(60)\n", str(tmp_path)],
+        env=cli_env(), cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(InputError, match=f"pid {holder.pid}"):
+            with shard_lock(tmp_path, "cut", "00000-of-00001"):
+                pass
+        with shard_lock(tmp_path, "cut", "00001-of-00002"):  # another shard is free
+            pass
+    finally:
+        holder.kill()  # SIGKILL: the kernel drops the lock with the process
+        holder.wait()
+    with shard_lock(tmp_path, "cut", "00000-of-00001"):
+        pass
+
+
+# ----------------------------------------------------------------------------- class ids
+
+def _custom_manifest(categories: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"clip_id": [f"c{i}" for i in range(len(categories))],
+                         "category": categories, "event_start": 2, "event_end": 7})
+
+
+def test_class_ids_do_not_move_when_manifest_rows_are_dropped_or_shuffled(tmp_path):
+    """A custom category set (not AVE's 28): the run's class list is stored at training time
+    and eval uses it, so dropping the first rows cannot renumber the classes."""
+    manifest = _custom_manifest(["Hum", "Beep", "Chirp", "Beep", "Hum", "Chirp"])
+    labels, classes = segment_labels(manifest)
+    path = tmp_path / "run" / CLASSES_FILE
+    save_classes(path, TrainingData({}, len(classes), classes + ["background"], []))
+    changed = manifest.iloc[[5, 3, 2]].reset_index(drop=True)  # first rows gone, order shuffled
+    again, _ = segment_labels(changed, run_classes(path))
+    naive, _ = segment_labels(changed)  # what deriving the classes again would give
+    assert np.array_equal(again, labels[[5, 3, 2]])
+    assert not np.array_equal(naive, labels[[5, 3, 2]])
+
+
+def test_unknown_category_in_an_ave_list_names_file_and_line(tmp_path, shared_data):
+    lines = (shared_data / "ave" / "Annotations.txt").read_text().splitlines()
+    lines.insert(9, "Not a category&abcdefghijk&good&0&10")
+    path = tmp_path / "Annotations.txt"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match="unknown category") as err:
+        read_annotations(path)
+    assert err.value.line == 10 and err.value.file == str(path)
+
+
+def test_repeated_row_in_an_ave_list_is_refused_at_the_repeat(tmp_path, shared_data):
+    lines = (shared_data / "ave" / "Annotations.txt").read_text().splitlines()
+    path = tmp_path / "Annotations.txt"
+    path.write_text("\n".join(lines[:1] + [lines[1]] * 1000) + "\n")
+    with pytest.raises(InputError, match="repeats line 2") as err:
+        read_annotations(path)
+    assert err.value.line == 3
