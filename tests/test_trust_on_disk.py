@@ -271,3 +271,56 @@ def test_repeated_row_in_an_ave_list_is_refused_at_the_repeat(tmp_path, shared_d
     with pytest.raises(InputError, match="repeats line 2") as err:
         read_annotations(path)
     assert err.value.line == 3
+
+
+# ----------------------------------------------------------------------------- ledger vs files
+
+@pytest.mark.slow
+def test_clip_deleted_from_the_clip_store_is_cut_again(tmp_path):
+    from pipeline.core.config import load_config
+    from pipeline.core.sharding import Shard
+    from pipeline.core.workdir import Workdir
+    from pipeline.cut.stage import run_cut
+    from tests.bad_media_corpus import good_clip
+    from tests.fixtures_cut import make_workdir
+    videos = [good_clip(tmp_path / "videos" / f"v{i}.mp4", seconds=2.0, freq=300 + 100 * i)
+              for i in range(2)]
+    wd = make_workdir(tmp_path / "w", [(f"clip{i}", v, 0.0, 2.0) for i, v in enumerate(videos)])
+    shard = Shard(0, 1)
+    assert run_cut(wd, load_config(wd), shard, progress=False).done == 2
+    shard_file = Workdir(wd).clips_file(shard)
+    with h5py.File(shard_file, "a") as fh:
+        del fh["clip1"]
+    again = run_cut(wd, load_config(wd), shard, progress=False)
+    assert (again.requeued, again.done, again.skipped) == (1, 1, 1)
+    with h5py.File(shard_file, "r") as fh:
+        assert sorted(fh) == ["clip0", "clip1"]
+    shard_file.unlink()  # the whole file gone: every clip is cut again, no "already done"
+    assert run_cut(wd, load_config(wd), shard, progress=False).done == 2
+
+
+@pytest.mark.slow
+def test_feature_row_deleted_from_a_shard_is_extracted_again(tmp_path):
+    from pipeline.core.config import load_config
+    from pipeline.core.sharding import Shard
+    from pipeline.extract.stage import run_extract, stage_name
+    from tests.fixtures_visual import TINY_VGG, write_workdir
+    wd = write_workdir(tmp_path / "w", {"a": 4, "b": 4, "c": 4}, extract={
+        "options": {"vgg19": TINY_VGG}, "weights": {"vgg19": "random"}, "seed": 1})
+    shard = Shard(0, 1)
+    first = run_extract(wd.root, "vgg19", shard, load_config(wd.root), progress=False)
+    assert first["done"] == 3
+    shard_file = wd.features_file("vgg19", shard)
+    with h5py.File(shard_file, "r") as fh:
+        ids, rows, attrs = fh["clip_id"][()], fh["features"][()], dict(fh.attrs)
+    with h5py.File(shard_file, "w") as fh:  # the same file without row "b"
+        fh["clip_id"], fh["features"] = ids[[0, 2]], rows[[0, 2]]
+        fh.attrs.update(attrs)
+    again = run_extract(wd.root, "vgg19", shard, load_config(wd.root), progress=False)
+    assert (again["requeued"], again["done"]) == (1, 1)
+    with h5py.File(shard_file, "r") as fh:
+        back = dict(zip([c.decode() for c in fh["clip_id"][()]], fh["features"][()]))
+    np.testing.assert_array_equal(back["b"], rows[1])  # seeded weights: the same row again
+    with Ledger(wd.ledger(stage_name("vgg19"), shard)) as ledger:
+        entry = ledger.get("b")
+        assert entry is not None and entry.status == "done"
