@@ -69,11 +69,12 @@ def read_annotations(path: str | Path) -> pd.DataFrame:
 
 
 def _check_categories(rows: list[dict], path: str | Path) -> None:
-    """A list that uses the official AVE categories must use only them: one stray name would
-    otherwise turn the class set into a custom one and move every class id. Lists with none of
-    the official names (synthetic or custom sets) keep their own categories."""
+    """A list that is mostly the official AVE categories must use only them: one stray name
+    would otherwise make the class set a custom one and move every class id. Lists where at
+    most half of the distinct names are official (synthetic or custom sets) keep their own."""
     official = set(AVE_CATEGORIES)
-    if not any(r["category"] in official for r in rows):
+    names = {r["category"] for r in rows}
+    if 2 * len(names & official) <= len(names):
         return
     for r in rows:
         if r["category"] not in official:
