@@ -324,3 +324,36 @@ def test_feature_row_deleted_from_a_shard_is_extracted_again(tmp_path):
     with Ledger(wd.ledger(stage_name("vgg19"), shard)) as ledger:
         entry = ledger.get("b")
         assert entry is not None and entry.status == "done"
+
+
+# ----------------------------------------------------------------------------- LLP lists
+
+def _llp_files(tmp_path: Path, shared_data: Path, edit: str, change) -> dict[str, Path]:  # type: ignore[no-untyped-def]
+    src = shared_data / "llp"
+    names = {"train": "AVVP_train.csv", "val": "AVVP_val_pd.csv", "test": "AVVP_test_pd.csv",
+             "eval_audio": "AVVP_eval_audio.csv", "eval_visual": "AVVP_eval_visual.csv"}
+    files = {}
+    for key, name in names.items():
+        lines = (src / name).read_text().splitlines()
+        if key == edit:
+            lines[4] = change(lines[4])
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+        files[key] = tmp_path / name
+    return files
+
+
+@pytest.mark.parametrize("edit, change, field", [
+    ("eval_audio", lambda ln: "\t".join([ln.split("\t")[0], "-5", "99", ln.split("\t")[3]]), "onset"),
+    ("train", lambda ln: "\t".join(["abcdefghijk_1000000000_1000000010", ln.split("\t")[1]]),
+     "filename"),
+    ("train", lambda ln: "\t".join(["abcdefghijk_-20_-10", ln.split("\t")[1]]), "filename"),
+    ("train", lambda ln: "\t".join([ln.split("\t")[0], "Speech,Not_a_class"]), "event_labels"),
+    ("eval_visual", lambda ln: "\t".join(ln.split("\t")[:3] + ["Dogs"]), "event_labels"),
+])
+def test_llp_times_and_classes_are_checked_with_file_and_line(tmp_path, shared_data, edit,
+                                                               change, field):
+    from pipeline.datasets.readers import llp
+    files = _llp_files(tmp_path, shared_data, edit, change)
+    with pytest.raises(InputError) as err:
+        llp.read(files)
+    assert (err.value.file, err.value.line, err.value.field) == (str(files[edit]), 5, field)
