@@ -357,3 +357,39 @@ def test_llp_times_and_classes_are_checked_with_file_and_line(tmp_path, shared_d
     with pytest.raises(InputError) as err:
         llp.read(files)
     assert (err.value.file, err.value.line, err.value.field) == (str(files[edit]), 5, field)
+
+
+def test_partial_import_cannot_relabel_rows_made_with_random_weights(tmp_path):
+    from pipeline.export.transfer import StoreWriter
+    from pipeline.store import features as store
+    (tmp_path / "avel.yaml").write_text("dataset: {name: ave}\n")
+    shard_file = tmp_path / "features" / "vggish" / "00000-of-00001.h5"
+    store.write_part(shard_file, ["a", "b", "c"], np.ones((3, 10, 128), np.float32),
+                     {"weights": "random", "extractor": "vggish"})
+    store.consolidate(shard_file, order=["a", "b", "c"], attrs={"weights": "random",
+                                                                  "extractor": "vggish"})
+    before = shard_file.read_bytes()
+    writer = StoreWriter(tmp_path, "vggish", {"weights": "imported: /x"}, ["a", "b", "c"])
+    writer.add("a", np.zeros((10, 128), np.float32))
+    with pytest.raises(InputError, match="weights='random'") as err:
+        writer.finish()
+    assert str(shard_file) in str(err.value)
+    assert shard_file.read_bytes() == before
+    assert not list(store.parts_dir(shard_file).glob("part-*.h5"))
+    # importing every clip of the shard replaces them all: one true provenance again
+    writer = StoreWriter(tmp_path, "vggish", {"weights": "imported: /x"}, ["a", "b", "c"])
+    for c in "abc":
+        writer.add(c, np.zeros((10, 128), np.float32))
+    assert writer.finish() == 3
+    with h5py.File(shard_file, "r") as fh:
+        assert fh.attrs["weights"] == "imported: /x"
+
+
+def test_nan_and_float16_overflow_are_refused_on_import(tmp_path):
+    from pipeline.export.transfer import StoreWriter
+    (tmp_path / "avel.yaml").write_text("dataset: {name: ave}\n")
+    writer = StoreWriter(tmp_path, "vggish", {"weights": "imported: /x"}, ["a"], dtype="float16")
+    with pytest.raises(InputError, match="NaN or inf"):
+        writer.add("a", np.full((10, 128), 1e5, np.float32))  # finite, but inf as float16
+    with pytest.raises(InputError, match="NaN or inf"):
+        writer.add("a", np.full((10, 128), np.nan, np.float32))
