@@ -209,8 +209,9 @@ class StoreWriter:
         with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
             row = np.asarray(row, dtype=self.dtype)
         if not np.isfinite(row).all():  # after the cast: float16 turns 1e5 into inf
+            self.abort()  # this source's rows written so far go too
             raise InputError(f"clip {clip_id}: the features hold NaN or inf values "
-                             f"(as {self.dtype}); nothing was imported",
+                             f"(as {self.dtype}); none of this file's features were stored",
                              file=self.attrs.get("imported_from"))
         ids, rows = self.pending.setdefault(s, ([], []))
         ids.append(clip_id)
