@@ -568,9 +568,9 @@ def c_import_llp_nan_npy(w: Path) -> list[str]:
     return ["import", "-w", str(w), "--format", "llp", "--from", str(w / "llp")]
 
 
-def c_second_cut_writer(w: Path) -> list[str]:
-    _ready(w)
-    lock = w / "state" / "cut" / "00000-of-00001.lock"
+def _hold_lock(w: Path, stage: str) -> None:
+    """Another process holds the (stage, shard) lock, as a running stage would."""
+    lock = w / "state" / stage / "00000-of-00001.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen([sys.executable, "-c",
                                "import fcntl,os,sys,time;fd=os.open(sys.argv[1],os.O_RDWR|os.O_CREAT);"
@@ -579,7 +579,24 @@ def c_second_cut_writer(w: Path) -> list[str]:
                               stdout=subprocess.PIPE)
     assert holder.stdout is not None and holder.stdout.readline().strip() == b"locked"
     _HOLDERS.append(holder)
+
+
+def c_second_cut_writer(w: Path) -> list[str]:
+    _ready(w)
+    _hold_lock(w, "cut")
     return ["cut", "-w", str(w)]
+
+
+def c_second_download_writer(w: Path) -> list[str]:
+    _ready(w)
+    _hold_lock(w, "download")
+    return ["download", "-w", str(w)]
+
+
+def c_second_extract_writer(w: Path) -> list[str]:
+    _ready(w)
+    _hold_lock(w, "extract-vggish")
+    return ["extract", "-w", str(w), "-e", "vggish", "--no-progress"]
 
 
 _HOLDERS: list[subprocess.Popen] = []
@@ -681,6 +698,8 @@ CASES = [
     Case("import llp: object .npy (pickle)", c_import_llp_object_npy),
     Case("import llp: inf in .npy", c_import_llp_nan_npy),
     Case("second `avel cut` on a locked shard", c_second_cut_writer, fast=True),
+    Case("second `avel download` on a locked shard", c_second_download_writer),
+    Case("second `avel extract` on a locked shard", c_second_extract_writer),
     Case("read-only workdir: status", c_read_only_status, expect=0, needs_root=True),
     Case("read-only workdir: cut", c_read_only_cut, expect=5, needs_root=True),
     Case("read-only workdir: manifest", c_read_only_manifest, expect=5, needs_root=True),
