@@ -53,6 +53,9 @@ def run(workdir: str | Path, stages: list[str], *, executor: str | None = None,
     config = load_config(wd.root)
     if "extract" in stages:
         check_extractors(config)
+    if "train" in stages:  # an unknown task, model or override stops the run before download
+        from pipeline.train.stage import resolve_preset
+        resolve_preset(config)
     if not wd.manifest.is_file():
         build_manifest(wd.root, config)
     shards = shards_to_run(config, shard_index, num_shards)
