@@ -33,7 +33,7 @@ from pipeline.core.ledger import DONE, Ledger
 from pipeline.core.safe_hdf5 import open_checked
 from pipeline.core.shard_lock import shard_lock
 from pipeline.core.worker_lifetime import die_with
-from pipeline.datasets.manifest import load_manifest, shard_rows
+from pipeline.datasets.manifest import MEDIA_COLUMNS, load_manifest, shard_rows
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
 
@@ -185,7 +185,7 @@ def _run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int 
     loose = config.cut.loose if loose is None else loose
     workers = config.cut.workers if workers is None else workers
     settings = settings_from(config)
-    rows = shard_rows(load_manifest(wd.root), shard)
+    rows = shard_rows(load_manifest(wd.root, MEDIA_COLUMNS), shard)
     shard_file = wd.clips_file(shard)
     summary = CutSummary(shard=shard.name, output=str(wd.loose_dir() if loose else shard_file))
     # Leftovers of a killed run of THIS shard only: other shards may be writing beside us.

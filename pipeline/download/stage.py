@@ -39,7 +39,7 @@ from pipeline.download.jobs import ClipJob, plan_jobs
 from pipeline.core.errors import InputError, StageStopped
 from pipeline.core.shard_lock import shard_lock
 from pipeline.core.ledger import Ledger
-from pipeline.datasets.manifest import load_manifest, shard_rows
+from pipeline.datasets.manifest import MEDIA_COLUMNS, load_manifest, shard_rows
 from pipeline.download.pacing import ThrottleGate, TokenBucket, backoff_delay
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
@@ -109,7 +109,7 @@ def _run_download(workdir: str | Path, config: Config, shard: Shard, *,
                              field="download.cookies_file")
         dl = dataclasses.replace(dl, cookies_file=str(cookies))
         config = dataclasses.replace(config, download=dl)
-    rows = shard_rows(load_manifest(wd.root), shard)
+    rows = shard_rows(load_manifest(wd.root, MEDIA_COLUMNS), shard)
     jobs = plan_jobs(rows, config)
     raw_dir = wd.raw_dir(shard)
     raw_dir.mkdir(parents=True, exist_ok=True)
