@@ -67,7 +67,7 @@ def die_with(stage_pid: int) -> None:
     """Worker initializer (`initializer=die_with, initargs=(os.getpid(),)`; or a DataLoader
     `worker_init_fn` through `functools.partial`)."""
     _set_parent_death_signal()
-    if os.getppid() == 1 or not _alive(stage_pid):  # the stage died before we got here
+    if not _alive(stage_pid):  # the stage died before we got here (it may be pid 1 in Docker)
         os.kill(os.getpid(), signal.SIGKILL)
     threading.Thread(target=_watch, args=(stage_pid,), name="die-with-stage", daemon=True).start()
 
