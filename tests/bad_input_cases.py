@@ -11,8 +11,6 @@ Exit codes (README "Exit codes"): 2 bad input, 5 the work directory cannot be wr
 from __future__ import annotations
 
 import argparse
-import fcntl
-import io
 import os
 import pickle
 import shutil
