@@ -392,3 +392,26 @@ def test_nan_and_float16_overflow_are_refused_on_import(tmp_path):
         writer.add("a", np.full((10, 128), 1e5, np.float32))  # finite, but inf as float16
     with pytest.raises(InputError, match="NaN or inf"):
         writer.add("a", np.full((10, 128), np.nan, np.float32))
+
+
+@pytest.mark.slow
+def test_verify_redoes_a_row_whose_bytes_changed(tmp_path):
+    from pipeline.core.config import load_config
+    from pipeline.core.sharding import Shard
+    from pipeline.extract.stage import run_extract
+    from tests.fixtures_visual import TINY_VGG, write_workdir
+    wd = write_workdir(tmp_path / "w", {"a": 4, "b": 4}, extract={
+        "options": {"vgg19": TINY_VGG}, "weights": {"vgg19": "random"}, "seed": 1})
+    shard = Shard(0, 1)
+    run_extract(wd.root, "vgg19", shard, load_config(wd.root), progress=False)
+    shard_file = wd.features_file("vgg19", shard)
+    with h5py.File(shard_file, "a") as fh:
+        good = fh["features"][1].copy()
+        fh["features"][1] = good + 1  # silent corruption of row "b"
+    plain = run_extract(wd.root, "vgg19", shard, load_config(wd.root), progress=False)
+    assert plain["done"] == 0  # the cheap check sees a row, not its bytes
+    checked = run_extract(wd.root, "vgg19", shard, load_config(wd.root), progress=False,
+                          verify=True)
+    assert (checked["requeued"], checked["done"]) == (1, 1)
+    with h5py.File(shard_file, "r") as fh:
+        np.testing.assert_array_equal(fh["features"][1], good)

@@ -27,10 +27,12 @@ from pipeline.commands.options import config_and_shard, shard_options, workdir_o
               help="pretrained (from the cache), random (seeded, recorded), or a state_dict file.")
 @click.option("--store-dtype", type=click.Choice(["float32", "float16"]), default=None)
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@click.option("--verify", is_flag=True,
+              help="Also check every stored row against its ledger checksum (reads the shard).")
 def extract_command(workdir: Path, shard_index: int | None, num_shards: int | None,
                     extractors: tuple[str, ...], device: str | None, precision: str | None,
                     batch_size: int | None, num_workers: int | None, weights: str | None,
-                    store_dtype: str | None, no_progress: bool) -> None:
+                    store_dtype: str | None, no_progress: bool, verify: bool) -> None:
     """Run extractors over this shard's cut clips; resumable per clip; prints a JSON summary."""
     from pipeline.extract.stage import run_extract
 
@@ -38,7 +40,7 @@ def extract_command(workdir: Path, shard_index: int | None, num_shards: int | No
     for name in extractors or tuple(config.extract.extractors):
         summary = run_extract(workdir, name, shard, config, weights=weights, progress=not no_progress,
                               device=device, precision=precision, batch_size=batch_size,
-                              num_workers=num_workers, store_dtype=store_dtype)
+                              num_workers=num_workers, store_dtype=store_dtype, verify=verify)
         click.echo(json.dumps(summary, sort_keys=True))
 
 

@@ -249,21 +249,22 @@ def check_same_recipe(shard_file: Path, attrs: dict[str, Any]) -> None:
 
 def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
                 weights: str | None = None, progress: bool = True, extractor: Extractor | None = None,
-                **overrides: Any) -> dict[str, Any]:
+                verify: bool = False, **overrides: Any) -> dict[str, Any]:
     """Extract features of every cut clip of `shard` not yet done; returns a summary.
 
     `extractor`: an already built one (a Ray actor or a test reuses it across shards);
     overrides: device, precision, batch_size, num_workers, store_dtype, flush_clips, prefetch.
-    A second run of one extractor on the same shard is refused at once (`shard_lock`).
+    A second run of one extractor on the same shard is refused at once (`shard_lock`);
+    `verify` also redoes rows whose bytes no longer match the checksum in the ledger.
     """
     with shard_lock(Workdir(workdir).root, stage_name(name), shard.name):
         return _run_extract(workdir, name, shard, config, weights=weights, progress=progress,
-                            extractor=extractor, **overrides)
+                            extractor=extractor, verify=verify, **overrides)
 
 
 def _run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
                  weights: str | None, progress: bool, extractor: Extractor | None,
-                 **overrides: Any) -> dict[str, Any]:
+                 verify: bool = False, **overrides: Any) -> dict[str, Any]:
     wd = Workdir(workdir)
     settings = settings_for(config, name, **overrides)
     clips_file = wd.clips_file(shard)
@@ -295,6 +296,12 @@ def _run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *
                          "it aside and rerun, which extracts its clips again",
                          file=shard_file) from None
     # the file is the truth: a row deleted (or a shard file removed) is extracted again
+    if verify:
+        changed = rows_not_matching_ledger(shard_file, ledger)
+        if changed:
+            log.warning("%s: %d rows differ from their ledger checksum (e.g. %s); extracting "
+                        "them again", shard_file, len(changed), changed[0])
+        stored = stored - set(changed)
     lost = ledger.requeue_missing(stored, "output-missing", f"not in {shard_file.name}")
     if lost:
         log.warning("%s: %d clips marked done have no feature row (e.g. %s); extracting them "
@@ -325,6 +332,23 @@ def _run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *
     if rows:
         summary["index"] = str(store.build_index(wd.features_dir(name), manifest_order(wd)))
     return summary
+
+
+def rows_not_matching_ledger(shard_file: Path, ledger: Ledger) -> list[str]:
+    """Clips whose stored row hashes differently from the checksum the ledger recorded when it
+    was written (sha256 of the row's bytes in the store dtype); one row in memory at a time."""
+    if not shard_file.is_file():
+        return []
+    expected = {e.clip_id: e.checksum for e in ledger.entries() if e.status == DONE and e.checksum}
+    changed = []
+    with open_checked(shard_file, what="features file") as fh:
+        ids, rows = fh["clip_id"], fh["features"]
+        for i, raw in enumerate(ids[()]):
+            clip_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+            want = expected.get(clip_id)
+            if want and hashlib.sha256(np.ascontiguousarray(rows[i]).tobytes()).hexdigest()[:len(want)] != want:
+                changed.append(clip_id)
+    return changed
 
 
 def _extract_clips(extractor: Extractor, clips_file: Path, todo: list[str], settings: ExtractConfig,
