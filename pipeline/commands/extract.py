@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -35,9 +36,13 @@ def extract_command(workdir: Path, shard_index: int | None, num_shards: int | No
                     store_dtype: str | None, no_progress: bool, verify: bool) -> None:
     """Run extractors over this shard's cut clips; resumable per clip; prints a JSON summary."""
     from pipeline.extract.stage import run_extract
+    from pipeline.run.runner import check_extractors
 
     config, shard = config_and_shard(workdir, shard_index, num_shards)
-    for name in extractors or tuple(config.extract.extractors):
+    names = extractors or tuple(config.extract.extractors)
+    if len(names) > 1:  # every name and recipe checked before the first one runs for hours
+        check_extractors(replace(config, extract=replace(config.extract, extractors=list(names))))
+    for name in names:
         summary = run_extract(workdir, name, shard, config, weights=weights, progress=not no_progress,
                               device=device, precision=precision, batch_size=batch_size,
                               num_workers=num_workers, store_dtype=store_dtype, verify=verify)
