@@ -120,7 +120,14 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        # torch's message opens with advice to load anyway; quote the line that says why
+        first = next((ln for ln in lines if "Unsupported global" in ln or "load key" in ln),
+                     "")[:200]
+        if "Unsupported global" not in str(exc):  # not a hostile pickle: just not a checkpoint
+            why = next((ln for ln in lines if ln.startswith("Unsupported") or "load key" in ln),
+                       "unpickling failed")
+            raise CheckpointError(f"{path}: not a readable checkpoint ({why[:200]})") from None
         raise CheckpointError(f"{path}: refused, it holds Python objects beyond tensors and plain "
                               f"containers; loading them could run code ({first})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:

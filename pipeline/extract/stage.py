@@ -226,7 +226,8 @@ def build_extractor(name: str, settings: ExtractConfig, weights: str | None = No
                          "tensors, and loading them could run code",
                          field=f"extract.weights.{name} / --weights") from None
     except (KeyError, RuntimeError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        first = f"{type(exc).__name__}: {first}" if isinstance(exc, KeyError) else first
         raise InputError(f"cannot build {name}: {first}",
                          field=f"extract.options.{name} / extract.weights.{name} / --weights") from None
 
