@@ -122,8 +122,8 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     except pickle.UnpicklingError as exc:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         # torch's message opens with advice to load anyway; quote the line that says why
-        first = next((ln for ln in lines if "Unsupported global" in ln or "load key" in ln),
-                     "")[:200]
+        first = next((ln for ln in lines if "Unsupported global" in ln), "")
+        first = first[first.find("Unsupported"):].split(" was not")[0][:200]
         if "Unsupported global" not in str(exc):  # not a hostile pickle: just not a checkpoint
             why = next((ln for ln in lines if ln.startswith("Unsupported") or "load key" in ln),
                        "unpickling failed")
