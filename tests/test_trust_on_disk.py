@@ -415,3 +415,23 @@ def test_verify_redoes_a_row_whose_bytes_changed(tmp_path):
     assert (checked["requeued"], checked["done"]) == (1, 1)
     with h5py.File(shard_file, "r") as fh:
         np.testing.assert_array_equal(fh["features"][1], good)
+
+
+@pytest.mark.slow
+def test_downloaded_file_deleted_is_fetched_again(tmp_path, tmp_path_factory):
+    from pipeline.core.config import load_config
+    from pipeline.core.sharding import Shard
+    from pipeline.download.stage import run_download
+    from tests.fixtures_download import ledger_entries, make_workdir, synthetic_data
+    data = synthetic_data(tmp_path_factory, n_clips=3)
+    wd = make_workdir(tmp_path / "w", data, None, source="local")
+    shard = Shard(0, 1)
+    first = run_download(wd, load_config(wd), shard, progress=False)
+    entries = ledger_entries(wd)
+    done = [e for e in entries.values() if e.status == "done"]
+    assert len(done) == first["done"] >= 2
+    gone = wd / done[0].info["file"]
+    gone.unlink()
+    again = run_download(wd, load_config(wd), shard, progress=False)
+    assert again["this_run"]["todo"] == 1 and gone.is_file()  # only the lost one, again
+    assert again["done"] == first["done"]
