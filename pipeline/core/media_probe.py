@@ -45,6 +45,7 @@ class MediaInfo:
     audio_codec: str = ""
     sample_rate: int = 0
     channels: int = 0
+    start_s: float = 0.0  # the container's start time: where ffmpeg's `-ss 0` lies
 
     @property
     def variable_frame_rate(self) -> bool:
@@ -114,4 +115,12 @@ def probe(path: str | Path, timeout_s: float = 60.0) -> MediaInfo:
         audio_codec=(audio or {}).get("codec_name", ""),
         sample_rate=int((audio or {}).get("sample_rate") or 0),
         channels=int((audio or {}).get("channels") or 0),
+        start_s=_float(fmt.get("start_time")),
     )
+
+
+def _float(text: object) -> float:
+    try:
+        return float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
