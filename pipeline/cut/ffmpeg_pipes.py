@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -87,6 +88,21 @@ def run(args: list[str], timeout_s: float) -> tuple[bytes, bytes]:
         message = b"".join(chunks["err"]).decode("utf-8", "replace").strip().splitlines()
         raise DecodeError(message[-1] if message else f"ffmpeg exit {code}")
     return b"".join(chunks["out"]), b"".join(chunks["fd3"])
+
+
+def run_probe(args: list[str], timeout_s: float) -> str:
+    """Run an ffprobe command; its stdout as text. Raises DecodeError."""
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s,
+                              check=False, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise DecodeError(f"{args[0]} not found on PATH", "ffmpeg-missing") from None
+    except subprocess.TimeoutExpired:
+        raise DecodeError(f"{args[0]} took over {timeout_s} s", "timeout") from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        raise DecodeError(lines[-1] if lines else f"{args[0]} exit {done.returncode}")
+    return done.stdout
 
 
 def _wait(pid: int, timeout_s: float) -> int | None:
