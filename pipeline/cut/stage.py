@@ -31,7 +31,7 @@ from pipeline.core.config import Config
 from pipeline.core.errors import InputError
 from pipeline.cut.checks import Span
 from pipeline.cut.clip import CutResult, CutSettings, CutTask, cut_clip
-from pipeline.core.ledger import DONE, Ledger
+from pipeline.core.ledger import DONE, FAILED, Entry, Ledger
 from pipeline.datasets.manifest import load_manifest, shard_rows
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
@@ -78,17 +78,25 @@ def _relative(wd: Workdir, path: Path) -> str:
         return str(path)
 
 
-def plan_tasks(wd: Workdir, shard: Shard, rows: Any, loose: bool) -> tuple[list[CutTask], list[str]]:
-    """(tasks with their input file and span, clip ids still waiting for the download).
+def plan_tasks(wd: Workdir, shard: Shard, rows: Any, loose: bool, download_attempts: int = 3
+               ) -> tuple[list[CutTask], list[str], dict[str, Entry]]:
+    """(tasks with their input file and span, clip ids still waiting for the download,
+    clip id -> download entry of clips whose download failed for good).
 
     Input contract: the download ledger's `info` gives `file` (relative to the workdir) and
     `offset_s` (source time of the file's t=0); without an entry, a local `source` path is
-    read directly with offset 0."""
+    read directly with offset 0. A download failed for good is permanent, or transient with
+    no attempts left (what `avel download` itself no longer retries)."""
     downloads: dict[str, dict] = {}
+    gone: dict[str, Entry] = {}
     dl_path = wd.ledger("download", shard)
     if dl_path.is_file():
         with Ledger(dl_path) as dl:
-            downloads = {e.clip_id: e.info for e in dl.entries() if e.status == DONE}
+            for e in dl.entries():
+                if e.status == DONE:
+                    downloads[e.clip_id] = e.info
+                elif e.status == FAILED and (e.permanent or e.attempts >= download_attempts):
+                    gone[e.clip_id] = e
     loose_root = str(wd.loose_dir()) if loose else None
     tasks, waiting = [], []
     for row in rows.itertuples(index=False):
@@ -96,6 +104,8 @@ def plan_tasks(wd: Workdir, shard: Shard, rows: Any, loose: bool) -> tuple[list[
         if info and info.get("file"):
             path = (wd.root / info["file"]).resolve()
             offset = float(info.get("offset_s") or 0.0)
+        elif row.clip_id in gone:
+            continue
         elif "://" not in str(row.source):  # a local file (a missing one fails as missing-file)
             path = (wd.root / str(row.source)).resolve()
             offset = 0.0
@@ -104,7 +114,8 @@ def plan_tasks(wd: Workdir, shard: Shard, rows: Any, loose: bool) -> tuple[list[
             continue
         span = Span(float(row.start_s) - offset, float(row.end_s) - offset)
         tasks.append(CutTask(row.clip_id, str(path), _relative(wd, path), span, loose_root))
-    return tasks, waiting
+    wanted = set(rows["clip_id"]) if len(rows) else set()
+    return tasks, waiting, {c: e for c, e in gone.items() if c in wanted and c not in downloads}
 
 
 def _die_with_parent() -> None:
@@ -195,8 +206,15 @@ def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int |
                 ledger.done(clip_id, info={"recovered": True})
             todo = set(ledger.todo())
         summary.skipped = len(rows) - len(todo)
-        tasks, waiting = plan_tasks(wd, shard, rows[rows["clip_id"].isin(todo)], loose)
+        tasks, waiting, gone = plan_tasks(wd, shard, rows[rows["clip_id"].isin(todo)], loose,
+                                          config.download.max_attempts)
         summary.waiting = len(waiting)
+        for clip_id, entry in gone.items():
+            # not permanent here: a download retried later (--retry-failed) makes it cuttable
+            reason = f"download-failed:{entry.reason or 'unknown'}"
+            ledger.failed(clip_id, reason, permanent=False, detail=entry.detail or "")
+            summary.failed += 1
+            summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
         batch: dict[str, CutResult] = {}
         last_flush = time.monotonic()
 
