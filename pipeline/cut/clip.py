@@ -42,6 +42,7 @@ class CutSettings:
     timeout_s: float
     ffmpeg_version: str
     ffmpeg_threads: int | None = None  # ffmpeg -threads per call (None: ffmpeg's default)
+    select_in_graph: bool = True  # False: encode every frame and select after (the baseline)
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def _cut(task: CutTask, s: CutSettings) -> CutResult:
     if f_recipe.rate is None and info.has_video:  # native frames: known before decoding
         times = clip_frame_times(path, file_start_s=info.start_s, seek_s=seek,
                                  duration_s=duration, timeout_s=s.timeout_s)
-        if task.loose_root is None and len(times):  # loose files keep every frame
+        if task.loose_root is None and len(times) and s.select_in_graph:  # loose keeps all
             pick = planned_pick(f_recipe, times, seconds)[1]
     try:
         audio, frames, args = _decode(path, info, s, seek, duration, span, seconds, times, pick)

@@ -106,7 +106,16 @@ def clip_frame_times(path: str | Path, *, file_start_s: float, seek_s: float,
 def select_times(video, times: np.ndarray):  # -> ffmpeg-python stream
     """Pass only the frames at `times` (s from the clip start) through the graph."""
     terms = [f"lt(abs(t-{t:.6f}),{PTS_TOLERANCE_S})" for t in times]
-    return video.filter("select", "+".join(terms))
+    return video.filter("select", _balanced_sum(terms))
+
+
+def _balanced_sum(terms: list[str]) -> str:
+    """a+b+c+... nested as a balanced tree: ffmpeg's expression parser recurses once per
+    `+` of a flat chain and refuses a chain of ~100 terms ('Cannot allocate memory')."""
+    if len(terms) == 1:
+        return terms[0]
+    mid = len(terms) // 2
+    return f"({_balanced_sum(terms[:mid])})+({_balanced_sum(terms[mid:])})"
 
 
 def frames_output(source, recipe: FramesRecipe, target: str, *, jpeg_quality: int | None,
