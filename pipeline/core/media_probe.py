@@ -83,7 +83,11 @@ def probe(path: str | Path, timeout_s: float = 60.0) -> MediaInfo:
         data = ffmpeg.probe(str(path), timeout=timeout_s)
     except ffmpeg.Error as exc:
         message = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
-        raise MediaError("not-media", message[-1] if message else "ffprobe failed") from None
+        detail = message[-1] if message else "ffprobe failed"
+        if _iso_boxes_cut_off(path):  # the same name in download and cut, any mode
+            raise MediaError("truncated", f"{detail}; the mp4 box structure runs past the end "
+                                          "of the file") from None
+        raise MediaError("not-media", detail) from None
     except subprocess.TimeoutExpired:
         raise MediaError("probe-timeout", f"ffprobe took over {timeout_s} s") from None
     except json.JSONDecodeError:
@@ -124,3 +128,31 @@ def _float(text: object) -> float:
         return float(text)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return 0.0
+
+
+# An ISO-BMFF (mp4, m4a, mov) file whose top-level boxes run past its end was cut off while
+# being written (most often before its index, the moov box, so ffprobe finds nothing).
+def _iso_boxes_cut_off(path: Path) -> bool:
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[4:8] != b"ftyp":
+                return False
+            pos = 0
+            while pos < size:
+                fh.seek(pos)
+                header = fh.read(16)
+                if len(header) < 8:
+                    return True
+                box = int.from_bytes(header[:4], "big")
+                if box == 1 and len(header) == 16:
+                    box = int.from_bytes(header[8:16], "big")
+                elif box == 0:  # extends to the end of the file
+                    return False
+                if box < 8:
+                    return False  # not a box structure at all: corrupt, not truncated
+                pos += box
+            return pos > size
+    except OSError:
+        return False

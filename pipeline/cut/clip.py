@@ -21,7 +21,7 @@ import soundfile as sf
 from pipeline.core import atomic
 from pipeline.store.clips import ClipMedia
 from pipeline.cut.audio import audio_output, finish_audio
-from pipeline.cut.checks import Span, classify_probe_error, conditions, verdict
+from pipeline.cut.checks import Span, conditions, verdict
 from pipeline.cut.ffmpeg_pipes import DecodeError, clip_input, compile_args, run
 from pipeline.cut.frames import clip_frame_times, finish_frames, frames_output, planned_pick
 from pipeline.cut.recipes import audio_recipe, frames_recipe
@@ -88,10 +88,7 @@ def cut_clip(task: CutTask, settings: CutSettings) -> CutResult:
 
 def _cut(task: CutTask, s: CutSettings) -> CutResult:
     path = Path(task.path)
-    try:
-        info = probe(path, timeout_s=s.timeout_s)
-    except MediaError as exc:
-        raise classify_probe_error(exc, path) from None
+    info = probe(path, timeout_s=s.timeout_s)
     span = task.span
     fatal, notes = verdict(conditions(path, info, span, max_pixels=s.max_pixels,
                                       max_pad_s=s.max_pad_s), list(s.allow))

@@ -25,7 +25,7 @@ from typing import Any
 import h5py
 from tqdm import tqdm
 
-from pipeline.core import atomic
+from pipeline.core import atomic, reasons
 
 from pipeline.store import clips as clip_store
 from pipeline.core.config import Config
@@ -40,8 +40,6 @@ from pipeline.core.workdir import Workdir
 
 log = logging.getLogger(__name__)
 STAGE, LOOSE_STAGE = "cut", "cut-loose"  # loose files have their own ledger
-# failures worth retrying on the next run (the file may appear, the machine may be less busy)
-TRANSIENT = {"timeout", "probe-timeout", "missing-file", "ffmpeg-missing", "internal-error"}
 # settings that change the bytes of a cut clip: a shard file must not mix them
 RECIPE_KEYS = ("audio_recipe", "frames_recipe", "jpeg_quality", "scale")
 
@@ -241,7 +239,7 @@ def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int |
                 bar.update(1)
                 if result.reason:
                     ledger.failed(result.clip_id, result.reason,
-                                  permanent=result.reason not in TRANSIENT, detail=result.detail)
+                                  permanent=reasons.kind(result.reason, STAGE) == reasons.PERMANENT, detail=result.detail)
                     summary.failed += 1
                     summary.reasons[result.reason] = summary.reasons.get(result.reason, 0) + 1
                     log.warning("%s: %s (%s)", result.clip_id, result.reason, result.detail)
