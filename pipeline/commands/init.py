@@ -8,7 +8,7 @@ import click
 import yaml
 
 from pipeline.core import atomic
-from pipeline.core.config import DATASETS, dataset_preset, parse_config
+from pipeline.core.config import DATASETS, DEFAULT_ALLOW, dataset_preset, parse_config
 from pipeline.core.errors import InputError
 from pipeline.commands.options import workdir_option
 from pipeline.core.workdir import Workdir
@@ -22,6 +22,8 @@ def init_workdir(workdir: str | Path, dataset: str, force: bool = False) -> Path
     preset = dataset_preset(dataset)
     config = preset["config"]
     parse_config(config, f"manifests/{dataset}.yaml")  # the preset itself must be valid
+    # the accepted defects, written out so a user sees them (cut.allow adds to these)
+    config.setdefault("cut", {}).setdefault("allow", list(DEFAULT_ALLOW))
     wd.root.mkdir(parents=True, exist_ok=True)
     text = (f"# avel config for {preset['title']}\n# {preset['description'].strip()}\n"
             "# Relative paths are resolved against this directory.\n"

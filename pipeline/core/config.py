@@ -104,6 +104,9 @@ class DownloadConfig:
             raise ValueError("rate_limit_bytes must be > 0")
 
 
+DEFAULT_ALLOW = ("rotated", "unusual-pixel-format", "non-ascii-name")
+
+
 @dataclass
 class CutConfig:
     """How `avel cut` turns videos into 16 kHz audio and recipe frames (pipeline/cut/recipes.py)."""
@@ -116,14 +119,21 @@ class CutConfig:
     scale: str | None = None  # ffmpeg scale filter args, e.g. "-2:256"; None keeps the source size
     loose: bool = False
     workers: int = 2
-    # defects that are cut anyway and noted, instead of failing the clip (see pipeline/cut/checks.py)
-    allow: list[str] = field(default_factory=lambda: ["rotated", "unusual-pixel-format",
-                                                      "non-ascii-name"])
+    # defects that are cut anyway and noted, instead of failing the clip (see
+    # pipeline/cut/checks.py): these add to DEFAULT_ALLOW; "-name" takes a default away
+    allow: list[str] = field(default_factory=list)
     max_pixels: int = 4096 * 2160  # larger frames fail as huge-resolution
     max_pad_s: float = 0.5  # a file may end this much before the clip does (zeros are padded)
     span_slack_s: float = 0.1  # a file ending this little after the clip is decoded whole
     batch_clips: int = 8  # finished clips per part file (what a kill can lose at most)
     timeout_s: float = 600.0  # per ffmpeg/ffprobe call
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        """The defects accepted: the defaults, plus `allow`, minus its "-name" entries."""
+        removed = {a[1:] for a in self.allow if a.startswith("-")}
+        added = [a for a in self.allow if not a.startswith("-")]
+        return tuple(dict.fromkeys(a for a in [*DEFAULT_ALLOW, *added] if a not in removed))
 
     def validate(self) -> None:
         from pipeline.cut.checks import ALLOWABLE
@@ -133,7 +143,7 @@ class CutConfig:
         frames_recipe(self.frames_recipe)
         if self.jpeg_quality is not None and not 1 <= self.jpeg_quality <= 31:
             raise ValueError("jpeg_quality must be 1..31 (ffmpeg -q:v) or null")
-        unknown = sorted(set(self.allow) - set(ALLOWABLE))
+        unknown = sorted({a.removeprefix("-") for a in self.allow} - set(ALLOWABLE))
         if unknown:
             raise ValueError(f"allow: unknown conditions {unknown}; allowed: {list(ALLOWABLE)}")
         if self.workers < 1 or self.batch_clips < 1:

@@ -27,6 +27,10 @@ class MediaError(Exception):
         self.detail = detail
 
 
+# containers whose header duration is the end time: measured from 0, not from the start
+HEADER_DURATION_FROM_ZERO = ("mov,mp4", "matroska")
+
+
 @dataclass(frozen=True)
 class MediaInfo:
     path: str
@@ -107,6 +111,11 @@ def probe(path: str | Path, timeout_s: float = 60.0) -> MediaInfo:
     duration = float(fmt.get("duration") or 0.0)
     if not duration:
         duration = max(float((s or {}).get("duration") or 0.0) for s in (video, audio))
+    start = _float(fmt.get("start_time"))
+    if start > 0 and fmt.get("format_name", "").startswith(HEADER_DURATION_FROM_ZERO):
+        # MP4's and Matroska's header duration runs from t=0, not from the first frame
+        # (a container start of 3.7 s, or a section download's anchor): the length is less
+        duration = max(0.0, duration - start)
     return MediaInfo(
         path=str(path), format_name=fmt.get("format_name", ""), duration_s=duration,
         has_video=video is not None, has_audio=audio is not None,
@@ -119,7 +128,7 @@ def probe(path: str | Path, timeout_s: float = 60.0) -> MediaInfo:
         audio_codec=(audio or {}).get("codec_name", ""),
         sample_rate=int((audio or {}).get("sample_rate") or 0),
         channels=int((audio or {}).get("channels") or 0),
-        start_s=_float(fmt.get("start_time")),
+        start_s=start,
     )
 
 

@@ -69,7 +69,7 @@ def settings_from(config: Config, workers: int | None = None) -> CutSettings:
     # more frames per CPU-second than ffmpeg's own threads fighting the other workers)
     busy = (workers or c.workers) >= (os.cpu_count() or 1)
     return CutSettings(audio_recipe=c.audio_recipe, frames_recipe=c.frames_recipe,
-                       jpeg_quality=quality, scale=c.scale, allow=tuple(c.allow),
+                       jpeg_quality=quality, scale=c.scale, allow=c.allowed,
                        max_pixels=c.max_pixels, max_pad_s=c.max_pad_s,
                        span_slack_s=c.span_slack_s, timeout_s=c.timeout_s,
                        ffmpeg_version=ffmpeg_version(), ffmpeg_threads=1 if busy else None)
@@ -179,8 +179,12 @@ def check_recipe(shard_file: Path, recipe: dict[str, str]) -> None:
 
 
 def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int | None = None,
-            loose: bool | None = None, progress: bool = True) -> CutSummary:
-    """Cut every clip of `shard` that is not done yet; returns counts for the report."""
+            loose: bool | None = None, progress: bool = True,
+            retry_failed: str | None = None) -> CutSummary:
+    """Cut every clip of `shard` that is not done yet; returns counts for the report.
+
+    `retry_failed`: "all" cuts every failed clip again, a reason key only those failed for
+    it (a permanent failure is otherwise final, e.g. after adding a reason to cut.allow)."""
     wd = Workdir(workdir)
     loose = config.cut.loose if loose is None else loose
     workers = config.cut.workers if workers is None else workers
@@ -203,6 +207,9 @@ def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int |
         check_recipe(shard_file, recipe)
     with Ledger(wd.ledger(LOOSE_STAGE if loose else STAGE, shard)) as ledger:
         ledger.ensure(rows["clip_id"])
+        if retry_failed:
+            n = ledger.requeue(None if retry_failed == "all" else retry_failed)
+            log.info("re-queued %d failed clips (%s)", n, retry_failed)
         todo = set(ledger.todo())
         # clips whose part was written by a run killed before it could mark them done
         if not loose and todo:
