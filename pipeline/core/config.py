@@ -34,11 +34,13 @@ class DatasetConfig:
     # relative paths are resolved against the work directory.
     files: dict[str, str] = field(default_factory=dict)
     # youtube: source is a watch URL built from url_template; url: any URL yt-dlp accepts,
-    # also built from url_template; local: a file in videos_dir named <video_id><ext>.
+    # also built from url_template; local: a file in videos_dir named <video_id><ext> for the
+    # first of video_ext that exists, or the path files.paths (CSV video_id,path) names
+    # (pipeline/datasets/local_videos.py).
     source: Literal["youtube", "url", "local"] = "youtube"
     url_template: str = "https://www.youtube.com/watch?v={video_id}"
     videos_dir: str | None = None
-    video_ext: str = ".mp4"
+    video_ext: str | list[str] = ".mp4"
     clip_seconds: float = 10.0
     limit: int | None = None  # keep the first N clips (demos, smoke runs)
 
@@ -80,6 +82,9 @@ class DownloadConfig:
     backoff_base_s: float = 2.0
     backoff_max_s: float = 300.0
     throttle_limit: int = 8  # throttle answers in a row (no success between) before stopping
+    # local videos into raw/: a hard link (free; the same file as your original, so never
+    # edit raw/), a symlink, or a copy (disk space, but independent)
+    local_files: Literal["hardlink", "symlink", "copy"] = "hardlink"
     # section mode: re-encode around the cuts so the file starts exactly at the section
     # start; off = stream copy (fast; the start is still exact for ffmpeg-based readers,
     # which honour the edit list, but the file carries the preceding GOP)

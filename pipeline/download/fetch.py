@@ -88,8 +88,10 @@ class Fetcher:
     """One per worker thread (a `YoutubeDL` object is not thread-safe)."""
 
     def __init__(self, wd: Workdir, raw_dir: Path, staging_dir: Path,
-                 ydl_options: dict[str, Any], finished: dict[str, str] | None = None) -> None:
+                 ydl_options: dict[str, Any], finished: dict[str, str] | None = None,
+                 local_files: str = "hardlink") -> None:
         self.wd = wd
+        self.local_files = local_files  # DownloadConfig.local_files
         self.finished = finished if finished is not None else finished_files(raw_dir)
         self.raw_dir = raw_dir
         self.staging_dir = staging_dir
@@ -195,10 +197,17 @@ class Fetcher:
         if not source.is_file():
             return Failure(PERMANENT, "missing-file", f"no such local file: {source}")
         dest = self.wd.clip_path(work, job.clip_id, local_suffix(job.target))
-        try:
-            os.link(source, dest)  # free and instant on the same filesystem
-        except OSError:
-            shutil.copyfile(source, dest)
+        how = self.local_files
+        if how == "symlink":
+            os.symlink(source.resolve(), dest)
+            return dest
+        if how == "hardlink":
+            try:
+                os.link(source, dest)  # free and instant on the same filesystem
+                return dest
+            except OSError:
+                pass  # another filesystem: copy
+        shutil.copyfile(source, dest)
         return dest
 
     def _download(self, job: ClipJob, work: Path) -> Path | Failure:
