@@ -118,8 +118,8 @@ class CutConfig:
 
     audio_recipe: str = "vggsound"  # vggsound | llp | ave
     frames_recipe: str = "ave-vgg19"  # llp-8fps | ave-vgg19 | uniform-N
-    # ffmpeg -q:v for the JPEGs; None keeps ffmpeg's default, which is what the original
-    # recipes ran (`ffmpeg -i video -r 8 %06d.jpg` sets no quality)
+    # ffmpeg -q:v for the JPEGs; None: the recipe's own (llp-8fps/uniform-N: ffmpeg's default,
+    # what `ffmpeg -i video -r 8 %06d.jpg` ran; ave-vgg19: 2, see pipeline/cut/recipes.py)
     jpeg_quality: int | None = None
     scale: str | None = None  # ffmpeg scale filter args, e.g. "-2:256"; None keeps the source size
     loose: bool = False
