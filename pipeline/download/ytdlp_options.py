@@ -48,7 +48,7 @@ def source_offset(section_start_s: float, file_start_s: float) -> float | None:
     lost the anchor. `section_start_s` is 0 for a whole-video download."""
     if file_start_s < TS_ANCHOR_S / 2:
         return None
-    return section_start_s - (TS_ANCHOR_S - file_start_s)
+    return round(section_start_s - (TS_ANCHOR_S - file_start_s), 6)  # ffprobe prints µs
 
 
 class _Logger:
