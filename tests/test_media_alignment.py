@@ -121,6 +121,7 @@ def test_section_cuts_match_the_source_and_the_full_cut(tmp_path_factory, zoo, s
         assert abs(lag(full.audio, media.audio, 400)) <= tolerance, entry.name
 
 
+@pytest.mark.slow
 def test_server_without_range_gives_aligned_clips_or_a_documented_reason(tmp_path_factory, zoo,
                                                                           server, full_cuts):
     server.ranges = False
