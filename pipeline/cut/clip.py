@@ -112,7 +112,7 @@ def _cut(task: CutTask, s: CutSettings) -> CutResult:
             raise
         # the packets and the decoder disagree (a damaged stream): encode every frame
         audio, frames, args = _decode(path, info, s, seek, duration, span, seconds, None, None)
-        notes = [*notes, "frame-times-from-rate"]
+        notes, times = [*notes, "frame-times-from-rate"], None
     available = min(info.duration_s, span.end_s) - span.start_s - s.max_pad_s
     if audio.decoded < available * audio.sample_rate:
         return CutResult(task.clip_id, reason="truncated",
@@ -159,7 +159,7 @@ def _decode(path: Path, info: Any, s: CutSettings, seek: float, duration: float 
     """One ffmpeg call: the input is opened and seeked once, audio on pipe:1, JPEGs on
     pipe:3 (only the picked frames when `pick` is given)."""
     a_recipe, f_recipe = audio_recipe(s.audio_recipe), frames_recipe(s.frames_recipe)
-    source = clip_input(path, seek, duration)
+    source = clip_input(path, seek, duration, s.ffmpeg_threads)
     args = compile_args(
         audio_output(source, a_recipe, "pipe:1", native_rate=info.sample_rate,
                      native_channels=info.channels),

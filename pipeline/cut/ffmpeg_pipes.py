@@ -31,9 +31,11 @@ class DecodeError(Exception):
         self.reason = reason
 
 
-def clip_input(path: str | Path, seek_s: float, duration_s: float | None):  # -> ffmpeg node
-    """The input, seeked (`-ss`) and limited (`-t`) only when the clip is not the whole file."""
-    opts: dict[str, object] = {}
+def clip_input(path: str | Path, seek_s: float, duration_s: float | None,
+               threads: int | None = None):  # -> ffmpeg node
+    """The input, seeked (`-ss`) and limited (`-t`) only when the clip is not the whole file;
+    `threads` limits the decoder's threads."""
+    opts: dict[str, object] = {} if threads is None else {"threads": threads}
     if seek_s > 0:
         opts["ss"] = f"{seek_s:.6f}"
     if duration_s is not None:
