@@ -6,6 +6,13 @@ merge intermediates; it is emptied before each attempt and removed by the stage,
 shard's output folder only ever holds complete, verified files. A file is renamed into
 place only after it passed the probe, which is why the stage may adopt a final file that a
 killed run left without a ledger entry.
+
+The ledger's `offset_s` (source time at the file's start, the cut's contract) is read
+back from the file: a section is a stream copy from the keyframe before its start, and
+yt-dlp's ffmpeg places the section start at a fixed timestamp (ytdlp_options.TS_ANCHOR_S).
+A section that cannot be kept exact (a container without timestamps such as AVI, a server
+without Range requests, a file ffmpeg cannot cut) is fetched whole instead, with a note,
+so it is right or fails for the reason full mode would give.
 """
 
 from __future__ import annotations
