@@ -123,5 +123,6 @@ def lag(a: np.ndarray, b: np.ndarray, max_lag: int) -> int:
     b = np.asarray(b, dtype=np.float64).reshape(len(b), -1).mean(axis=1)
     n = min(len(a), len(b)) - 2 * max_lag
     core = a[max_lag:max_lag + n]
-    scores = [float(np.dot(core, b[max_lag + k:max_lag + k + n])) for k in range(-max_lag, max_lag + 1)]
+    scores = [float(np.dot(core, b[max_lag + k:max_lag + k + n]))
+              for k in range(-max_lag, max_lag + 1)]
     return int(np.argmax(scores)) - max_lag

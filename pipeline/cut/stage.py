@@ -64,7 +64,9 @@ def ffmpeg_version() -> str:
 
 def settings_from(config: Config, workers: int | None = None) -> CutSettings:
     c = config.cut
-    quality = c.jpeg_quality if c.jpeg_quality is not None else frames_recipe(c.frames_recipe).jpeg_quality
+    quality = c.jpeg_quality
+    if quality is None:
+        quality = frames_recipe(c.frames_recipe).jpeg_quality
     # one ffmpeg thread each when the workers already fill the cores (bench_cut: 1.1-1.2x
     # more frames per CPU-second than ffmpeg's own threads fighting the other workers)
     busy = (workers or c.workers) >= (os.cpu_count() or 1)
@@ -245,8 +247,9 @@ def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int |
             for result in _results(tasks, settings, workers, ledger.start):
                 bar.update(1)
                 if result.reason:
-                    ledger.failed(result.clip_id, result.reason,
-                                  permanent=reasons.kind(result.reason, STAGE) == reasons.PERMANENT, detail=result.detail)
+                    permanent = reasons.kind(result.reason, STAGE) == reasons.PERMANENT
+                    ledger.failed(result.clip_id, result.reason, permanent=permanent,
+                                  detail=result.detail)
                     summary.failed += 1
                     summary.reasons[result.reason] = summary.reasons.get(result.reason, 0) + 1
                     log.warning("%s: %s (%s)", result.clip_id, result.reason, result.detail)
