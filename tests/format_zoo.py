@@ -117,6 +117,20 @@ def frame_times(path: Path) -> np.ndarray:
     return np.array([float(x.strip().strip(",")) for x in out.split() if x.strip(",")])
 
 
+def numbered_frames(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(the number each decoded frame of `path` carries, its presentation time), from a full
+    decode (ffmpeg, grey raw frames) and ffprobe: a container may drop a frame the encoder
+    skipped, so the n-th decoded frame need not carry number n."""
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-an", "-f", "rawvideo",
+                          "-pix_fmt", "gray", "-fps_mode", "passthrough", "-"],
+                         capture_output=True, check=True).stdout
+    w, h = SIZE
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, h, w)
+    times = frame_times(path)
+    assert len(frames) == len(times), (len(frames), len(times))
+    return np.array([frame_number(f) for f in frames]), times
+
+
 def lag(a: np.ndarray, b: np.ndarray, max_lag: int) -> int:
     """Samples by which `b` lags `a` (positive: b is late), by cross-correlation."""
     a = np.asarray(a, dtype=np.float64).reshape(len(a), -1).mean(axis=1)

@@ -29,7 +29,7 @@ from pipeline.demo.loopback_server import LoopbackServer
 from pipeline.download.stage import run_download
 from pipeline.store.clips import iter_clips
 from tests.fixtures_download import FAST
-from tests.format_zoo import ZOO, frame_number, frame_times, lag, write_zoo
+from tests.format_zoo import ZOO, frame_number, lag, numbered_frames, write_zoo
 
 SHARD = Shard(0, 1)
 CLIP = (3.2, 5.2)  # seconds; every zoo GOP here starts before 3.2, most at 0
@@ -91,9 +91,9 @@ def full_cuts(tmp_path_factory, server) -> dict[str, object]:
 
 
 def expected_first_frame(path: Path) -> int:
-    """Index of the source frame at the clip start: the first with pts >= start + CLIP[0]."""
-    times = frame_times(path)
-    return int(np.searchsorted(times, probe(path).start_s + CLIP[0] - 1e-6))
+    """Number of the source frame at the clip start: the first with pts >= start + CLIP[0]."""
+    numbers, times = numbered_frames(path)
+    return int(numbers[np.searchsorted(times, probe(path).start_s + CLIP[0] - 1e-6)])
 
 
 def test_full_mode_cuts_start_at_the_clip_start(zoo, full_cuts):
