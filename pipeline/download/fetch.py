@@ -180,7 +180,8 @@ class Fetcher:
             media = probe(got)
         except MediaError as exc:
             if job.mode == SECTION:
-                return f"section file unusable ({exc.reason})"
+                return (f"section file unusable ({exc.reason}; what a server without Range "
+                        "requests gives for an mp4 whose index is at its end)")
             return Failure(PERMANENT, exc.reason, str(exc))
         offset, why = self._offset(job, media)
         return why if offset is None else (media, offset)
