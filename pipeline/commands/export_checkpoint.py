@@ -1,0 +1,49 @@
+"""`avel export-checkpoint`: a run's best.pt → the checkpoint file an authors' script loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from models.weights.checkpoints import read_state_dict
+from models.weights.export import LAYOUTS, export_official
+from pipeline.core.errors import InputError
+
+
+def checkpoint_of(run: Path) -> Path:
+    """The file to export: `run` itself if a file, else the run's checkpoints/best.pt."""
+    if run.is_file():
+        return run
+    best = run / "checkpoints" / "best.pt"
+    if not best.is_file():
+        raise InputError("no checkpoints/best.pt (train the run first, or pass the file)",
+                         file=run)
+    return best
+
+
+def export_checkpoint(run: Path, arch: str, out: Path, authors_code: Path | None = None) -> str:
+    """Export and return the layout used; bad input becomes an InputError (exit 2)."""
+    source = checkpoint_of(Path(run))
+    try:
+        state = read_state_dict(source)
+        return export_official(state, arch, out, authors_code).layout
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        raise InputError(str(exc).strip("'\""), file=source, field="--official-arch") from None
+
+
+@click.command("export-checkpoint")
+@click.option("--run", "run", type=click.Path(exists=True, path_type=Path), required=True,
+              help="Run directory (runs/<task>/<model>, reads checkpoints/best.pt) or a .pt file.")
+@click.option("--official-arch", "arch", type=click.Choice(sorted(LAYOUTS)), required=True,
+              help="The authors' arch whose loader must read the file.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="File to write (atomically).")
+@click.option("--authors-code", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default=None, help="Checkout of the authors' repo; needed for archs whose "
+              "scripts torch.load a whole module (psp-fully/-weakly, av_att, av_att_weak, dmrn).")
+def command(run: Path, arch: str, out: Path, authors_code: Path | None) -> None:
+    """Write a trained run's weights as the authors' repository saves them (module. prefix for
+    DataParallel loaders, bare state_dict, or their whole pickled module)."""
+    layout = export_checkpoint(run, arch, out, authors_code)
+    click.echo(f"wrote {out} ({arch}, {layout} layout: {LAYOUTS[arch].loader})")
