@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.core import atomic
-from pipeline.core.config import Config, resolve
+from pipeline.core.config import Config, portable, resolve
 from pipeline.core.errors import InputError
 from pipeline.datasets.readers import ave, llp, vggsound, vggsound_avel
 from pipeline.core.sharding import Shard, shard_of
@@ -65,7 +65,7 @@ def validate(table: pd.DataFrame) -> None:
 def source_for(config: Config, workdir: str | Path, video_id: str) -> str:
     ds = config.dataset
     if ds.source == "local":
-        return str(resolve(workdir, ds.videos_dir or ".") / f"{video_id}{ds.video_ext}")
+        return portable(workdir, resolve(workdir, ds.videos_dir or ".") / f"{video_id}{ds.video_ext}")
     return ds.url_template.format(video_id=video_id)
 
 
