@@ -123,5 +123,5 @@ def match_orders(orders_dir: Path | None, n: int,
     if len(found) == len(SPLITS):
         return found, f"order_match files: copied from {orders_dir} (the dataset's own CMM split)"
     return ({s: np.asarray(o, dtype=np.int64) for s, o in split_orders.items()},
-            "order_match files: the dataset's own CMM split was not at hand (orders_dir); "
-            "written as the ordinary split orders")
+            "order_match files: the dataset's own CMM split was not in orders_dir or does "
+            "not fit these rows; written as the ordinary split orders")
