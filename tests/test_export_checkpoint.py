@@ -131,3 +131,10 @@ def test_cli_exports_a_run_best_pt(tmp_path: Path) -> None:
     assert set(raw) == {f"module.{k}" for k in model.state_dict()}
     with pytest.raises(InputError, match="best.pt"):
         export_checkpoint(tmp_path / "runs", "cpsp-fully-ave", out)
+    # without --official-arch: the arch the run was trained as (its preset's)
+    torch.save({"model": model.state_dict(), "preset": {"arch": "cpsp-fully-ave"}},
+               run / "checkpoints" / "best.pt")
+    assert export_checkpoint(run, None, tmp_path / "b.pt") == ("cpsp-fully-ave", "dataparallel")
+    torch.save({"model": model.state_dict()}, run / "checkpoints" / "best.pt")
+    with pytest.raises(InputError, match="--official-arch"):
+        export_checkpoint(run, None, tmp_path / "c.pt")
