@@ -6,7 +6,6 @@ under its name, key, dtype kind and shape; the files also match the released exa
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 
 import h5py
 import numpy as np
