@@ -60,8 +60,8 @@ def cut_workdir_factory(tmp_path_factory):
     videos = [good_clip(videos_dir / f"v{i}.mp4", seconds=3.0, freq=300 + 100 * i)
               for i in range(6)]
 
-    def make(root: Path) -> Path:
-        clips = [(f"clip{i}", v, 0.0, 3.0) for i, v in enumerate(videos)]
+    def make(root: Path, n: int = 6) -> Path:
+        clips = [(f"clip{i}", videos[i % len(videos)], 0.0, 3.0) for i in range(n)]
         return make_workdir(root, clips, {"workers": 2, "batch_clips": 1})
     return make
 
@@ -81,8 +81,8 @@ def _lock_held(lock: Path) -> bool:
 
 @pytest.mark.slow
 def test_second_cut_on_a_shard_exits_2_at_once_and_the_first_finishes(tmp_path, cut_workdir_factory):
-    wd = cut_workdir_factory(tmp_path / "w")
-    first = subprocess.Popen(avel_cmd("cut", "--workdir", str(wd)), env=cli_env(),
+    wd = cut_workdir_factory(tmp_path / "w", n=60)  # long enough to outlast the second
+    first = subprocess.Popen(avel_cmd("cut", "--workdir", str(wd), "--workers", "1"), env=cli_env(),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = wd / "state" / "cut" / f"{SHARD.name}.lock"
     assert _wait_for(lambda: _lock_held(lock), 60), "the first run never took its lock"
@@ -92,10 +92,11 @@ def test_second_cut_on_a_shard_exits_2_at_once_and_the_first_finishes(tmp_path, 
     assert second.returncode == 2, second.stderr
     assert "another `avel cut`" in second.stderr and "Traceback" not in second.stderr
     assert time.monotonic() - started < 20  # the interpreter start; no waiting on the lock
-    out, err = first.communicate(timeout=300)
+    assert first.poll() is None  # refused while the first was still at work
+    out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
     with h5py.File(Workdir(wd).clips_file(SHARD), "r") as fh:
-        assert sorted(fh) == [f"clip{i}" for i in range(6)]
+        assert sorted(fh) == sorted(f"clip{i}" for i in range(60))
 
 
 @pytest.mark.slow
