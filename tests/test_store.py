@@ -160,3 +160,17 @@ def test_consolidate_copies_in_bounded_blocks(tmp_path, monkeypatch):
     monkeypatch.undo()
     with h5py.File(target) as fh:
         np.testing.assert_array_equal(fh["features"][()], data)
+
+
+def test_index_is_built_once_when_the_last_shard_is_through(tmp_path):
+    from pipeline.store.index import index_when_complete
+    features = tmp_path / "features" / "demo"
+    store.write_part(shard_file(features, 0, 2), ["a"], np.zeros((1, 2), np.float32), {})
+    store.consolidate(shard_file(features, 0, 2))
+    assert index_when_complete(tmp_path, "demo", 2) is None  # shard 1 not through yet
+    store.write_part(shard_file(features, 1, 2), ["b"], np.ones((1, 2), np.float32), {})
+    assert index_when_complete(tmp_path, "demo", 2) is None  # its rows are still in a part
+    store.consolidate(shard_file(features, 1, 2))
+    index = index_when_complete(tmp_path, "demo", 2)
+    with h5py.File(index) as fh:
+        assert sorted(c.decode() for c in fh["clip_id"][()]) == ["a", "b"]
