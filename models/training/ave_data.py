@@ -149,13 +149,25 @@ def load_original_ave(directory: str | Path, in_memory: bool = True
             for s, idx in orders.items()}, num_classes
 
 
+def _latin1_bytes(text: object, encoding: object = "latin1") -> bytes:
+    """What protocol 0-2 pickles call `_codecs.encode` for: turning a str back into the
+    bytes of an array's buffer. Nothing else passes."""
+    import pickle
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("refusing _codecs.encode: only str → latin1 bytes")
+    return text.encode("latin1")
+
+
 class _NumpyOnlyUnpickler:
     """Unpickles numpy arrays and nothing else (the VGGSound-AVEL .pkl files hold plain
-    arrays), so reading them cannot run code."""
+    arrays), so reading them cannot run code. Protocols 0-2 (what the original Python 2-era
+    files and avel's own export use) rebuild an array's bytes with `_codecs.encode`; that
+    name resolves to a function that only turns a str into latin1 bytes."""
 
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
                ("numpy._core.multiarray", "scalar")}
+    REPLACED = {("_codecs", "encode"): _latin1_bytes}
 
     @classmethod
     def load(cls, fh: Any) -> Any:
@@ -163,6 +175,8 @@ class _NumpyOnlyUnpickler:
 
         class U(pickle.Unpickler):
             def find_class(self, module: str, name: str) -> Any:
+                if (module, name) in cls.REPLACED:
+                    return cls.REPLACED[(module, name)]
                 if (module, name) not in cls.ALLOWED:
                     raise pickle.UnpicklingError(f"refusing {module}.{name}: only numpy arrays")
                 return super().find_class(module, name)

@@ -7,7 +7,8 @@ bf16/fp16) → each finished clip is folded (`assemble`) → every `flush_clips`
 part is written, THEN those clips are marked done in the ledger `extract-<extractor>`.
 At the end the parts are consolidated into `features/<name>/<shard>.h5` (manifest order)
 and, when it was the last shard through, `index.h5` is built. A kill loses at most the clips
-since the last part; a rerun reconciles clips found in parts but not yet marked done, and never stores a clip twice.
+since the last part; a rerun reconciles clips found in parts but not yet marked done, and
+never stores a clip twice.
 """
 
 from __future__ import annotations
