@@ -35,7 +35,7 @@ from pipeline.export import transfer
 from pipeline.core.config import load_config, resolve
 from pipeline.core.errors import InputError
 from pipeline.datasets.manifest import load_manifest
-from pipeline.datasets.readers.vggsound_avel import read_categories
+from pipeline.datasets.readers.vggsound_avel import categories_for
 from pipeline.core.workdir import Workdir
 
 log = logging.getLogger(__name__)
@@ -68,16 +68,10 @@ def _zip_pickle(path: Path, member: str, array: np.ndarray) -> None:
 def categories(workdir: Path, manifest: pd.DataFrame) -> list[str]:
     """The category list: the dataset's own file when the config names one, else rebuilt
     from the manifest's (category, class_id) pairs, which must then cover every id."""
+    files = {}
     if Workdir(workdir).config.is_file():
-        files = load_config(workdir).dataset.files
-        if "categories" in files and resolve(workdir, files["categories"]).is_file():
-            return read_categories(resolve(workdir, files["categories"]))
-    pairs = dict(zip(manifest["class_id"].astype(int), manifest["category"]))
-    n = max(pairs) + 1 if pairs else 0
-    if sorted(pairs) != list(range(n)):
-        raise InputError("the categories file is not available and the manifest does not use "
-                         "every class id, so the class list cannot be rebuilt", field="categories")
-    return [pairs[i] for i in range(n)]
+        files = {k: resolve(workdir, v) for k, v in load_config(workdir).dataset.files.items()}
+    return categories_for(workdir, manifest, files)
 
 
 def avc_labels(workdir: Path, manifest: pd.DataFrame) -> tuple[dict[str, np.ndarray], str]:
