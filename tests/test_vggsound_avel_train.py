@@ -128,6 +128,7 @@ def test_in_memory_auto_decides_from_the_stores_dtype_and_available_memory(workd
     assert not train_stage.fits_in_memory(need, need)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["vggsound-avel-fully", "vggsound-avel-weakly"])
 def test_cpsp_trains_from_features_avel_extracted(workdir, task):
     root, _ = workdir

@@ -102,16 +102,15 @@ def export(workdir: str | Path, out_dir: str | Path, *, visual: str = "resnet_la
                                     (VISUAL_DIR, visual, visual_shapes)):
         reader = transfer.open_store(workdir, name)
         stored_shape = shapes[0]
-        if reader is not None and reader.clip_ids:
-            stored_shape = tuple(np.asarray(reader[reader.clip_ids[0]]).shape)
+        if reader is not None and len(reader):
+            stored_shape = reader.shape
             if stored_shape not in shapes:
                 raise InputError(f"store '{name}' holds {list(stored_shape)}, expected "
                                  f"{list(shapes[0])}", file=reader.dir)
         missing: list[str] = []
         (out / directory).mkdir(parents=True, exist_ok=True)
-        rows = transfer.iter_rows(reader, clip_ids, stored_shape, missing)
-        for clip, row in tqdm(zip(clip_ids, rows), total=len(clip_ids), desc=directory,
-                              unit="clip", leave=False):
+        rows = transfer.iter_rows_by_shard(reader, clip_ids, stored_shape, missing)
+        for clip, row in tqdm(rows, total=len(clip_ids), desc=directory, unit="clip", leave=False):
             path = out / directory / f"{clip}.zip"
             if row is None:  # a file left by an earlier export would contradict missing.txt
                 path.unlink(missing_ok=True)
