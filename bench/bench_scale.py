@@ -149,7 +149,8 @@ def step_train_data(root: str, items: int, workers: int) -> dict[str, Any]:
     setup_s = time.perf_counter() - t0
     dataset = data.datasets["train"]
     loader = torch.utils.data.DataLoader(dataset, batch_size=16, shuffle=True, num_workers=workers,
-                                         generator=torch.Generator().manual_seed(0))
+                                         generator=torch.Generator().manual_seed(0),
+                                         collate_fn=getattr(dataset, "collate_fn", None))
     seen = 0
     t0 = time.perf_counter()
     for batch in loader:

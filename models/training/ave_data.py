@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from models.training.pickled_arrays import read_zipped_array
+
 # dataloader.py's class order (index 28 = background)
 AVE_CLASSES = ["bell", "Male", "Bark", "aircraft", "car", "Female", "Helicopter", "Violin",
                "Flute", "Ukulele", "Fry food", "Truck", "Shofar", "Motorcycle", "guitar",
@@ -147,55 +149,6 @@ def load_original_ave(directory: str | Path, in_memory: bool = True
             arrays[name] = fh[key][()]
     return {s: ArrayAVEDataset(arrays["audio"], arrays["video"], arrays["labels"], idx)
             for s, idx in orders.items()}, num_classes
-
-
-def _latin1_bytes(text: object, encoding: object = "latin1") -> bytes:
-    """What protocol 0-2 pickles call `_codecs.encode` for: turning a str back into the
-    bytes of an array's buffer. Nothing else passes."""
-    import pickle
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError("refusing _codecs.encode: only str → latin1 bytes")
-    return text.encode("latin1")
-
-
-class _NumpyOnlyUnpickler:
-    """Unpickles numpy arrays and nothing else (the VGGSound-AVEL .pkl files hold plain
-    arrays), so reading them cannot run code. Protocols 0-2 (what the original Python 2-era
-    files and avel's own export use) rebuild an array's bytes with `_codecs.encode`; that
-    name resolves to a function that only turns a str into latin1 bytes."""
-
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar")}
-    REPLACED = {("_codecs", "encode"): _latin1_bytes}
-
-    @classmethod
-    def load(cls, fh: Any) -> Any:
-        import pickle
-
-        class U(pickle.Unpickler):
-            def find_class(self, module: str, name: str) -> Any:
-                if (module, name) in cls.REPLACED:
-                    return cls.REPLACED[(module, name)]
-                if (module, name) not in cls.ALLOWED:
-                    raise pickle.UnpicklingError(f"refusing {module}.{name}: only numpy arrays")
-                return super().find_class(module, name)
-        return U(fh).load()
-
-
-def read_zipped_array(path: str | Path) -> np.ndarray:
-    """The single .pkl inside a VGGSound-AVEL `{video_id}.zip`, as a numpy array."""
-    import zipfile
-    with zipfile.ZipFile(path) as zf:
-        names = [n for n in zf.namelist() if n.endswith(".pkl")]
-        if len(names) != 1:
-            raise ValueError(f"{path}: expected one .pkl inside, found {len(names)}")
-        with zf.open(names[0]) as fh:
-            obj = _NumpyOnlyUnpickler.load(fh)
-    if not isinstance(obj, np.ndarray) or obj.dtype == object:
-        raise ValueError(f"{path}: the .pkl holds {type(obj).__name__}, not a numeric array "
-                         "(only numpy arrays are read)")
-    return obj
 
 
 def pad_audio(audio: np.ndarray, segments: int = SEGMENTS) -> np.ndarray:

@@ -115,6 +115,13 @@ class StoreDataset(Dataset):
                 "video": torch.from_numpy(np.asarray(self._readers[1][cid])),
                 "labels": torch.as_tensor(self.labels[r]), "index": torch.tensor(r)}
 
+    @staticmethod
+    def collate_fn(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """Batches stacked by numpy: torch's CPU stack of float16 maps ran at ~17 ms per
+        [10,1024,7,7] item on this machine, numpy's at ~0.5 ms."""
+        return {key: torch.from_numpy(np.stack([item[key].numpy() for item in items]))
+                for key in items[0]}
+
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_pid": None, "_readers": None}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.training.ave_data import read_zipped_array
+from models.training.pickled_arrays import read_zipped_array
 from pipeline.core.errors import InputError
 from pipeline.datasets.readers.text import read_lines, read_table, split_clip_name, to_number
 
