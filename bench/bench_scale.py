@@ -43,6 +43,7 @@ from pipeline.core.workdir import Workdir  # noqa: E402
 from pipeline.store import features as store  # noqa: E402
 
 FLUSH = 64  # the extract stage's default flush_clips
+PART_ROWS = 2  # [10,1024,7,7] float16 maps per part in the consolidate step
 SHAPES = {"vggish": (10, 128), "resnet_layer3": (10, 1024, 7, 7)}
 
 
@@ -61,7 +62,11 @@ def write_manifest(root: Path, n: int) -> list[str]:
                   "labels": [[f"class_{k}"] for k in classes],
                   "category": [f"class_{k}" for k in classes], "class_id": classes,
                   "split": rng.choice(["train", "val", "test"], n, p=[0.6, 0.2, 0.2]),
-                  "avc": list(avc)}).to_parquet(root / "manifest.parquet")
+                  "avc": list(avc),
+                  # AVE-style columns too, so that code which only trains AVE-style
+                  # manifests (avel before the avc labels) can be measured on the same store
+                  "event_start": np.zeros(n, dtype=int), "event_end": np.full(n, 10)}
+                 ).to_parquet(root / "manifest.parquet")
     return ids
 
 
@@ -167,10 +172,11 @@ def step_consolidate(root: str, parts: int) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     order = []
     for p in range(parts):
-        ids = [f"p{p:05d}_{k}" for k in range(8)]
+        ids = [f"p{p:05d}_{k}" for k in range(PART_ROWS)]
         order += ids
-        store.write_part(shard_file, ids, rng.standard_normal((8, 10, 1024, 7 * 7)).astype("float16")
-                         .reshape(8, 10, 1024, 7, 7), {"extractor": "resnet_layer3"})
+        store.write_part(shard_file, ids, rng.standard_normal((PART_ROWS, 10, 1024, 7 * 7))
+                         .astype("float16").reshape(PART_ROWS, 10, 1024, 7, 7),
+                         {"extractor": "resnet_layer3"})
     before = peak_rss_mb()
     t0 = time.perf_counter()
     store.consolidate(shard_file, order=order)
@@ -246,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
         if "consolidate" not in skip:
             for parts in (max(args.parts // 4, 1), args.parts):
                 r = in_process("step_consolidate", str(root), parts)
-                print(f"consolidate {parts} parts x 8 maps: {r.get('s', 0):.1f} s, peak RSS "
+                print(f"consolidate {parts} parts x {PART_ROWS} maps: {r.get('s', 0):.1f} s, peak RSS "
                       f"{r.get('rss_mb', 0):.0f} MB (before {r.get('rss_before_mb', 0):.0f}) "
                       f"{r.get('error', '')}", flush=True)
     finally:
