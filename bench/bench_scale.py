@@ -14,8 +14,9 @@ its peak RSS is its own:
 
     python -m bench.bench_scale [--clips 2000] [--shards 8] [--parts 200] [--maps-clips 256]
 
-At 101,072 clips x 64 shards the vggish store is ~2.6 GB (float16 would halve it) and the
-export writes 101,072 zips; mind the disk and the shared CPUs.
+At 101,072 clips x 64 shards the vggish store is ~0.5 GB (float32), the export writes
+101,072 zips, each [10,1024,7,7] float16 map is 1 MB (`--maps-clips`) and the consolidate
+step writes parts x 2 MB twice; mind the disk and the shared CPUs.
 """
 
 from __future__ import annotations

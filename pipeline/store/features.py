@@ -47,7 +47,7 @@ def _runs(pairs: Sequence[tuple[int, int]], limit: int) -> Iterator[tuple[int, i
     """(src_start, dst_start, length) runs of consecutive (src, dst) pairs, at most `limit` long."""
     start = None
     for s, d in pairs:
-        if start is not None and s == start[0] + start[2] and d == start[1] + start[2] and start[2] < limit:
+        if start is not None and start[2] < limit and (s, d) == (start[0] + start[2], start[1] + start[2]):
             start = (start[0], start[1], start[2] + 1)
             continue
         if start is not None:

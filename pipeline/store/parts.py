@@ -116,7 +116,8 @@ def consolidate(shard_file: Path, layout: Layout, order: Sequence[str] | None = 
     if order is not None:
         rank = {c: i for i, c in enumerate(order)}
         ids.sort(key=lambda c: rank.get(c, len(rank)))
-    if not parts and ids == existing_ids and _same_attrs(existing, {k: attr_value(v) for k, v in merged.items()}):
+    unchanged = _same_attrs(existing, {k: attr_value(v) for k, v in merged.items()})
+    if not parts and ids == existing_ids and unchanged:
         return len(ids)  # already consolidated, in order: nothing to rewrite
     dst = {c: i for i, c in enumerate(ids)}
     picks: list[list[Pick]] = [[] for _ in paths]
