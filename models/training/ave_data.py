@@ -32,8 +32,18 @@ AVE_CLASSES = ["bell", "Male", "Bark", "aircraft", "car", "Female", "Helicopter"
 SEGMENTS = 10
 
 
+def numpy_collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """A batch stacked by numpy: torch's CPU stack of float16 maps ran at ~17 ms per
+    [10,1024,7,7] item on a 2-core machine, numpy's at ~0.5 ms. The trainer uses a
+    dataset's `collate_fn` when it has one."""
+    return {key: torch.from_numpy(np.stack([item[key].numpy() for item in items]))
+            for key in items[0]}
+
+
 class ArrayAVEDataset(Dataset):
     """Samples from in-memory arrays, restricted to `indices` (rows), in that order."""
+
+    collate_fn = staticmethod(numpy_collate)
 
     def __init__(self, audio: np.ndarray, video: np.ndarray, labels: np.ndarray,
                  indices: Sequence[int] | None = None) -> None:
