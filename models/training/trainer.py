@@ -302,7 +302,7 @@ class Trainer:
             sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
         try:
             from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # tensorboard is a core dependency; stay usable without it
+        except ImportError:  # tensorboard comes with the tensorboard extra; train without it
             log.warning("tensorboard not installed; no TensorBoard scalars")
             return None
         return SummaryWriter(str(self.out_dir / "tb"))
