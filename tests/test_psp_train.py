@@ -18,7 +18,7 @@ from models.training.trainer import Trainer, make_family, register_family
 from pipeline.core.errors import InputError
 from pipeline.train.stage import evaluate, train
 from tests.conftest import avel_cmd, cli_env
-from tests.fixtures_psp import make_workdir, separable_features
+from tests.fixtures_psp import make_workdir, per_second_truth
 
 EPOCHS = 4
 FAST = {"epochs": EPOCHS, "batch_size": 8}
@@ -30,12 +30,6 @@ def counted_accuracy(eval_dir, truth: dict[str, list[str]]) -> float:
     assert sorted(predicted) == sorted(truth)
     hits = sum(p == t for name in truth for p, t in zip(predicted[name], truth[name], strict=True))
     return 100 * hits / sum(len(t) for t in truth.values())
-
-
-def fixture_truth(n: int = 40) -> dict[str, list[str]]:
-    """Per-second class names of make_workdir's clips, from the generator's own rows."""
-    rows, _, _ = separable_features(n, 4)
-    return {vid: [c if s <= t < e else "background" for t in range(10)] for c, vid, s, e in rows}
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +109,7 @@ def test_cli_eval_json(trained):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["split"] == "val"
-    val = {k: v for k, v in fixture_truth().items() if 24 <= int(k[3:]) < 32}  # splits (24, 32)
+    val = {k: v for k, v in per_second_truth(40).items() if 24 <= int(k[3:]) < 32}  # splits (24, 32)
     eval_dir = wd / "train" / "ave-fully__cpsp" / "eval" / "val"
     assert doc["metrics"]["accuracy"] == pytest.approx(counted_accuracy(eval_dir, val), abs=1e-6)
 
