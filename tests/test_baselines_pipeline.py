@@ -92,7 +92,8 @@ def test_cmbs_dataparallel_state_dict_imports(tmp_path):
     path = tmp_path / "cmbs.pth.tar"
     torch.save({"state_dict": {f"module.{k}": v for k, v in original.state_dict().items()}}, path)
     loaded = load_official(path, "cmbs-fully")
-    a, v = torch.randn(1, 10, 128, dtype=torch.float64), torch.randn(1, 10, 7, 7, 512, dtype=torch.float64).abs()
+    a = torch.randn(1, 10, 128, dtype=torch.float64)
+    v = torch.randn(1, 10, 7, 7, 512, dtype=torch.float64).abs()
     assert loaded.localize_module.event_classifier.weight.dtype == torch.float64
     assert torch.allclose(loaded(v, a)[1], original(v, a)[1])
 

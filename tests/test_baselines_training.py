@@ -24,7 +24,8 @@ def ave(tmp_path_factory):
     return load_ave_dir(root, with_noisy=True)
 
 
-@pytest.mark.parametrize("model,task", [("av_att_weak", "ave-weakly"), ("avel", "ave-fully"), ("cmm", "ave-cmm")])
+@pytest.mark.parametrize("model,task", [("av_att_weak", "ave-weakly"), ("avel", "ave-fully"),
+                                        ("cmm", "ave-cmm")])
 def test_standalone_loop_trains_and_writes_metrics(model, task, ave, tmp_path):
     metrics = train_baseline(model, task, ave, tmp_path, FAST, device="cpu")
     saved = json.loads((tmp_path / "metrics.json").read_text())

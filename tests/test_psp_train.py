@@ -132,7 +132,8 @@ def test_presets_carry_original_hyperparameters():
         (45, 64, 1e-3, (10, 20, 30), 0.5, 0.1, 123, 0.099)
     assert (f.options["lambda_avps"], f.options["lambda_scon"], f.options["lambda_vcon"]) == (100, 0.01, 1)
     w = get_preset("ave-weakly", "cpsp")
-    assert (w.milestones, w.threshold, w.options["margin"], w.options["neg_num"]) == ((5, 20, 40), 0.095, 0.6, 4)
+    assert (w.milestones, w.threshold, w.options["margin"], w.options["neg_num"]) == \
+        ((5, 20, 40), 0.095, 0.6, 4)
     p = get_preset("ave-fully", "psp-cvpr21")
     assert (p.epochs, p.batch_size, p.milestones, p.gamma, p.clip_grad, p.drop_last, p.select_on) == \
         (300, 128, (60, 120), 0.8, None, True, "val")
@@ -147,7 +148,7 @@ def test_psp_repo_schedule_matches_scheduled_optim():
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=p.lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(p.milestones), p.gamma)
     lrs, lr_hand = [], 1e-3
-    for epoch in range(300):
+    for _epoch in range(300):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()

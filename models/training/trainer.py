@@ -213,7 +213,8 @@ class Trainer:
                         row.update({f"{name}_{k}": v for k, v in metrics.items()})
                 score = row[f"{p.select_on}_{self.family.selection_metric}"]
                 if score > best["score"]:
-                    best = {"score": score, "epoch": epoch, "metric": f"{p.select_on}_{self.family.selection_metric}"}
+                    best = {"score": score, "epoch": epoch,
+                            "metric": f"{p.select_on}_{self.family.selection_metric}"}
                     _atomic_save({"model": model.state_dict(), "epoch": epoch, "preset": p.to_dict(),
                                   "score": score}, self.ckpt_dir / "best.pt")
             sched.step()

@@ -74,7 +74,8 @@ def write_part(shard_file: Path, clips: Mapping[str, ClipMedia],
 
 def stored_clip_ids(shard_file: Path) -> set[str]:
     ids: set[str] = set()
-    for path in ([shard_file] if shard_file.is_file() else []) + sorted(parts_dir(shard_file).glob("part-*.h5")):
+    parts = sorted(parts_dir(shard_file).glob("part-*.h5"))
+    for path in ([shard_file] if shard_file.is_file() else []) + parts:
         with h5py.File(path, "r") as fh:
             ids.update(fh.keys())
     return ids
