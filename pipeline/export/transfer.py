@@ -47,6 +47,7 @@ class ExportReport:
     files: list[Path] = field(default_factory=list)
     missing: dict[str, list[str]] = field(default_factory=dict)  # feature -> clip ids
     rows: int = 0
+    absent: dict[str, str] = field(default_factory=dict)  # output not written -> why
 
 
 @dataclass
@@ -108,18 +109,18 @@ def failure_reasons(workdir: str | Path, store_names: Iterable[str]) -> dict[str
 
 
 def write_missing(out_dir: Path, report: ExportReport,
-                  reasons: dict[str, dict[str, str]] | None = None) -> Path | None:
-    """`missing.txt`: one `file<TAB>clip_id<TAB>why` line per clip exported as a zero row
-    (h5) or not written (per-clip files). `reasons` maps output name → clip → reason."""
+                  reasons: dict[str, dict[str, str]] | None = None) -> Path:
+    """`missing.txt`, always (empty of entries when nothing is missing, so a stale one never
+    survives): one `file<TAB>clip_id<TAB>why` line per clip exported as a zero row (h5) or
+    not written (per-clip files), and `file<TAB>*<TAB>why` per output not written at all.
+    `reasons` maps output name → clip → reason."""
     reasons = reasons or {}
     lines = [f"{name}\t{clip}\t{reasons.get(name, {}).get(clip, 'not in the store')}"
              for name, clips in report.missing.items() for clip in clips]
+    lines += [f"{name}\t*\tnot written: {why}" for name, why in report.absent.items()]
     path = out_dir / "missing.txt"
-    if not lines:
-        path.unlink(missing_ok=True)
-        return None
     atomic.write_text(path, "# file\tclip_id\twhy (no features in the store: row left zero or "
-                      "file not written)\n" + "\n".join(lines) + "\n")
+                      "file not written; * = the whole file)\n" + "".join(f"{x}\n" for x in lines))
     report.files.append(path)
     return path
 
@@ -130,6 +131,8 @@ def write_readme(out_dir: Path, fmt: str, workdir: Path, report: ExportReport,
     lines = [f"Exported by avel {__version__} on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
              f"format: {fmt}", f"work directory: {workdir}", f"clips: {report.rows}", ""]
     for out_name, (store_name, attrs) in features.items():
+        if out_name in report.absent:
+            continue
         lines.append(f"{out_name}: from the feature store '{store_name}'")
         if not attrs:
             lines.append("  (no features in the store: every row is absent)")
@@ -142,6 +145,10 @@ def write_readme(out_dir: Path, fmt: str, workdir: Path, report: ExportReport,
         lines.append("")
     lines.append("labels: built from the manifest (pipeline/datasets/labels.py)")
     lines.extend(notes)
+    if report.absent:
+        lines.append("")
+        lines.append("NOT written (exported with --allow-missing; see missing.txt):")
+        lines.extend(f"  {name}: {why}" for name, why in report.absent.items())
     path = out_dir / "README.txt"
     atomic.write_text(path, "\n".join(lines) + "\n")
     report.files.append(path)

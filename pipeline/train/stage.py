@@ -14,6 +14,7 @@ per item from the store's HDF5 files by a worker-safe dataset.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -234,6 +235,18 @@ def train(workdir: str | Path, config: Config | None = None, *, task: str | None
     return out
 
 
+def eval_dir(run: Path, split: str, checkpoint: str | Path | None,
+             official_arch: str | None = None) -> Path:
+    """Where an evaluation writes: `eval/<split>` for the run's own best.pt; a checkpoint
+    passed in gets its own folder, `eval/checkpoints/<stem>-<hash of its path>[-arch]/<split>`,
+    so evaluating a foreign file never overwrites the run's results."""
+    if checkpoint is None:
+        return run / "eval" / split
+    path = Path(checkpoint).resolve()
+    tag = f"{path.stem}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+    return run / "eval" / "checkpoints" / (f"{tag}-{official_arch}" if official_arch else tag) / split
+
+
 def network_to_evaluate(trainer: Any, checkpoint: str | Path | None, official_arch: str | None,
                         trust_pickles: bool) -> torch.nn.Module:
     """The run's best network, a checkpoint of ours, or an authors' release (`official_arch`)."""
@@ -273,7 +286,7 @@ def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | N
     trainer = _trainer(workdir, config, preset, data, device, progress=False)
     net = network_to_evaluate(trainer, checkpoint, official_arch, trust_pickles)
     metrics, collected = trainer.evaluate(net, data.datasets[split])
-    out_dir = trainer.out_dir / "eval" / split
+    out_dir = eval_dir(trainer.out_dir, split, checkpoint, official_arch)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = write_per_class_table(collected["pred"], collected["target"], data.class_names,
                                  out_dir / "per_class.csv")
