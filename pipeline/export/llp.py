@@ -109,6 +109,7 @@ def export(workdir: str | Path, out_dir: str | Path, *, dtype: str = "float32",
     manifest = load_manifest(workdir)
     clip_ids = transfer.manifest_order(manifest)
     stems = file_ids(manifest)
+    stem_of = dict(zip(clip_ids, stems))
     absent = absent_outputs(workdir, manifest)
     completeness.refuse_if_absent(absent, out, allow_missing)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,9 +122,9 @@ def export(workdir: str | Path, out_dir: str | Path, *, dtype: str = "float32",
         missing: list[str] = []
         target = out / "feats" / kind
         target.mkdir(parents=True, exist_ok=True)
-        rows = transfer.iter_rows(reader, clip_ids, shape, missing)
-        for stem, row in tqdm(zip(stems, rows), total=len(stems), desc=kind, unit="clip", leave=False):
-            path = target / f"{stem}.npy"
+        rows = transfer.iter_rows_by_shard(reader, clip_ids, shape, missing)
+        for clip, row in tqdm(rows, total=len(stems), desc=kind, unit="clip", leave=False):
+            path = target / f"{stem_of[clip]}.npy"
             if row is None:  # a file left by an earlier export would contradict missing.txt
                 path.unlink(missing_ok=True)
                 continue

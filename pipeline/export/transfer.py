@@ -1,7 +1,8 @@
 """Moving features between the feature store and the authors' on-disk formats.
 
-What every export and import shares: reading a store clip by clip in manifest order (a
-clip without features becomes a row of zeros and a line in `missing.txt`), writing
+What every export and import shares: reading a store clip by clip in manifest order, or
+shard by shard for per-clip files (a clip without features becomes a row of zeros or an
+absent file, and a line in `missing.txt`), writing
 imported arrays back into the store shard by shard (parts, consolidate, index) with
 attrs that say where they came from, validating a released array's shape and dtype with
 an error that names the file, and the provenance `README.txt` beside an export.
@@ -89,6 +90,26 @@ def iter_rows(reader: store.FeatureReader | None, clip_ids: Sequence[str], shape
             raise InputError(f"stored features of clip {clip_id!r} have shape {row.shape}, "
                              f"expected {shape}", file=reader.dir)
         yield row
+
+
+def iter_rows_by_shard(reader: store.FeatureReader | None, clip_ids: Sequence[str],
+                       shape: tuple[int, ...], missing: list[str]
+                       ) -> Iterator[tuple[str, np.ndarray | None]]:
+    """(clip_id, row) for every clip of `clip_ids`: first those without features (None, and
+    listed in `missing`), then the stored ones shard by shard, each shard file read
+    sequentially in blocks -- the order that reads a whole store at disk speed, for
+    exports whose outputs do not depend on the order (one file per clip)."""
+    absent = [c for c in clip_ids if reader is None or c not in reader]
+    missing.extend(absent)
+    for clip_id in absent:
+        yield clip_id, None
+    if reader is None:
+        return
+    for clip_id, row in reader.iter_rows(clip_ids):
+        if row.shape != shape:
+            raise InputError(f"stored features of clip {clip_id!r} have shape {row.shape}, "
+                             f"expected {shape}", file=reader.dir)
+        yield clip_id, row
 
 
 def failure_reasons(workdir: str | Path, store_names: Iterable[str]) -> dict[str, dict[str, str]]:
