@@ -35,7 +35,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.han import D_MODEL, N_CLASSES, fuse_visual, mmil_loss, mmil_pooling
-from models.registry import register
 
 THRESHOLD = 0.090
 SIM_TEMPERATURE = 0.2
@@ -179,11 +178,9 @@ def cpsp_loss(outputs: tuple, target: torch.Tensor) -> torch.Tensor:
     return psp_avvp_loss(outputs, target, vcon=True)
 
 
-@register("psp_avvp")
 def build_psp_avvp(**kwargs) -> PSPMMIL:
     return PSPMMIL(**kwargs)
 
 
-@register("cpsp_avvp")
 def build_cpsp_avvp(**kwargs) -> PSPMMIL:
     return PSPMMIL(**kwargs)

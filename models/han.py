@@ -24,7 +24,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.registry import register
 
 N_CLASSES = 25
 D_MODEL = 512
@@ -198,6 +197,5 @@ def han_loss(outputs: tuple[torch.Tensor, ...], target: torch.Tensor) -> torch.T
     return mmil_loss(global_prob, a_prob, v_prob, target)
 
 
-@register("han")
 def build_han(**kwargs) -> HAN:
     return HAN(**kwargs)

@@ -1,24 +1,48 @@
 """The `avel` command line: parses arguments and calls stage functions, nothing more.
 
-Each command lives in `pipeline/commands/<name>.py` as a click command named `command`;
-they are found by listing that package, so adding a stage touches no shared file.
+Each command lives in `pipeline/commands/<name>.py` as a click command; `COMMANDS` below
+lists them (the `models.registry` table shape) and a command's module is imported only when
+that command runs or help lists it.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 import sys
 
 import click
 
-import pipeline.commands
+from models.registry import LazyTable
 from pipeline import __version__
 from pipeline.core.errors import InputError, StageStopped
 
+#: `avel NAME` → "module:click command"
+COMMANDS = LazyTable("command", {
+    "compare": "pipeline.commands.compare:command",
+    "cut": "pipeline.commands.cut:command",
+    "demo": "pipeline.commands.demo:command",
+    "download": "pipeline.commands.download:command",
+    "eval": "pipeline.commands.eval:command",
+    "export": "pipeline.commands.export:command",
+    "extract": "pipeline.commands.extract:extract_command",
+    "import": "pipeline.commands.import_:command",
+    "index": "pipeline.commands.extract:index_command",
+    "init": "pipeline.commands.init:command",
+    "manifest": "pipeline.commands.manifest:command",
+    "run": "pipeline.commands.run:command",
+    "status": "pipeline.commands.status:command",
+    "train": "pipeline.commands.train:command",
+    "weights": "pipeline.commands.weights:weights_group",
+})
+
 
 class AvelGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return COMMANDS.names()
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return COMMANDS[cmd_name] if cmd_name in COMMANDS else None
+
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
@@ -42,13 +66,6 @@ def app(verbose: int) -> None:
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-for info in sorted(pkgutil.iter_modules(pipeline.commands.__path__), key=lambda m: m.name):
-    module = importlib.import_module(f"pipeline.commands.{info.name}")
-    for cmd in getattr(module, "commands", [getattr(module, "command", None)]):
-        if cmd is not None:
-            app.add_command(cmd)
 
 
 def main() -> None:

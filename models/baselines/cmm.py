@@ -11,7 +11,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.registry import register
 
 KERAS_EPSILON = 1e-7  # K.epsilon(), the floor under the squared distance
 
@@ -64,6 +63,5 @@ def load_keras_weights(model: CMMNet, path: str | Path) -> CMMNet:
     return model
 
 
-@register("cmm")
 def cmm(**kw) -> CMMNet:
     return CMMNet(**kw)

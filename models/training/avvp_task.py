@@ -18,9 +18,8 @@ from torch import Tensor
 from models.metrics.avvp import SELECTION_METRIC, AvvpScorer, video_predictions
 from models.cpsp_avvp import smoothed_cross_entropy, video_contrastive
 from models.han import mmil_loss_terms
-from models.training.presets import Preset
+from models.training.preset import Preset
 from models.registry import build
-from models.training.trainer import register_family
 
 
 def probabilities(outputs: tuple) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -49,7 +48,6 @@ def segment_decisions(outputs: tuple, gate: str) -> tuple[np.ndarray, np.ndarray
     return np.stack(so_a), np.stack(so_v)
 
 
-@register_family("avvp")
 class AvvpFamily:
     selection_metric = SELECTION_METRIC
 

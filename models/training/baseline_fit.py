@@ -20,7 +20,7 @@ import torch.nn as nn
 from models.training.baseline_data import AVEFeatures, video_labels
 from models.metrics.cmm import cross_modal_localization, pairwise_distances
 from models.training.baseline_objectives import OBJECTIVES, Batch, Objective
-from models.training.baseline_hparams import BaselinePreset, get_preset
+from models.training.baseline_hparams import BaselinePreset, get_baseline_hparams
 from models.registry import build
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def train_baseline(model_name: str, task: str, data: AVEFeatures, out_dir: str |
                    overrides: dict[str, Any] | None = None, device: str = "auto") -> dict[str, Any]:
     """Trains one baseline per its preset, writes `model.pt` (selected weights) and
     `metrics.json` into out_dir, and returns the metrics."""
-    preset = get_preset(model_name, task, overrides)
+    preset = get_baseline_hparams(task, model_name, overrides)
     if task == "ave-cmm":
         return _train_cmm(preset, data, Path(out_dir), device)
     dev = resolve_device(device)

@@ -5,7 +5,7 @@ localization timelines.
 
 PLUG-IN CONTRACT (stable; other families depend on it)
 ------------------------------------------------------
-A family is a class registered with `@register_family("name")`; a preset names it in
+A family is a class listed by name in `FAMILIES` below; a preset names it in
 `Preset.family`. The trainer builds it as `FamilyCls(preset, num_classes, class_names)` and
 calls only these methods:
 
@@ -37,7 +37,7 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,7 +46,8 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
-from models.training.presets import Preset
+from models.registry import LazyTable
+from models.training.preset import Preset
 
 log = logging.getLogger(__name__)
 
@@ -60,24 +61,22 @@ class Family(Protocol):
     def summarize(self, collected: dict[str, np.ndarray]) -> dict[str, float]: ...
 
 
-_FAMILIES: dict[str, Callable[..., Family]] = {}
-
-
-def register_family(name: str) -> Callable[[type], type]:
-    def wrap(cls: type) -> type:
-        if name in _FAMILIES:
-            raise ValueError(f"trainer family {name!r} registered twice")
-        _FAMILIES[name] = cls
-        return cls
-    return wrap
+#: `Preset.family` → "module:Class" built as Class(preset, num_classes, class_names)
+FAMILIES = LazyTable("trainer family", {
+    "cpsp-fully": "models.training.psp_tasks:CPSPFullyFamily",
+    "cpsp-weakly": "models.training.psp_tasks:CPSPWeaklyFamily",
+    "psp-fully": "models.training.psp_tasks:PSPFullyFamily",
+    "psp-weakly": "models.training.psp_tasks:PSPWeaklyFamily",
+    "baseline": "models.training.baseline_families:BaselineFamily",
+    "baseline-cmm": "models.training.baseline_families:CMMFamily",
+    "avvp": "models.training.avvp_task:AvvpFamily",
+})
 
 
 def make_family(preset: Preset, num_classes: int, class_names: list[str] | None = None) -> Family:
-    import models.training.psp_tasks  # noqa: F401  (registers the PSP/CPSP families)
-    if preset.family not in _FAMILIES:
-        raise KeyError(f"unknown trainer family {preset.family!r}; known: {sorted(_FAMILIES)}")
+    family_cls = FAMILIES[preset.family]
     names = class_names or [f"class_{k}" for k in range(num_classes)] + ["background"]
-    return _FAMILIES[preset.family](preset, num_classes, names)
+    return family_cls(preset, num_classes, names)
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:

@@ -1,7 +1,7 @@
 """`avel weights ...`: get and convert pretrained weights into the cache ($AVEL_HOME).
 
-Other extractor families add their converters to `weights_group` from their own command
-file, so this group is the one place users look for weights.
+The visual extractors' commands live in `pipeline.commands.weights_vgg19` and are added
+here, so this group is the one place users look for weights.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.weights_vgg19 import convert_vgg19_keras, fetch_torchvision
 from pipeline.core.errors import InputError
 
 
@@ -49,4 +50,6 @@ def fetch_weights(what: str, mirror: str | None, force: bool) -> None:
         click.echo(f"{name}\t{path}")
 
 
+weights_group.add_command(convert_vgg19_keras)
+weights_group.add_command(fetch_torchvision)
 command = weights_group
