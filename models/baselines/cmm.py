@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -45,8 +46,6 @@ KERAS_LAYERS = {"visual.0": "dense_1", "visual.2": "dense_2", "audio.0": "dense_
 
 def load_keras_weights(model: CMMNet, path: str | Path) -> CMMNet:
     """Loads a Keras `save_weights` HDF5 of the original CMM network (kernels are [in, out])."""
-    import h5py
-
     with h5py.File(path, "r") as f:
         for ours, name in KERAS_LAYERS.items():
             if name not in f:

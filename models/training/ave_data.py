@@ -13,12 +13,15 @@ Annotations.txt when only that is available.
 from __future__ import annotations
 
 import os
+import pickle
+import zipfile
 from collections.abc import Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
@@ -159,8 +162,6 @@ class _NumpyOnlyUnpickler:
 
     @classmethod
     def load(cls, fh: Any) -> Any:
-        import pickle
-
         class U(pickle.Unpickler):
             def find_class(self, module: str, name: str) -> Any:
                 if (module, name) not in cls.ALLOWED:
@@ -171,7 +172,6 @@ class _NumpyOnlyUnpickler:
 
 def read_zipped_array(path: str | Path) -> np.ndarray:
     """The single .pkl inside a VGGSound-AVEL `{video_id}.zip`, as a numpy array."""
-    import zipfile
     with zipfile.ZipFile(path) as zf:
         names = [n for n in zf.namelist() if n.endswith(".pkl")]
         if len(names) != 1:
@@ -199,7 +199,6 @@ class VGGSoundAVELDataset(Dataset):
 
     def __init__(self, meta_csv: str | Path, categories: str | Path, audio_dir: str | Path,
                  video_dir: str | Path, label_dir: str | Path, split: str) -> None:
-        import pandas as pd
         meta = pd.read_csv(meta_csv)
         for col in ("video_id", "category", "split"):
             if col not in meta.columns:

@@ -35,8 +35,10 @@ import logging
 import math
 import os
 import random
+import sys
 import tempfile
 import time
+import types
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,7 +46,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 import torch.nn as nn
+from matplotlib.figure import Figure
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from models.registry import LazyTable
 from models.training.preset import Preset
@@ -293,8 +297,6 @@ class Trainer:
 
     # ---- outputs -----------------------------------------------------------------------
     def _writer(self) -> Any:
-        import sys
-        import types
         if "tensorflow" not in sys.modules:
             # TensorBoard imports all of TensorFlow (tens of seconds) when it is installed,
             # only to write event files; its documented `notf` switch selects the light stub.
@@ -317,11 +319,8 @@ class Trainer:
     def plot_curves(self, history: list[dict[str, Any]]) -> Path | None:
         if not history:
             return None
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        fig = Figure(figsize=(10, 4))  # no pyplot: no global backend state
+        ax1, ax2 = fig.subplots(1, 2)
         epochs = [r["epoch"] for r in history]
         ax1.plot(epochs, [r.get("train_loss", np.nan) for r in history], label="train loss")
         ax1.set_xlabel("epoch")
@@ -339,7 +338,6 @@ class Trainer:
         path = self.out_dir / "curves.png"
         tmp = path.with_name(".curves.tmp.png")
         fig.savefig(tmp, dpi=100)
-        plt.close(fig)
         os.replace(tmp, path)
         return path
 
@@ -365,5 +363,4 @@ def _batch_size(batch: Any) -> int:
 def _bar(it: Iterable, enabled: bool, desc: str) -> Iterable:
     if not enabled:
         return it
-    from tqdm import tqdm
     return tqdm(it, desc=desc, leave=False, disable=None)

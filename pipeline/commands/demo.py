@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from pipeline.demo.runner import DemoSize, render_summary, run_demo
+
 
 @click.command("demo")
 @click.option("--workdir", "-w", type=click.Path(file_okay=False, path_type=Path),
@@ -15,6 +17,5 @@ import click
 @click.option("--epochs", default=30, show_default=True)
 def command(workdir: Path, clips: int, classes: int, epochs: int) -> None:
     """Generate, serve, download, cut, extract (random weights), train CPSP + AV_att, evaluate."""
-    from pipeline.demo.runner import DemoSize, render_summary, run_demo
     summary = run_demo(workdir, DemoSize(clips=clips, classes=classes, epochs=epochs))
     click.echo(render_summary(summary))

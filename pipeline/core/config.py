@@ -17,6 +17,8 @@ import yaml
 
 from pipeline.core.config_schema import build, to_dict
 from pipeline.core.errors import InputError
+from pipeline.cut.checks import ALLOWABLE
+from pipeline.cut.recipes import audio_recipe, frames_recipe
 
 CONFIG_NAME = "avel.yaml"
 DATASETS = ("ave", "llp", "vggsound", "vggsound-avel", "vggsound-avel50k")
@@ -126,9 +128,6 @@ class CutConfig:
     timeout_s: float = 600.0  # per ffmpeg/ffprobe call
 
     def validate(self) -> None:
-        from pipeline.cut.checks import ALLOWABLE
-        from pipeline.cut.recipes import audio_recipe, frames_recipe
-
         audio_recipe(self.audio_recipe)
         frames_recipe(self.frames_recipe)
         if self.jpeg_quality is not None and not 1 <= self.jpeg_quality <= 31:

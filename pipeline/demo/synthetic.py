@@ -16,6 +16,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from moviepy import AudioClip, VideoClip
+from tqdm import tqdm
 
 from pipeline.core import atomic
 
@@ -84,8 +86,6 @@ def _shape_mask(shape: str, h: int, w: int, cx: float, cy: float, r: float) -> n
 def render_clip(clip: SyntheticClip, path: Path, *, size: tuple[int, int] = (160, 120),
                 fps: int = 16, seed: int = 0) -> None:
     """Write one clip as mp4 (H.264 + AAC), atomically."""
-    from moviepy import AudioClip, VideoClip
-
     w, h = size
     _, tone, shape, colour = CLASSES[clip.class_index]
     rng = np.random.default_rng(seed)
@@ -132,7 +132,6 @@ def write_dataset(out_dir: str | Path, n_clips: int = 12, n_classes: int = 4, se
     out = Path(out_dir)
     clips = plan(n_clips, n_classes, seed)
     try:
-        from tqdm import tqdm
         iterator = tqdm(clips, desc="rendering clips", unit="clip", leave=False)
     except ImportError:  # pragma: no cover
         iterator = clips

@@ -25,8 +25,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
+import PIL
 import torch
+import torchvision
 from tqdm import tqdm
 
 import pipeline
@@ -80,9 +83,6 @@ def precision_mode(device: torch.device, precision: str) -> Iterator[None]:
 
 
 def package_versions() -> dict[str, str]:
-    import h5py
-    import PIL
-    import torchvision
     return {"python": platform.python_version(), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "numpy": np.__version__,
             "h5py": h5py.__version__, "pillow": PIL.__version__}
@@ -219,7 +219,6 @@ def check_same_recipe(shard_file: Path, attrs: dict[str, Any]) -> None:
     """Refuse to mix features of different recipes or weights in one shard file."""
     paths = [shard_file] if shard_file.is_file() else []
     paths += sorted(store.parts_dir(shard_file).glob("part-*.h5"))[:1]
-    import h5py
     for path in paths:
         with h5py.File(path, "r") as fh:
             for key in ("recipe", "weights", "precision", "store_dtype"):

@@ -26,11 +26,18 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from models.metrics.eval_report import plot_timelines, write_per_class_table
+from models.training.ave_data import AVE_CLASSES, ArrayAVEDataset, VGGSoundAVELDataset, load_original_ave
+from models.training.presets import get_preset, with_overrides
+from models.training.trainer import Trainer, make_family
 from pipeline.core import atomic
 from pipeline.core.config import Config, load_config
 from pipeline.core.errors import InputError
+from pipeline.datasets.labels import ave_classes, ave_segment_labels
 from pipeline.datasets.manifest import load_manifest
 from pipeline.store import open_features
+from pipeline.train.avvp import evaluate_avvp, train_avvp
+from pipeline.train.runs import network_to_evaluate, run_dir
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -49,7 +56,6 @@ def segment_labels(manifest: pd.DataFrame, classes: list[str] | None = None
     """[N,10,C+1] per-second one-hot from an AVE-style manifest, background last, and the
     class names -- the export stage's builders (pipeline.datasets.labels), so `avel train` and the
     exported right_labels.h5 agree."""
-    from pipeline.datasets.labels import ave_classes, ave_segment_labels
     for col in ("category", "event_start", "event_end"):
         if col not in manifest.columns:
             raise InputError(f"manifest has no column {col!r}; per-second labels need an "
@@ -129,7 +135,6 @@ def load_training_data(workdir: str | Path, config: Config, audio_name: str = "v
         splits = {s: np.array([i for i in have if manifest.at[i, "split"] == s], dtype=np.int64)
                   for s in SPLITS}
         if in_memory:
-            from models.training.ave_data import ArrayAVEDataset
             audio = np.zeros((len(manifest), *shapes[0]), dtype=np.float32)
             video = np.zeros((len(manifest), *shapes[1]), dtype=np.float32)
             for i in have:
@@ -149,7 +154,6 @@ def load_training_data(workdir: str | Path, config: Config, audio_name: str = "v
 
 def _original_ave_data(workdir: Path, config: Config) -> TrainingData:
     """The released AVE feature files (as the original scripts read them)."""
-    from models.training.ave_data import AVE_CLASSES, load_original_ave
     directory = Path(config.train.original_ave_dir or "")
     if not directory.is_absolute():
         directory = workdir / directory
@@ -163,7 +167,6 @@ def _original_ave_data(workdir: Path, config: Config) -> TrainingData:
 
 
 def _original_vggsound_avel_data(workdir: Path, config: Config) -> TrainingData:
-    from models.training.ave_data import VGGSoundAVELDataset
     files = dict(config.train.original_vggsound_avel)
     need = ("meta", "categories", "audio_dir", "video_dir", "label_dir")
     missing = [k for k in need if k not in files]
@@ -182,13 +185,8 @@ def _original_vggsound_avel_data(workdir: Path, config: Config) -> TrainingData:
     return TrainingData(datasets, train_ds.num_classes, names + ["background"], ids)
 
 
-def run_dir(workdir: str | Path, task: str, model: str) -> Path:
-    return Path(workdir) / "train" / f"{task}__{model}"
-
-
 def resolve_preset(config: Config, task: str | None = None, model: str | None = None,
                    overrides: dict[str, Any] | None = None) -> Any:
-    from models.training.presets import get_preset, with_overrides
     t, m = task or config.train.task, model or config.train.model
     try:
         preset = get_preset(t, m)
@@ -202,7 +200,6 @@ def resolve_preset(config: Config, task: str | None = None, model: str | None = 
 
 def _trainer(workdir: Path, config: Config, preset: Any, data: TrainingData, device: str | None,
              progress: bool) -> Any:
-    from models.training.trainer import Trainer, make_family
     num_classes = preset.num_classes or data.num_classes
     family = make_family(preset, num_classes, data.class_names)
     return Trainer(family, preset, run_dir(workdir, preset.task, preset.model),
@@ -218,7 +215,6 @@ def train(workdir: str | Path, config: Config | None = None, *, task: str | None
     config = config or load_config(workdir)
     preset = resolve_preset(config, task, model, overrides)
     if preset.family == "avvp":
-        from pipeline.train.avvp import train_avvp
         return train_avvp(workdir, config, preset, device, resume, progress)
     opts = preset.options
     data = load_training_data(workdir, config, opts.get("audio_features", "vggish"),
@@ -234,21 +230,6 @@ def train(workdir: str | Path, config: Config | None = None, *, task: str | None
     return out
 
 
-def network_to_evaluate(trainer: Any, checkpoint: str | Path | None, official_arch: str | None,
-                        trust_pickles: bool) -> torch.nn.Module:
-    """The run's best network, a checkpoint of ours, or an authors' release (`official_arch`)."""
-    if checkpoint is not None and official_arch:
-        from models.weights.checkpoints import load_official
-        net = load_official(checkpoint, official_arch, trust_pickles=trust_pickles)
-        return net.to(trainer.device, trainer.dtype)
-    if checkpoint is not None:
-        net = trainer._model()
-        state = torch.load(checkpoint, map_location=trainer.device, weights_only=True)
-        net.load_state_dict(state.get("model", state))
-        return net
-    return trainer.load_best()
-
-
 def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | None = None,
              model: str | None = None, split: str = "test", checkpoint: str | Path | None = None,
              official_arch: str | None = None, trust_pickles: bool = False,
@@ -257,12 +238,10 @@ def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | N
     """Evaluate the run's best checkpoint (or `checkpoint`, an official file when
     `official_arch` is given) on `split`; writes eval/<split>/{metrics.json, per_class.csv,
     timelines.png} in the run directory and returns the metrics and per-class rows."""
-    from models.metrics.eval_report import plot_timelines, write_per_class_table
     workdir = Path(workdir)
     config = config or load_config(workdir)
     preset = resolve_preset(config, task, model, overrides)
     if preset.family == "avvp":
-        from pipeline.train.avvp import evaluate_avvp
         return evaluate_avvp(workdir, config, preset, split, checkpoint, official_arch,
                              trust_pickles, device, n_timelines)
     opts = preset.options
