@@ -2,7 +2,8 @@
 
 Each command lives in `pipeline/commands/<name>.py` as a click command; `COMMANDS` below
 lists them (the `models.registry` table shape) and a command's module is imported only when
-that command runs or help lists it.
+that command runs. `avel --help` lists them from `SUMMARIES` (each command's first sentence,
+pinned by tests/test_registry.py) so that it does not import torch for a listing.
 """
 
 from __future__ import annotations
@@ -34,6 +35,24 @@ COMMANDS = LazyTable("command", {
     "train": "pipeline.commands.train:command",
     "weights": "pipeline.commands.weights:weights_group",
 })
+SUMMARIES = {
+    "compare": "Print the accuracy of several runs side by side and plot them as bars.",
+    "cut": "Cut each clip's audio (16 kHz PCM) and frames (JPEG, per the frames recipe).",
+    "demo": "Generate, serve, download, cut, extract (random weights), train CPSP + AV_att, evaluate.",
+    "download": "Download every pending clip of the shard into raw/<shard>/ (resumable).",
+    "eval": "Evaluate segment accuracy; write per_class.csv and timelines.png.",
+    "export": "Write the store's features and the manifest's labels in an original on-disk format.",
+    "extract": "Run extractors over this shard's cut clips; resumable per clip; prints a JSON summary.",
+    "import": "Read the authors' released features into the feature store, one row per manifest "
+              'clip, with attrs weights="imported: <path>".',
+    "index": "Fold leftover parts into shard files and rebuild features/<name>/index.h5.",
+    "init": "Write a starting avel.yaml carrying the original recipes for DATASET.",
+    "manifest": "Read the dataset's list files and write manifest.parquet (one row per clip).",
+    "run": "Run the stages in order, skipping finished work; exit 0 done, 1 failures, 4 pending.",
+    "status": "Show per stage and shard how many clips are done, failed (by reason) or pending.",
+    "train": "Train a model on the extracted features (checkpoints, metrics.json, TensorBoard, curves).",
+    "weights": "Fetch released weights into the cache ($AVEL_HOME, default ~/.cache/avel) and convert them.",
+}
 
 
 class AvelGroup(click.Group):
@@ -42,6 +61,10 @@ class AvelGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return COMMANDS[cmd_name] if cmd_name in COMMANDS else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        listing = click.Group(commands=[click.Command(name, help=SUMMARIES[name]) for name in COMMANDS])
+        listing.format_commands(ctx, formatter)
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
