@@ -50,6 +50,7 @@ from matplotlib.figure import Figure
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from models.device import resolve_device
 from models.registry import LazyTable
 from models.training.preset import Preset
 
@@ -92,12 +93,6 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         torch.cuda.manual_seed_all(seed)
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = not deterministic
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def to_device(batch: Any, device: torch.device, dtype: torch.dtype) -> Any:

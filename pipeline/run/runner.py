@@ -17,11 +17,11 @@ from pipeline.core import atomic
 from pipeline.core.config import Config, load_config
 from pipeline.core.ledger import Ledger
 from pipeline.core.sharding import Shard, resolve_shard
-from pipeline.core.workdir import Workdir
+from pipeline.core.workdir import Workdir, ledger_stage
 from pipeline.datasets.manifest import build_manifest, load_manifest, shard_rows
 from pipeline.export.formats import export_for_run
 from pipeline.run import executor_local, executor_ray
-from pipeline.run.stages import GLOBAL_STAGES, SHARD_STAGES, ledger_stage, shard_tasks
+from pipeline.run.stages import GLOBAL_STAGES, SHARD_STAGES, shard_tasks
 from pipeline.store.index import rebuild_index
 from pipeline.train.stage import train
 

@@ -44,10 +44,6 @@ def shard_tasks(stage: str, config: Config) -> list[tuple[str, str | None]]:
     return [(stage, None)]
 
 
-def ledger_stage(stage: str, extractor: str | None) -> str:
-    return f"extract-{extractor}" if stage == "extract" else stage
-
-
 def run_on_shard(workdir: str | Path, config: Config, stage: str, shard: Shard,
                  extractor: str | None = None, extractor_obj: Any = None) -> dict[str, Any]:
     """Run one per-shard stage on one shard; returns the stage's summary as plain data."""
