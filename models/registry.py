@@ -3,8 +3,8 @@
 Models, checkpoint loaders, trainer families, preset collections and CLI commands are each
 one static table `name → "module:attribute"`, written out in one place per kind and
 resolved with importlib on first use. Nothing registers itself on import, so a table reads
-as the complete list, `avel --help` imports no network it does not show, and a family whose
-optional dependency is missing fails only when asked for. (`extractors/catalog.py` has the
+as the complete list, importing a table costs nothing, and a family whose optional
+dependency is missing fails only when asked for. (`extractors/catalog.py` has the
 same shape; `extractors` may not import `models`.)
 
 An entry may bind keyword arguments, `("module:attribute", {"flag": "cpsp"})`, for the
@@ -16,12 +16,12 @@ from __future__ import annotations
 import functools
 import pkgutil
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
-Entry = Union[str, tuple[str, Mapping[str, Any]]]
+Entry = str | tuple[str, Mapping[str, Any]]
 
 
 class LazyTable(Mapping[str, Any]):
