@@ -123,7 +123,6 @@ def resample(data: np.ndarray, sample_rate: int) -> np.ndarray:
     check_rate(sample_rate)
     if sample_rate == SAMPLE_RATE:
         return data
-
     return resampy.resample(data, sample_rate, SAMPLE_RATE, filter="kaiser_best")
 
 

@@ -44,7 +44,6 @@ def convert_vgg19_keras(keras_file: Path | None, out: Path | None) -> None:
 @click.argument("name", type=click.Choice(sorted(TORCHVISION)))
 def fetch_torchvision(name: str) -> None:
     """Download torchvision's published weights for NAME into the cache (hash-checked)."""
-
     module, enum, entry = TORCHVISION[name]
     weights = getattr(getattr(importlib.import_module(module), enum), entry)
     weights.get_state_dict(progress=True, check_hash=True, model_dir=str(torchvision_cache_dir()))
