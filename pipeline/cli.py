@@ -25,6 +25,7 @@ COMMANDS = LazyTable("command", {
     "download": "pipeline.commands.download:command",
     "eval": "pipeline.commands.eval:command",
     "export": "pipeline.commands.export:command",
+    "export-checkpoint": "pipeline.commands.export_checkpoint:command",
     "extract": "pipeline.commands.extract:extract_command",
     "import": "pipeline.commands.import_:command",
     "index": "pipeline.commands.extract:index_command",
@@ -42,6 +43,8 @@ SUMMARIES = {
     "download": "Download every pending clip of the shard into raw/<shard>/ (resumable).",
     "eval": "Evaluate segment accuracy; write per_class.csv and timelines.png.",
     "export": "Write the store's features and the manifest's labels in an original on-disk format.",
+    # click's short help also ends at "(module." (the first word ending in a full stop)
+    "export-checkpoint": "Write a trained run's weights as the authors' repository saves them (module.",
     "extract": "Run extractors over this shard's cut clips; resumable per clip; prints a JSON summary.",
     "import": "Read the authors' released features into the feature store, one row per manifest "
               'clip, with attrs weights="imported: <path>".',

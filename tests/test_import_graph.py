@@ -38,7 +38,7 @@ def _modules() -> dict[str, Path]:
 
 
 def _imported_names(node: ast.Import | ast.ImportFrom, module: str, is_package: bool) -> list[str]:
-    """Absolute names an import statement refers to (for `from a import b`: `a.b` and `a`)."""
+    """Absolute names an import statement refers to (for `from a import b`: `a`, then `a.b`)."""
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
     base = node.module or ""
@@ -47,6 +47,20 @@ def _imported_names(node: ast.Import | ast.ImportFrom, module: str, is_package: 
         anchor = anchor[: len(anchor) - (node.level - 1)]
         base = ".".join(anchor + ([base] if base else []))
     return [base] + [f"{base}.{alias.name}" for alias in node.names]
+
+
+def _targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool,
+             known: dict[str, Path]) -> set[str]:
+    """Project modules an import statement makes this module depend on. `from pkg import sub`
+    (a submodule) depends on `pkg.sub`, not on what `pkg/__init__.py` imports: the package's
+    __init__ may import its own submodules without that being a cycle."""
+    names = _imported_names(node, module, is_package)
+    if isinstance(node, ast.ImportFrom):
+        subs = [n for n in names[1:] if n in known]
+        rest = len(subs) < len(names) - 1
+        names = subs + ([names[0]] if rest else [])
+    targets = {_resolve(name, known) for name in names}
+    return {t for t in targets if t is not None and t != module}
 
 
 def _resolve(name: str, known: dict[str, Path]) -> str | None:
@@ -92,10 +106,7 @@ def _graph() -> tuple[dict[str, set[str]], list[str]]:
         top, late = _scan(path)
         is_package = path.name == "__init__.py"
         for node in top:
-            for name in _imported_names(node, module, is_package):
-                target = _resolve(name, known)
-                if target is not None and target != module:
-                    edges[module].add(target)
+            edges[module] |= _targets(node, module, is_package, known)
         for node in late:
             names = _imported_names(node, module, is_package)
             for name in names[:1] if isinstance(node, ast.ImportFrom) else names:
@@ -173,6 +184,11 @@ def test_the_checker_sees_a_cycle_and_a_late_import(tmp_path):
     """The walkers above must be able to fail: a two-module cycle is one component, and an
     import inside a function is reported while `import ray` there is allowed."""
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
+    known = {"pkg": Path("pkg/__init__.py"), "pkg.sub": Path("pkg/sub.py"), "pkg.other": Path("pkg/other.py")}
+    (node,) = ast.parse("from pkg import sub, CONSTANT").body
+    assert _targets(node, "pkg.other", False, known) == {"pkg.sub", "pkg"}
+    (node,) = ast.parse("from pkg import sub").body
+    assert _targets(node, "pkg.other", False, known) == {"pkg.sub"}
     source = tmp_path / "m.py"
     source.write_text("import os\n\ndef f():\n    import json\n    import ray\n")
     top, late = _scan(source)

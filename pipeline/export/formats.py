@@ -20,7 +20,8 @@ DATASET_FORMATS = {"ave": "ave", "llp": "llp", "vggsound-avel": "vggsound-avel",
 
 
 def export_format(workdir: str | Path, fmt: str, out: str | Path, dtype: str | None = None,
-                  visual: str = "resnet_layer3") -> ExportReport:
+                  visual: str = "resnet_layer3", allow_missing: bool = False,
+                  background_workdir: Path | None = None, cpsp_resnet: bool = False) -> ExportReport:
     """Write the store's features in format `fmt` under `out`; dtype defaults per format
     (ave float64, as the shipped h5; llp and vggsound-avel float32)."""
     if fmt == "ave":
@@ -29,9 +30,13 @@ def export_format(workdir: str | Path, fmt: str, out: str | Path, dtype: str | N
             files = load_config(workdir).dataset.files
             if "orders_dir" in files:
                 orders_dir = resolve(workdir, files["orders_dir"])
-        return export_ave.export(workdir, out, dtype=dtype or "float64", orders_dir=orders_dir)
+            if background_workdir is None and files.get("background_workdir"):
+                background_workdir = resolve(workdir, files["background_workdir"])
+        return export_ave.export(workdir, out, dtype=dtype or "float64", orders_dir=orders_dir,
+                                 background_workdir=background_workdir, cpsp_resnet=cpsp_resnet,
+                                 allow_missing=allow_missing)
     if fmt == "llp":
-        return export_llp.export(workdir, out, dtype=dtype or "float32")
+        return export_llp.export(workdir, out, dtype=dtype or "float32", allow_missing=allow_missing)
     if fmt == "vggsound-avel":
         return export_vggsound_avel.export(workdir, out, visual=visual, dtype=dtype or "float32")
     raise InputError(f"unknown export format {fmt!r}; formats: {', '.join(FORMATS)}", field="--format")

@@ -6,8 +6,9 @@ of many clips into full batches on the device (channels_last, inference_mode, au
 bf16/fp16) → each finished clip is folded (`assemble`) → every `flush_clips` clips a store
 part is written, THEN those clips are marked done in the ledger `extract-<extractor>`.
 At the end the parts are consolidated into `features/<name>/<shard>.h5` (manifest order)
-and `index.h5` is rebuilt. A kill loses at most the clips since the last part; a rerun
-reconciles clips found in parts but not yet marked done, and never stores a clip twice.
+and, when it was the last shard through, `index.h5` is built. A kill loses at most the clips
+since the last part; a rerun reconciles clips found in parts but not yet marked done, and
+never stores a clip twice.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from pipeline.store import clips as clip_store
 from pipeline.store import features as store
 from pipeline.core.config import Config, ExtractConfig
 from pipeline.core.errors import InputError
-from pipeline.store.index import manifest_order, rebuild_index  # noqa: F401 (rebuild_index: re-exported)
+from pipeline.store.index import index_when_complete, manifest_order, rebuild_index  # noqa: F401 (rebuild_index: re-exported)
 from pipeline.store.same_settings import differing_settings
 from pipeline.core.ledger import DONE, Ledger
 from pipeline.datasets.manifest import load_manifest
@@ -273,8 +274,9 @@ def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
     rows = store.consolidate(shard_file, order=order, attrs=attrs) if (
         shard_file.is_file() or store.parts_dir(shard_file).is_dir()) else 0
     summary["rows"] = rows
-    if rows:
-        summary["index"] = str(store.build_index(wd.features_dir(name), manifest_order(wd)))
+    index = index_when_complete(workdir, name, shard.count) if rows else None
+    if index is not None:
+        summary["index"] = str(index)
     return summary
 
 

@@ -28,7 +28,7 @@ from pipeline.core.config import Config
 from pipeline.core.errors import InputError
 from pipeline.datasets.manifest import load_manifest
 from pipeline.store import FeatureReader, open_features
-from pipeline.train.runs import network_to_evaluate, run_dir
+from pipeline.train.runs import eval_dir, network_to_evaluate, run_dir
 
 log = logging.getLogger(__name__)
 STORE_NAMES = {"audio_features": "vggish", "visual_2d_features": "resnet152",
@@ -135,7 +135,7 @@ def evaluate_avvp(workdir: Path, config: Config, preset: Any, split: str,
     for so_a, so_v, gt_a, gt_v in zip(collected["so_a"], collected["so_v"],
                                       collected["gt_a"], collected["gt_v"]):
         scorer.add(so_a, so_v, gt_a, gt_v)
-    out_dir = trainer.out_dir / "eval" / split
+    out_dir = eval_dir(trainer.out_dir, split, checkpoint, official_arch)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [str(splits[split].weak["filename"][int(i)]) for i in collected["index"]]
     plot_avvp_timelines(collected["so_a"], collected["so_v"], collected["gt_a"], collected["gt_v"],

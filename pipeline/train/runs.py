@@ -3,6 +3,7 @@ stage (`pipeline.train.stage`) and the AVVP one (`pipeline.train.avvp`)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,18 @@ from models.weights.checkpoints import load_official
 
 def run_dir(workdir: str | Path, task: str, model: str) -> Path:
     return Path(workdir) / "train" / f"{task}__{model}"
+
+
+def eval_dir(run: Path, split: str, checkpoint: str | Path | None,
+             official_arch: str | None = None) -> Path:
+    """Where an evaluation writes: `eval/<split>` for the run's own best.pt; a checkpoint
+    passed in gets its own folder, `eval/checkpoints/<stem>-<hash of its path>[-arch]/<split>`,
+    so evaluating a foreign file never overwrites the run's results."""
+    if checkpoint is None:
+        return run / "eval" / split
+    path = Path(checkpoint).resolve()
+    tag = f"{path.stem}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+    return run / "eval" / "checkpoints" / (f"{tag}-{official_arch}" if official_arch else tag) / split
 
 
 def network_to_evaluate(trainer: Any, checkpoint: str | Path | None, official_arch: str | None,
