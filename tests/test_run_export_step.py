@@ -17,6 +17,8 @@ from tests.fixtures_export import fill_store, llp_workdir
 def test_run_exports_an_llp_workdir_in_the_avvp_layout(tmp_path, shared_data):
     wd = llp_workdir(tmp_path / "w", shared_data, limit=3)
     stored = fill_store(wd, "vggish", (10, 128), seed=1)
+    fill_store(wd, "resnet152", (80, 2048), seed=2)  # LLP exports need all three features
+    fill_store(wd, "r2plus1d_18", (10, 512), seed=3)
     report = export_for_run(wd, load_config(wd))
     assert report["format"] == "llp" and report["rows"] == 3
     out = wd / "export" / "llp"
