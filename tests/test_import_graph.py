@@ -19,7 +19,9 @@ PACKAGES = ("pipeline", "extractors", "models")
 # load TensorFlow into every process. triton must come just before TensorFlow
 # (extractors/tensorflow_import.py); torch.utils.tensorboard imports TensorFlow when it is
 # installed unless a stub is put in place first (models/training/trainer.py).
-LATE_IMPORT_ALLOWED = ("tensorflow", "tf_keras", "tf_slim", "ray", "triton", "torch.utils.tensorboard")
+# moviepy: the `demo` extra, imported where the demo renders video.
+LATE_IMPORT_ALLOWED = ("tensorflow", "tf_keras", "tf_slim", "ray", "triton", "torch.utils.tensorboard",
+                       "moviepy")
 
 
 def _allowed_late(name: str) -> bool:

@@ -51,7 +51,7 @@ def plot_timelines(pred: np.ndarray, target: np.ndarray, names: Sequence[str],
     fig = Figure(figsize=(10, 1.2 * len(pick) + 0.4))  # no pyplot: no global backend state
     axes = fig.subplots(len(pick), 1, squeeze=False)
     for ax, i in zip(axes[:, 0], sorted(pick)):
-        for row, (label, seq) in enumerate((("truth", target[i]), ("pred", pred[i]))):
+        for row, (_label, seq) in enumerate((("truth", target[i]), ("pred", pred[i]))):
             for t, c in enumerate(seq):
                 colour = (0.85, 0.85, 0.85) if c == bg else cmap(int(c) % 20)
                 ax.add_patch(Rectangle((t, 1 - row), 1, 0.9, color=colour))

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from moviepy import VideoClip, VideoFileClip
 from PIL import Image, ImageDraw
 
 from pipeline.core import atomic
@@ -44,6 +43,8 @@ def bars_image(width: int, gt: Sequence[int], pred: Sequence[int], t: float,
 def write_preview(video: str | Path, gt: Sequence[int], pred: Sequence[int], out: str | Path,
                   *, seconds: float | None = None, fps: int = 8) -> Path:
     """Render `video` (first `seconds`) with GT/prediction bars below; -1 = background."""
+    from moviepy import VideoClip, VideoFileClip  # the `demo` extra
+
     source = VideoFileClip(str(video), audio=False)
     duration = min(seconds or source.duration, source.duration)
     width = source.w - source.w % 2

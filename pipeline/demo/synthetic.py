@@ -16,7 +16,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from moviepy import AudioClip, VideoClip
 from tqdm import tqdm
 
 from pipeline.core import atomic
@@ -106,6 +105,8 @@ def render_clip(clip: SyntheticClip, path: Path, *, size: tuple[int, int] = (160
         event = (t >= clip.start) & (t < clip.end)
         signal = noise + np.where(event, 0.5 * np.sin(2 * np.pi * tone * t), 0.0)
         return np.stack([signal, signal], axis=-1) if signal.ndim else np.array([signal, signal])
+
+    from moviepy import AudioClip, VideoClip  # the `demo` extra
 
     video = VideoClip(frame_function=frame, duration=DURATION)
     audio = AudioClip(frame_function=sound, duration=DURATION, fps=AUDIO_RATE)

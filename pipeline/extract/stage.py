@@ -82,7 +82,8 @@ def package_versions() -> dict[str, str]:
 def provenance(extractor: Extractor, settings: ExtractConfig, device: torch.device,
                config_hash: str) -> dict[str, Any]:
     """Attrs that make a feature file self-describing and reproducible."""
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    device_name = (torch.cuda.get_device_name(device) if device.type == "cuda"
+                   else platform.processor() or "cpu")
     return {"extractor": extractor.name, "recipe": json.dumps(extractor.recipe(), sort_keys=True),
             "weights": extractor.weights_id, "precision": settings.precision,
             "device": f"{device.type} ({device_name})", "store_dtype": settings.store_dtype,
@@ -263,8 +264,8 @@ def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
                                "device": str(device), "precision": settings.precision}
     if todo:
         started = time.perf_counter()
-        done, failed, items, timings = _extract_clips(extractor, clips_file, todo, settings, device, shard_file,
-                                             attrs, ledger, progress)
+        done, failed, items, timings = _extract_clips(extractor, clips_file, todo, settings, device,
+                                                      shard_file, attrs, ledger, progress)
         seconds = time.perf_counter() - started
         summary.update(done=done, failed=failed, seconds=round(seconds, 3),
                        clips_per_s=round(done / seconds, 3) if seconds else None,
