@@ -2,12 +2,13 @@
 
 Entries are import paths, resolved on first use: `avel --help` must not import torchvision
 or TensorFlow, and a family whose optional dependency is missing fails only when asked for.
-To add a family, add one line here and one file under `extractors/`.
+To add a family, add one line here and one file under `extractors/`. (The same table shape
+as `models.registry.LazyTable`; `extractors` may not import `models`.)
 """
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from typing import Any
 
 from extractors.base import Extractor
@@ -30,8 +31,7 @@ def extractor_class(name: str) -> type[Extractor]:
     """The class registered as `name`; KeyError listing the known names otherwise."""
     if name not in CATALOG:
         raise KeyError(f"unknown extractor {name!r}; known: {', '.join(names())}")
-    module_name, _, class_name = CATALOG[name].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return pkgutil.resolve_name(CATALOG[name])
 
 
 def create(name: str, **options: Any) -> Extractor:

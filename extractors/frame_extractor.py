@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from extractors.base import ClipInput, Extractor
-from extractors.frames import ImageRecipe, decode_many, normalise, require_frames, select_indices
+from extractors.frame_selection import select_indices
+from extractors.frames import ImageRecipe, decode_many, normalise, require_frames
 from extractors.weights_source import build_seeded, load_state
 
 

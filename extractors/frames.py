@@ -58,12 +58,6 @@ class ImageRecipe:
         return replace(self, size=size, resize_to=resize_to)
 
 
-def select_indices(n_frames: int, count: int) -> np.ndarray:
-    """`round(linspace(0, n-1, count))` with numpy's half-to-even rounding, as the LLP
-    scripts pick 80 of a clip's frames (repeats frames when there are fewer than `count`)."""
-    return np.round(np.linspace(0, n_frames - 1, count)).astype(np.int64)
-
-
 def require_frames(frames: list[bytes], minimum: int) -> None:
     if len(frames) < minimum:
         raise ClipRejected("too_few_frames", f"{len(frames)} frames, the recipe needs at least {minimum}")

@@ -35,6 +35,7 @@ from extractors.vggish_frontend import (
     waveform_to_examples,
 )
 from extractors.vggish_postprocess import Rounding, load_pca_params, postprocess
+from extractors.vggish_tf import VGGishTF
 from extractors.weights_cache import cached_file, sha256_of
 
 __all__ = ["VGGish", "vggish", "load_weights", "waveform_to_examples", "postprocess",
@@ -161,8 +162,6 @@ class VGGishExtractor(Extractor):
             self.net, self.weights_id = vggish(weights, fc2_relu=fc2_relu, seed=seed)
             self.tf_model = None
         else:
-            from extractors.vggish_tf import VGGishTF
-
             self.net = None
             self.tf_model = VGGishTF(None if weights in (None, "random") else
                                      (cached_file("vggish_model.ckpt") if weights in PRETRAINED

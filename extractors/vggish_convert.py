@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from extractors.tensorflow_import import import_tf
+
 #: TF variable scope → torch parameter prefix (torchvggish's layer indices)
 LAYERS: dict[str, str] = {
     "vggish/conv1": "features.0",
@@ -49,8 +51,6 @@ def convert_variables(variables: dict[str, np.ndarray]) -> dict[str, torch.Tenso
 
 def read_checkpoint(checkpoint: str | Path) -> dict[str, np.ndarray]:
     """All variables of a TF checkpoint (V1 single file like the release's, or V2 prefix)."""
-    from extractors.tensorflow_import import import_tf
-
     tf, _ = import_tf()
     path = Path(checkpoint)
     if not path.is_file() and not Path(f"{path}.index").is_file():

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import resampy
 import torch
 
 Recipe = Literal["whole-clip", "ave"]
@@ -122,8 +123,6 @@ def resample(data: np.ndarray, sample_rate: int) -> np.ndarray:
     check_rate(sample_rate)
     if sample_rate == SAMPLE_RATE:
         return data
-    import resampy
-
     return resampy.resample(data, sample_rate, SAMPLE_RATE, filter="kaiser_best")
 
 

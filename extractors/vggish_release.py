@@ -13,6 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from extractors.vggish_convert import convert_checkpoint
 from extractors.weights_cache import cache_dir, fetch
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,6 @@ def fetch_vggish(mirror: str | None = None, force: bool = False) -> dict[str, Pa
         paths[item.name] = fetch(url, item.name, item.sha256, force=force)
     target = cache_dir() / "vggish.pt"
     try:
-        from extractors.vggish_convert import convert_checkpoint
-
         convert_checkpoint(paths["vggish_model.ckpt"], target)
     except ImportError:
         log.warning("TensorFlow not installed: using the torchvggish state_dict as vggish.pt")

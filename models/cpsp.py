@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from models.psp_blocks import AVGA, LSTM_A_V, PSP, Classify, av_similarity, two_linear
-from models.registry import register
 
 FLAGS = ("psp", "cpsp", "sspsp")
 FULLY_THRESHOLD = 0.099
@@ -166,16 +165,3 @@ def build_cpsp(flag: str, setting: str, dataset: str, category_num: int | None =
         cls2 = ResNetCPSPFully if fully else ResNetCPSPWeakly
         return cls2(vis_fea_type="resnet", flag=flag, category_num=c, thr_val=thr, **kw)  # type: ignore[arg-type]
     raise ValueError(f"dataset must be 'ave' or 'vggsound', got {dataset!r}")
-
-
-def _register_all() -> None:
-    for flag in FLAGS:
-        for setting in ("fully", "weakly"):
-            for dataset in ("ave", "vggsound"):
-                def builder(flag: str = flag, setting: str = setting, dataset: str = dataset,
-                            **kw: object) -> nn.Module:
-                    return build_cpsp(flag, setting, dataset, **kw)  # type: ignore[arg-type]
-                register(f"{flag}-{setting}-{dataset}")(builder)
-
-
-_register_all()

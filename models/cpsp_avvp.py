@@ -34,8 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.han import D_MODEL, N_CLASSES, fuse_visual, mmil_loss, mmil_pooling
-from models.registry import register
+from models.han import D_MODEL, N_CLASSES, fuse_visual, mmil_pooling
 
 THRESHOLD = 0.090
 SIM_TEMPERATURE = 0.2
@@ -157,33 +156,9 @@ def video_contrastive(features: torch.Tensor, target: torch.Tensor, ratio: float
     return (-torch.log(pos_item / (pos_item + neg_item))).mean()
 
 
-def psp_avvp_loss(outputs: tuple, target: torch.Tensor, vcon: bool,
-                  lambda_v: float = VCON_WEIGHT, ratio: float = VCON_RATIO,
-                  eta: float = VCON_ETA) -> torch.Tensor:
-    """Three BCE terms (visual target smoothed) + similarity term (+ vcon for CPSP)."""
-    x, global_prob, a_prob, v_prob, _, sims, mask = outputs
-    target = target.to(global_prob.dtype)
-    loss = mmil_loss(global_prob, a_prob, v_prob, target) + smoothed_cross_entropy(sims, mask)
-    if vcon:
-        extra = video_contrastive(x, target, ratio, eta)
-        if not torch.isnan(extra):
-            loss = loss + lambda_v * extra
-    return loss
-
-
-def psp_loss(outputs: tuple, target: torch.Tensor) -> torch.Tensor:
-    return psp_avvp_loss(outputs, target, vcon=False)
-
-
-def cpsp_loss(outputs: tuple, target: torch.Tensor) -> torch.Tensor:
-    return psp_avvp_loss(outputs, target, vcon=True)
-
-
-@register("psp_avvp")
 def build_psp_avvp(**kwargs) -> PSPMMIL:
     return PSPMMIL(**kwargs)
 
 
-@register("cpsp_avvp")
 def build_cpsp_avvp(**kwargs) -> PSPMMIL:
     return PSPMMIL(**kwargs)

@@ -24,7 +24,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.registry import register
 
 N_CLASSES = 25
 D_MODEL = 512
@@ -185,19 +184,5 @@ def mmil_loss_terms(global_prob: torch.Tensor, a_prob: torch.Tensor, v_prob: tor
             "global": F.binary_cross_entropy(global_prob.clamp(lo, hi), target)}
 
 
-def mmil_loss(global_prob: torch.Tensor, a_prob: torch.Tensor, v_prob: torch.Tensor,
-              target: torch.Tensor) -> torch.Tensor:
-    """The sum of the three `mmil_loss_terms` (the whole HAN training loss)."""
-    terms = mmil_loss_terms(global_prob, a_prob, v_prob, target)
-    return terms["audio"] + terms["visual"] + terms["global"]
-
-
-def han_loss(outputs: tuple[torch.Tensor, ...], target: torch.Tensor) -> torch.Tensor:
-    """Training loss of HAN from its forward tuple and the [B, 25] weak labels."""
-    global_prob, a_prob, v_prob, _ = outputs
-    return mmil_loss(global_prob, a_prob, v_prob, target)
-
-
-@register("han")
 def build_han(**kwargs) -> HAN:
     return HAN(**kwargs)

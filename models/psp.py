@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from models.psp_blocks import AVGA, LSTM_A_V, PSP, Classify, av_similarity, two_linear
-from models.registry import register
 
 FULLY_THRESHOLD = 0.099
 WEAKLY_THRESHOLD = 0.095
@@ -93,11 +92,9 @@ class PSPWeakly(nn.Module):
         return out_avg, score
 
 
-@register("psp-fully")
 def psp_fully(category_num: int = 29, **kw: object) -> PSPFully:
     return PSPFully(category_num=category_num, **kw)  # type: ignore[arg-type]
 
 
-@register("psp-weakly")
 def psp_weakly(category_num: int = 29, **kw: object) -> PSPWeakly:
     return PSPWeakly(category_num=category_num, **kw)  # type: ignore[arg-type]

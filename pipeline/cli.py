@@ -1,24 +1,74 @@
 """The `avel` command line: parses arguments and calls stage functions, nothing more.
 
-Each command lives in `pipeline/commands/<name>.py` as a click command named `command`;
-they are found by listing that package, so adding a stage touches no shared file.
+Each command lives in `pipeline/commands/<name>.py` as a click command; `COMMANDS` below
+lists them (the `models.registry` table shape) and a command's module is imported only when
+that command runs. `avel --help` lists them from `SUMMARIES` (each command's first sentence,
+pinned by tests/test_registry.py) so that it does not import torch for a listing.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 import sys
 
 import click
 
-import pipeline.commands
+from models.registry import LazyTable
 from pipeline import __version__
 from pipeline.core.errors import explain
 
+#: `avel NAME` → "module:click command"
+COMMANDS = LazyTable("command", {
+    "compare": "pipeline.commands.compare:command",
+    "cut": "pipeline.commands.cut:command",
+    "demo": "pipeline.commands.demo:command",
+    "download": "pipeline.commands.download:command",
+    "eval": "pipeline.commands.eval:command",
+    "export": "pipeline.commands.export:command",
+    "export-checkpoint": "pipeline.commands.export_checkpoint:command",
+    "extract": "pipeline.commands.extract:extract_command",
+    "import": "pipeline.commands.import_:command",
+    "index": "pipeline.commands.extract:index_command",
+    "init": "pipeline.commands.init:command",
+    "manifest": "pipeline.commands.manifest:command",
+    "run": "pipeline.commands.run:command",
+    "status": "pipeline.commands.status:command",
+    "train": "pipeline.commands.train:command",
+    "weights": "pipeline.commands.weights:weights_group",
+})
+SUMMARIES = {
+    "compare": "Print the accuracy of several runs side by side and plot them as bars.",
+    "cut": "Cut each clip's audio (16 kHz PCM) and frames (JPEG, per the frames recipe).",
+    "demo": "Generate, serve, download, cut, extract (random weights), train CPSP + AV_att, evaluate.",
+    "download": "Download every pending clip of the shard into raw/<shard>/ (resumable).",
+    "eval": "Evaluate segment accuracy; write per_class.csv and timelines.png.",
+    "export": "Write the store's features and the manifest's labels in an original on-disk format.",
+    # click's short help also ends at "(module." (the first word ending in a full stop)
+    "export-checkpoint": "Write a trained run's weights as the authors' repository saves them (module.",
+    "extract": "Run extractors over this shard's cut clips; resumable per clip; prints a JSON summary.",
+    "import": "Read the authors' released features into the feature store, one row per manifest "
+              'clip, with attrs weights="imported: <path>".',
+    "index": "Fold leftover parts into shard files and rebuild features/<name>/index.h5.",
+    "init": "Write a starting avel.yaml carrying the original recipes for DATASET.",
+    "manifest": "Read the dataset's list files and write manifest.parquet (one row per clip).",
+    "run": "Run the stages in order, skipping finished work; exit 0 done, 1 failures, 4 pending.",
+    "status": "Show per stage and shard how many clips are done, failed (by reason) or pending.",
+    "train": "Train a model on the extracted features (checkpoints, metrics.json, TensorBoard, curves).",
+    "weights": "Fetch released weights into the cache ($AVEL_HOME, default ~/.cache/avel) and convert them.",
+}
+
 
 class AvelGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return COMMANDS.names()
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return COMMANDS[cmd_name] if cmd_name in COMMANDS else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        listing = click.Group(commands=[click.Command(name, help=SUMMARIES[name]) for name in COMMANDS])
+        listing.format_commands(ctx, formatter)
+
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
@@ -44,13 +94,6 @@ def app(verbose: int) -> None:
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-for info in sorted(pkgutil.iter_modules(pipeline.commands.__path__), key=lambda m: m.name):
-    module = importlib.import_module(f"pipeline.commands.{info.name}")
-    for cmd in getattr(module, "commands", [getattr(module, "command", None)]):
-        if cmd is not None:
-            app.add_command(cmd)
 
 
 def main() -> None:

@@ -8,9 +8,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.cpsp_avvp import (PositiveSamplePropagation, PSPMMIL, cpsp_loss, psp_loss,
-                              smoothed_cross_entropy, video_contrastive)
+from models.cpsp_avvp import PositiveSamplePropagation, PSPMMIL, smoothed_cross_entropy, video_contrastive
 from models.registry import build
+from models.training.avvp_task import avvp_loss
+from models.training.presets import get_preset
+
+
+def psp_loss(outputs, target):
+    """The PSP-AVVP loss `avel train --task avvp --model psp` runs (its preset's options)."""
+    return avvp_loss(outputs, target, get_preset("avvp", "psp").options)[0]
+
+
+def cpsp_loss(outputs, target):
+    return avvp_loss(outputs, target, get_preset("avvp", "cpsp").options)[0]
 
 
 def inputs(b: int = 2, seed: int = 0):
@@ -62,6 +72,24 @@ def test_smoothed_cross_entropy_matches_the_formula():
     log_p = torch.log_softmax(logits, dim=-1)[0]
     expected = -(0.9 * log_p[0] + sum(0.1 / 9 * log_p[j] for j in range(1, 10)))
     assert smoothed_cross_entropy(logits, target).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_psp_training_loss_adds_the_similarity_term_to_the_three_bce_terms():
+    """On `avel train`'s path: PSP = HAN's BCE terms + label-smoothed CE of the similarities
+    (0.9 on a segment's own index, 0.1/9 elsewhere), written out here by hand."""
+    torch.manual_seed(4)
+    model = PSPMMIL().eval()
+    target = torch.zeros(2, 25)
+    target[0, 1] = target[1, 7] = 1
+    with torch.no_grad():
+        out = model(*inputs(2))
+        bce, _ = avvp_loss(out, target, {"loss": "han"})
+        log_p = torch.log_softmax(out[5], dim=-1)
+        own = log_p.gather(1, out[6].unsqueeze(1)).squeeze(1)
+        by_hand = -(0.9 * own + 0.1 / 9 * (log_p.sum(-1) - own)).mean()
+        loss, parts = avvp_loss(out, target, get_preset("avvp", "psp").options)
+    assert parts["similarity"] == pytest.approx(by_hand.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(bce.item() + by_hand.item(), rel=1e-5)
 
 
 def _vcon_by_hand(feats, target, ratio, eta):

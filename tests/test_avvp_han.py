@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.han import HAN, han_loss, smoothed_targets
+from models.han import HAN, smoothed_targets
+from models.training.avvp_task import avvp_loss
 from models.weights.han_checkpoint import load_han_checkpoint
 from models.registry import build
 
@@ -110,6 +111,9 @@ def test_official_state_dict_names_and_shapes():
     assert len(sd) == 14 + 2 * 12 + 16 + 20
 
 
+HAN_LOSS = {"loss": "han"}
+
+
 def test_smoothed_targets_follow_the_original_formula():
     y = torch.tensor([[1.0, 0.0]])
     pa, pv = smoothed_targets(y)
@@ -122,7 +126,7 @@ def test_loss_is_three_bce_terms_with_clamping():
     a = torch.tensor([[0.6, 0.3]])
     v = torch.tensor([[0.9, 0.2]])
     y = torch.tensor([[1.0, 0.0]])
-    loss = han_loss((g, a, v, None), y)
+    loss, _ = avvp_loss((g, a, v, None), y, HAN_LOSS)  # the loss `avel train --task avvp` runs
 
     def bce(p, t):
         return -sum(ti * math.log(pi) + (1 - ti) * math.log(1 - pi) for pi, ti in zip(p, t)) / len(p)
@@ -151,16 +155,16 @@ def test_loss_decreases_on_a_separable_set():
     opt = torch.optim.Adam(model.parameters(), lr=3e-4)
     model.eval()
     with torch.no_grad():
-        start = han_loss(model(audio, v2d, v3d), target).item()
+        start = avvp_loss(model(audio, v2d, v3d), target, HAN_LOSS)[0].item()
     model.train()
     for _ in range(5):
         opt.zero_grad()
-        han_loss(model(audio, v2d, v3d), target).backward()
+        avvp_loss(model(audio, v2d, v3d), target, HAN_LOSS)[0].backward()
         opt.step()
     model.eval()
     with torch.no_grad():
         global_prob = model(audio, v2d, v3d)[0]
-        end = han_loss(model(audio, v2d, v3d), target).item()
+        end = avvp_loss(model(audio, v2d, v3d), target, HAN_LOSS)[0].item()
     assert end < 0.5 * start
     assert ((global_prob >= 0.5).float() == target).float().mean() > 0.95
 

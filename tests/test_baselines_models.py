@@ -12,7 +12,7 @@ from models import registry
 from models.baselines.eccv18_attention import dmrn_fusion
 from models.training.baseline_fit import step
 from models.training.baseline_objectives import OBJECTIVES
-from models.training.baseline_hparams import get_preset
+from models.training.baseline_hparams import get_baseline_hparams
 
 B = 2
 
@@ -153,7 +153,7 @@ def _fixed_batch(dtype):
 
 @pytest.mark.parametrize("name,task", STEP_CASES)
 def test_one_step_lowers_loss_on_fixed_batch(name, task):
-    preset = get_preset(name, task)
+    preset = get_baseline_hparams(task, name)
     objective = OBJECTIVES[preset.objective]
     torch.manual_seed(0)
     model = registry.build(name, **preset.model_kwargs)

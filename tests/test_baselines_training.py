@@ -12,7 +12,7 @@ import torch
 
 from models.training.baseline_data import load_ave_dir, video_labels
 from models.training.baseline_fit import train_baseline
-from models.training.baseline_hparams import get_preset
+from models.training.baseline_hparams import get_baseline_hparams
 from tests.fixtures_baselines import write_ave_dir
 
 FAST = {"epochs": 2, "batch_size": 3, "eval_batch_size": 4, "eval_every": 2, "dtype": "float32"}
@@ -68,10 +68,10 @@ def test_video_labels_derived_when_mil_file_missing(ave):
 
 
 def test_presets_keep_original_values_and_default_to_val_selection():
-    cmbs = get_preset("cmbs", "ave-fully")
+    cmbs = get_baseline_hparams("ave-fully", "cmbs")
     assert (cmbs.lr, cmbs.clip_grad_norm, cmbs.epochs, cmbs.seed) == (7e-4, 0.5, 200, 43)
     assert cmbs.select_on == "val" and cmbs.original_select_on == "test"
-    assert get_preset("av_att", "ave-fully").schedule.step_size == 15000
-    assert get_preset("cmbs", "ave-weakly").options["cmbs_weak_double_sigmoid"] is False
+    assert get_baseline_hparams("ave-fully", "av_att").schedule.step_size == 15000
+    assert get_baseline_hparams("ave-weakly", "cmbs").options["cmbs_weak_double_sigmoid"] is False
     with pytest.raises(ValueError, match="unknown preset field"):
-        get_preset("av_att", "ave-fully", {"learning_rate": 1})
+        get_baseline_hparams("ave-fully", "av_att", {"learning_rate": 1})

@@ -9,12 +9,12 @@ import pytest
 from pipeline.core.config_schema import build
 from pipeline.core.config import CutConfig
 from pipeline.cut.frames import DecodeError, split_jpegs
-from pipeline.cut.recipes import ave_selection, frames_recipe, llp_selection, select
+from pipeline.cut.recipes import ave_selection, frames_recipe, select
 
 
 def test_llp_selection_is_avvp_round_linspace_over_82_frames():
     # AVVP-ECCV20 extract_rgb_feat.py: np.round(np.linspace(0, len(image_list) - 1, 80))
-    got = llp_selection(82)
+    got = select(frames_recipe("llp-8fps"), 82, 10)
     assert len(got) == 80 and got[0] == 0 and got[-1] == 81
     step = 81 / 79
     expected = [int(np.round(k * step)) for k in range(80)]

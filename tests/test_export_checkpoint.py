@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import models.zoo  # noqa: F401
 from models.weights.checkpoints import LOADERS, load_official
 from models.weights.export import LAYOUTS, export_official
 from pipeline.commands.export_checkpoint import export_checkpoint

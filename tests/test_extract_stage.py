@@ -17,9 +17,10 @@ from extractors import catalog
 from extractors.base import ClipInput
 from pipeline.core.config import load_config
 from pipeline.core.errors import InputError
-from pipeline.extract.stage import BatchPacker, run_extract, stage_name
+from pipeline.extract.stage import BatchPacker, run_extract
 from pipeline.core.ledger import Ledger
 from pipeline.core.sharding import Shard, shard_of
+from pipeline.core.workdir import ledger_stage
 from pipeline.store import open_features
 from tests.fixtures_visual import TINY_VGG, jpeg_frames, write_workdir
 
@@ -107,7 +108,7 @@ def test_clip_with_too_few_frames_is_a_recorded_failure_and_rerun_is_idempotent(
     config = load_config(wd.root)
     first = run_extract(wd.root, "vgg19", Shard(0, 1), config, progress=False)
     assert (first["done"], first["failed"], first["rows"]) == (2, 1, 2)
-    with Ledger(wd.ledger(stage_name("vgg19"), Shard(0, 1))) as ledger:
+    with Ledger(wd.ledger(ledger_stage("extract", "vgg19"), Shard(0, 1))) as ledger:
         entry = ledger.get("short")
         assert entry.status == "failed" and entry.reason == "too_few_frames" and entry.permanent
         assert ledger.get("ok1").status == "done"

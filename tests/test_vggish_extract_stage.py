@@ -16,11 +16,11 @@ from extractors.base import ClipInput
 from extractors.vggish import VGGishExtractor
 from pipeline.store import clips as clip_store
 from pipeline.core.config import load_config
-from pipeline.extract.stage import run_extract, stage_name
+from pipeline.extract.stage import run_extract
 from pipeline.core.ledger import Ledger
 from pipeline.core.sharding import Shard
 from pipeline.store import open_features
-from pipeline.core.workdir import Workdir
+from pipeline.core.workdir import Workdir, ledger_stage
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,6 @@ def test_recipe_and_random_weights_are_recorded(workdir):
 
 def test_too_short_audio_is_a_ledger_failure_with_reason(workdir):
     root, *_ = workdir
-    ledger = Ledger(Workdir(root).ledger(stage_name("vggish"), Shard(0, 1)))
+    ledger = Ledger(Workdir(root).ledger(ledger_stage("extract", "vggish"), Shard(0, 1)))
     entry = ledger.get("silent")
     assert entry.status == "failed" and entry.reason == "audio_too_short"

@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from torch.nn import init
 
 from models.baselines.eccv18_attention import AudioGuidedAttentionBase
-from models.registry import register
 
 
 class AVAtt(AudioGuidedAttentionBase):
@@ -52,11 +51,9 @@ class AVAttWeak(AVAtt):
         return F.softmax(score.max(dim=1).values, dim=-1), score
 
 
-@register("av_att")
 def av_att(**kw) -> AVAtt:
     return AVAtt(**kw)
 
 
-@register("av_att_weak")
 def av_att_weak(**kw) -> AVAttWeak:
     return AVAttWeak(**kw)

@@ -9,7 +9,6 @@ import torch.nn as nn
 
 from models.baselines.cpsp_heads import apply_heads, build_heads
 from models.baselines.eccv18_attention import AudioGuidedAttentionBase, dmrn_fusion, residual_mlp
-from models.registry import register
 
 
 class AVEL(AudioGuidedAttentionBase):
@@ -39,6 +38,5 @@ class AVEL(AudioGuidedAttentionBase):
         return apply_heads(self, fusion, self.flag, self.pooling_type)
 
 
-@register("avel")
 def avel(**kw) -> AVEL:
     return AVEL(**kw)

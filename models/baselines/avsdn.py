@@ -14,7 +14,6 @@ from torch.nn import init
 
 from models.baselines.cpsp_heads import apply_heads, build_heads
 from models.baselines.eccv18_attention import AudioGuidedAttentionBase, dmrn_fusion, residual_mlp
-from models.registry import register
 
 
 class AVSDN(AudioGuidedAttentionBase):
@@ -52,6 +51,5 @@ class AVSDN(AudioGuidedAttentionBase):
         return apply_heads(self, fusion, self.flag, self.pooling_type)
 
 
-@register("avsdn")
 def avsdn(**kw) -> AVSDN:
     return AVSDN(**kw)

@@ -14,7 +14,6 @@ from models.baselines.cmran import SpatialChannelAttention
 from models.baselines.relation_blocks import (AudioVideoInter, CrossModalRelationAttModule,
                                               InternalTemporalRelationModule, SupvLocalizeModule,
                                               topk_mean_over_time)
-from models.registry import register
 
 MAIN_CONFIG = {"video_inputdim": 512, "audio_inputdim": 128, "d_model": 256,
                "alpha": 0.1, "gamma": 0.3, "beta": 0.4}
@@ -185,7 +184,6 @@ class CMBSWeak(nn.Module):
         return av_gate.squeeze(-1), raw_logits.squeeze(1), video_probs
 
 
-@register("cmbs")
 def cmbs(flag: str = "fully", config: dict | None = None, category_num: int = 28) -> nn.Module:
     if flag == "fully":
         return CMBS(config, category_num)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.registry import register
 
 KERAS_EPSILON = 1e-7  # K.epsilon(), the floor under the squared distance
 
@@ -46,8 +46,6 @@ KERAS_LAYERS = {"visual.0": "dense_1", "visual.2": "dense_2", "audio.0": "dense_
 
 def load_keras_weights(model: CMMNet, path: str | Path) -> CMMNet:
     """Loads a Keras `save_weights` HDF5 of the original CMM network (kernels are [in, out])."""
-    import h5py
-
     with h5py.File(path, "r") as f:
         for ours, name in KERAS_LAYERS.items():
             if name not in f:
@@ -64,6 +62,5 @@ def load_keras_weights(model: CMMNet, path: str | Path) -> CMMNet:
     return model
 
 
-@register("cmm")
 def cmm(**kw) -> CMMNet:
     return CMMNet(**kw)

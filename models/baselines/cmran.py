@@ -10,7 +10,6 @@ import torch.nn.functional as F
 
 from models.baselines.relation_blocks import (AudioVideoInter, CrossModalRelationAttModule,
                                               InternalTemporalRelationModule, SupvLocalizeModule)
-from models.registry import register
 
 
 class SpatialChannelAttention(nn.Module):
@@ -120,6 +119,5 @@ class CMRANWeak(CMRANBase):
         return self.localize_module(self.fused(video, audio))
 
 
-@register("cmran")
 def cmran(flag: str = "fully", **kw) -> nn.Module:
     return CMRAN(**kw) if flag == "fully" else CMRANWeak(**kw)

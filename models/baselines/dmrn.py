@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch.nn import init
 
 from models.baselines.eccv18_attention import AudioGuidedAttentionBase, dmrn_fusion, residual_mlp
-from models.registry import register
 
 
 class DMRN(AudioGuidedAttentionBase):
@@ -35,6 +34,5 @@ class DMRN(AudioGuidedAttentionBase):
         return F.softmax(self.L2(fused), dim=-1)
 
 
-@register("dmrn")
 def dmrn(**kw) -> DMRN:
     return DMRN(**kw)

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 
 def plot_avvp_timelines(so_a: np.ndarray, so_v: np.ndarray, gt_a: np.ndarray, gt_v: np.ndarray,
@@ -17,13 +19,10 @@ def plot_avvp_timelines(so_a: np.ndarray, so_v: np.ndarray, gt_a: np.ndarray, gt
     """[N,25,10] arrays → PNG with one panel per sampled video; None when there is no video."""
     if len(names) == 0 or n <= 0:
         return None
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rng = np.random.default_rng(seed)
     picks = sorted(rng.choice(len(names), size=min(n, len(names)), replace=False))
-    fig, axes = plt.subplots(len(picks), 1, figsize=(8, 1.6 + 0.9 * len(picks) * 2), squeeze=False)
+    fig = Figure(figsize=(8, 1.6 + 0.9 * len(picks) * 2))  # no pyplot: no global backend state
+    axes = fig.subplots(len(picks), 1, squeeze=False)
     for ax, i in zip(axes[:, 0], picks):
         rows = []  # (label, truth row, prediction row)
         for modality, pred, truth in (("A", so_a[i], gt_a[i]), ("V", so_v[i], gt_v[i])):
@@ -32,9 +31,9 @@ def plot_avvp_timelines(so_a: np.ndarray, so_v: np.ndarray, gt_a: np.ndarray, gt
         for r, (_, truth, pred) in enumerate(rows):
             for s in range(truth.shape[0]):
                 if truth[s]:
-                    ax.add_patch(plt.Rectangle((s, r - 0.4), 1, 0.4, color="tab:green", alpha=0.6))
+                    ax.add_patch(Rectangle((s, r - 0.4), 1, 0.4, color="tab:green", alpha=0.6))
                 if pred[s]:
-                    ax.add_patch(plt.Rectangle((s, r), 1, 0.4, color="tab:blue", alpha=0.8))
+                    ax.add_patch(Rectangle((s, r), 1, 0.4, color="tab:blue", alpha=0.8))
         ax.set_xlim(0, gt_a.shape[-1])
         ax.set_ylim(-0.6, max(len(rows), 1) - 0.4)
         ax.set_yticks(range(len(rows)), [label for label, _, _ in rows], fontsize=7)
@@ -44,6 +43,5 @@ def plot_avvp_timelines(so_a: np.ndarray, so_v: np.ndarray, gt_a: np.ndarray, gt
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=90)
-    plt.close(fig)
     os.replace(tmp, path)
     return path

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 
 @dataclass
@@ -60,8 +61,6 @@ def cross_modal_localization(distances: np.ndarray, match: np.ndarray) -> CMMRes
 
 def pairwise_distances(distance_fn: Callable, video: "np.ndarray", audio: "np.ndarray") -> np.ndarray:
     """video [N,T,512], audio [N,T,128] -> [N,T,T] with [n,i,j] = distance_fn(video[n,i], audio[n,j])."""
-    import torch
-
     v = torch.as_tensor(video)
     a = torch.as_tensor(audio)
     t = v.shape[1]

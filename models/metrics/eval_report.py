@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from models.metrics.ave import per_class_accuracy
 
@@ -42,19 +45,16 @@ def plot_timelines(pred: np.ndarray, target: np.ndarray, names: Sequence[str],
                    class_names: Sequence[str], path: str | Path, n: int = 6, seed: int = 0) -> Path:
     """One row pair per sampled video: ground truth above prediction, one cell per segment,
     coloured by class (background grey), labelled with the class name."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     pick = np.random.default_rng(seed).choice(len(pred), size=min(n, len(pred)), replace=False)
     bg = len(class_names) - 1
-    cmap = plt.get_cmap("tab20")
-    fig, axes = plt.subplots(len(pick), 1, figsize=(10, 1.2 * len(pick) + 0.4), squeeze=False)
+    cmap = colormaps["tab20"]
+    fig = Figure(figsize=(10, 1.2 * len(pick) + 0.4))  # no pyplot: no global backend state
+    axes = fig.subplots(len(pick), 1, squeeze=False)
     for ax, i in zip(axes[:, 0], sorted(pick)):
         for row, (_label, seq) in enumerate((("truth", target[i]), ("pred", pred[i]))):
             for t, c in enumerate(seq):
                 colour = (0.85, 0.85, 0.85) if c == bg else cmap(int(c) % 20)
-                ax.add_patch(plt.Rectangle((t, 1 - row), 1, 0.9, color=colour))
+                ax.add_patch(Rectangle((t, 1 - row), 1, 0.9, color=colour))
                 if c != bg:
                     ax.text(t + 0.5, 1.45 - row, str(class_names[int(c)])[:8], ha="center",
                             va="center", fontsize=6)
@@ -69,6 +69,5 @@ def plot_timelines(pred: np.ndarray, target: np.ndarray, names: Sequence[str],
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=90)
-    plt.close(fig)
     os.replace(tmp, path)
     return path

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
@@ -176,7 +177,6 @@ class VGGSoundAVELDataset(Dataset):
 
     def __init__(self, meta_csv: str | Path, categories: str | Path, audio_dir: str | Path,
                  video_dir: str | Path, label_dir: str | Path, split: str) -> None:
-        import pandas as pd
         meta = pd.read_csv(meta_csv)
         for col in ("video_id", "category", "split"):
             if col not in meta.columns:

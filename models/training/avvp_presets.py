@@ -17,7 +17,7 @@ Deliberate differences, both from the generic trainer's selection rule:
 
 from __future__ import annotations
 
-from models.training.presets import Preset, register_preset
+from models.training.preset import Preset
 
 _COMMON = dict(task="avvp", family="avvp", batch_size=16, eval_batch_size=1, lr=3e-4,
                optimizer="adam", milestones=(10, 20, 30), gamma=0.1, seed=1, num_classes=25,
@@ -27,18 +27,18 @@ _VCON = {"lambda_v": 1.0, "vcon_ratio": 0.9, "vcon_eta": 0.2}
 # `<dir>/AVVP_*.csv` + `<dir>/feats/{vggish,res152,r2plus1d_18}/<id>.npy` (`--set original_dir=...`).
 _DATA = {"original_dir": None}
 
-register_preset(Preset(
-    model="han", arch="han", epochs=40,
-    options={"loss": "han", "gate": "global", **_DATA},
-    notes="AVVP-ECCV20 main_avvp.py (best val segment Type@AV)", **_COMMON))
-register_preset(Preset(
-    model="psp", arch="psp_avvp", epochs=12, threshold=0.090,
-    options={"loss": "psp", "gate": "modality", **_VCON, **_DATA},
-    notes="CPSP repo cpsp_avvp without --vcon_flag", **_COMMON))
-register_preset(Preset(
-    model="cpsp", arch="cpsp_avvp", epochs=12, threshold=0.090,
-    options={"loss": "cpsp", "gate": "modality", **_VCON, **_DATA},
-    notes="CPSP repo cpsp_avvp/run.sh (its missing line continuation would otherwise drop "
-          "every flag)", **_COMMON))
-
-import models.training.avvp_task  # noqa: E402,F401  (registers the "avvp" trainer family)
+PRESETS: tuple[Preset, ...] = (
+    Preset(
+        model="han", arch="han", epochs=40,
+        options={"loss": "han", "gate": "global", **_DATA},
+        notes="AVVP-ECCV20 main_avvp.py (best val segment Type@AV)", **_COMMON),
+    Preset(
+        model="psp", arch="psp_avvp", epochs=12, threshold=0.090,
+        options={"loss": "psp", "gate": "modality", **_VCON, **_DATA},
+        notes="CPSP repo cpsp_avvp without --vcon_flag", **_COMMON),
+    Preset(
+        model="cpsp", arch="cpsp_avvp", epochs=12, threshold=0.090,
+        options={"loss": "cpsp", "gate": "modality", **_VCON, **_DATA},
+        notes="CPSP repo cpsp_avvp/run.sh (its missing line continuation would otherwise drop "
+              "every flag)", **_COMMON),
+)

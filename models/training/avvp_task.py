@@ -8,6 +8,7 @@ of the original evaluation; `summarize` scores them with `models.metrics.avvp`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,9 +19,8 @@ from torch import Tensor
 from models.metrics.avvp import SELECTION_METRIC, AvvpScorer, video_predictions
 from models.cpsp_avvp import smoothed_cross_entropy, video_contrastive
 from models.han import mmil_loss_terms
-from models.training.presets import Preset
+from models.training.preset import Preset
 from models.registry import build
-from models.training.trainer import register_family
 
 
 def probabilities(outputs: tuple) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -49,7 +49,29 @@ def segment_decisions(outputs: tuple, gate: str) -> tuple[np.ndarray, np.ndarray
     return np.stack(so_a), np.stack(so_v)
 
 
-@register_family("avvp")
+def avvp_loss(outputs: tuple, target: Tensor, options: Mapping[str, Any]) -> tuple[Tensor, dict[str, float]]:
+    """The loss `avel train --task avvp` optimises, and its named parts: HAN's three BCE terms
+    (`models.han.mmil_loss_terms`); PSP adds the segment similarity term
+    (`smoothed_cross_entropy`), CPSP also the video contrastive term × lambda_v, skipped when
+    NaN as upstream. `options["loss"]` is han|psp|cpsp."""
+    global_prob, a_prob, v_prob, _ = probabilities(outputs)
+    target = target.to(global_prob.dtype)
+    terms = mmil_loss_terms(global_prob, a_prob, v_prob, target)
+    loss = terms["audio"] + terms["visual"] + terms["global"]
+    parts = {f"bce_{k}": float(v.detach()) for k, v in terms.items()}
+    if options["loss"] in ("psp", "cpsp"):
+        _, _, _, _, _, sims, mask = outputs
+        sim = smoothed_cross_entropy(sims, mask)
+        loss = loss + sim
+        parts["similarity"] = float(sim.detach())
+    if options["loss"] == "cpsp":
+        vcon = video_contrastive(outputs[0], target, options["vcon_ratio"], options["vcon_eta"])
+        if not torch.isnan(vcon):  # no negative (or positive) in the batch: skipped upstream
+            loss = loss + options["lambda_v"] * vcon
+        parts["vcon"] = float(vcon.detach())
+    return loss, parts
+
+
 class AvvpFamily:
     selection_metric = SELECTION_METRIC
 
@@ -74,24 +96,7 @@ class AvvpFamily:
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor], epoch: int
              ) -> tuple[Tensor, dict[str, float]]:
-        out = self._forward(model, batch)
-        global_prob, a_prob, v_prob, _ = probabilities(out)
-        target = batch["label"].to(global_prob.dtype)
-        terms = mmil_loss_terms(global_prob, a_prob, v_prob, target)
-        loss = terms["audio"] + terms["visual"] + terms["global"]
-        parts = {f"bce_{k}": float(v.detach()) for k, v in terms.items()}
-        if self.opt["loss"] in ("psp", "cpsp"):
-            _, _, _, _, _, sims, mask = out
-            sim = smoothed_cross_entropy(sims, mask)
-            loss = loss + sim
-            parts["similarity"] = float(sim.detach())
-        if self.opt["loss"] == "cpsp":
-            x = out[0]
-            vcon = video_contrastive(x, target, self.opt["vcon_ratio"], self.opt["vcon_eta"])
-            if not torch.isnan(vcon):  # no negative (or positive) in the batch: skipped upstream
-                loss = loss + self.opt["lambda_v"] * vcon
-            parts["vcon"] = float(vcon.detach())
-        return loss, parts
+        return avvp_loss(self._forward(model, batch), batch["label"], self.opt)
 
     def predict(self, model: nn.Module, batch: dict[str, Tensor]) -> dict[str, np.ndarray]:
         if "gt_a" not in batch:

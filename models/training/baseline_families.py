@@ -17,9 +17,8 @@ from models.metrics.ave import chance_accuracy, segment_accuracy
 from models.baselines.cmm import contrastive_loss
 from models.metrics.cmm import cross_modal_localization
 from models.training.baseline_objectives import OBJECTIVES
-from models.training.presets import Preset
+from models.training.preset import Preset
 from models.registry import build
-from models.training.trainer import register_family
 
 # how each network is told the number of classes: (keyword, offset added to foreground C)
 CLASS_ARG = {"av_att": ("tagset_size", 1), "av_att_weak": ("tagset_size", 1), "dmrn": ("tagset_size", 1),
@@ -42,7 +41,6 @@ def _cast(model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in batch.items()}
 
 
-@register_family("baseline")
 class BaselineFamily:
     selection_metric = "accuracy"
 
@@ -75,7 +73,6 @@ class BaselineFamily:
                 "chance": chance_accuracy(collected["target"])}
 
 
-@register_family("baseline-cmm")
 class CMMFamily:
     """Pairs are the B*10 (visual, audio) segments of a batch of videos; a pair matches when
     its segment is an audio-visual event (what labels_closs.h5 holds). Visual input is the

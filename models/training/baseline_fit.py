@@ -17,11 +17,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from models.training.baseline_data import AVEFeatures, video_labels
+from models.device import resolve_device
 from models.metrics.cmm import cross_modal_localization, pairwise_distances
-from models.training.baseline_objectives import OBJECTIVES, Batch, Objective
-from models.training.baseline_hparams import BaselinePreset, get_preset
 from models.registry import build
+from models.training.baseline_data import AVEFeatures, video_labels
+from models.training.baseline_hparams import BaselinePreset, get_baseline_hparams
+from models.training.baseline_objectives import OBJECTIVES, Batch, Objective
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def build_baseline(preset: BaselinePreset, device: torch.device | str = "cpu") -> nn.Module:
@@ -129,7 +124,7 @@ def train_baseline(model_name: str, task: str, data: AVEFeatures, out_dir: str |
                    overrides: dict[str, Any] | None = None, device: str = "auto") -> dict[str, Any]:
     """Trains one baseline per its preset, writes `model.pt` (selected weights) and
     `metrics.json` into out_dir, and returns the metrics."""
-    preset = get_preset(model_name, task, overrides)
+    preset = get_baseline_hparams(task, model_name, overrides)
     if task == "ave-cmm":
         return _train_cmm(preset, data, Path(out_dir), device)
     dev = resolve_device(device)

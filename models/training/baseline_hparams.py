@@ -99,7 +99,8 @@ _add("cmm", "ave-cmm", objective="cmm", source="AVE-ECCV18 cmm_train.py (Keras)"
      options={"margin": 2.0})
 
 
-def get_preset(model: str, task: str, overrides: dict[str, Any] | None = None) -> BaselinePreset:
+def get_baseline_hparams(task: str, model: str, overrides: dict[str, Any] | None = None) -> BaselinePreset:
+    """The standalone `baseline_fit` recipe (the trainer's presets are `presets.get_preset`)."""
     if (model, task) not in PRESETS:
         known = ", ".join(f"{m}/{t}" for m, t in sorted(PRESETS))
         raise KeyError(f"no baseline preset for model {model!r} task {task!r}; known: {known}")

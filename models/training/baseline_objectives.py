@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.baselines.cmm import contrastive_loss
+
 Batch = dict[str, torch.Tensor]
 
 
@@ -139,7 +141,6 @@ def _cmm_forward(model, batch):
 
 
 def _cmm_loss(out, batch, opts):
-    from models.baselines.cmm import contrastive_loss
     return contrastive_loss(out, batch["match"], opts.get("margin", 2.0))
 
 

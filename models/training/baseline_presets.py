@@ -1,4 +1,4 @@
-"""Registers the baselines' presets with the generic trainer (`avel train --model NAME
+"""The baselines' presets for the generic trainer (`avel train --model NAME
 --task ave-fully|ave-weakly|ave-cmm`), converted from `models.training.baseline_hparams` so both
 training paths share one set of numbers.
 
@@ -13,10 +13,9 @@ What the generic trainer cannot express, and how it is approximated (the standal
 
 from __future__ import annotations
 
-
-from models.training import baseline_families as trainer_family  # noqa: F401  (registers the families)
-from models.training.baseline_hparams import PRESETS, BaselinePreset
-from models.training.presets import Preset, register_preset
+from models.training import baseline_hparams
+from models.training.baseline_hparams import BaselinePreset
+from models.training.preset import Preset
 
 ITERS_PER_EPOCH = {"ave-fully": 3339 // 64, "ave-weakly": (3339 + 178) // 64}
 
@@ -47,6 +46,5 @@ def to_trainer_preset(bp: BaselinePreset) -> Preset:
                   options=options, notes=f"{bp.source}; see models/training/baseline_presets.py")
 
 
-for _bp in PRESETS.values():
-    register_preset(to_trainer_preset(_bp))
+PRESETS: tuple[Preset, ...] = tuple(to_trainer_preset(bp) for bp in baseline_hparams.PRESETS.values())
 

@@ -14,7 +14,7 @@ Deliberate default: precision float32 (upstream CPSP runs float64: `precision: f
 
 from __future__ import annotations
 
-from models.training.presets import Preset, register_preset
+from models.training.preset import Preset
 
 _CPSP_COMMON = dict(epochs=45, batch_size=64, lr=1e-3, gamma=0.5, clip_grad=0.1, seed=123)
 
@@ -33,32 +33,39 @@ def _cpsp_options(model: str, setting: str, dataset: str) -> dict:
     return opts
 
 
-for _dataset, _task_ds, _classes in (("ave", "ave", None), ("vggsound", "vggsound-avel", None)):
-    for _model in ("psp", "cpsp", "sspsp"):
-        register_preset(Preset(
-            task=f"{_task_ds}-fully", model=_model, family="cpsp-fully",
-            arch=f"{_model}-fully-{_dataset}", milestones=(10, 20, 30), threshold=0.099,
-            num_classes=_classes, options=_cpsp_options(_model, "fully", _dataset),
-            notes="CPSP repo run_fully_supv.sh", **_CPSP_COMMON))
-        register_preset(Preset(
-            task=f"{_task_ds}-weakly", model=_model, family="cpsp-weakly",
-            arch=f"{_model}-weakly-{_dataset}", milestones=(5, 20, 40), threshold=0.095,
-            num_classes=_classes, options=_cpsp_options(_model, "weakly", _dataset),
-            notes="CPSP repo run_weakly_supv.sh (its --vis_fea_type falls back to the yaml's "
-                  "'resnet'; here AVE uses the VGG-19 maps like the fully script)",
-            **_CPSP_COMMON))
+def _cpsp_presets() -> list[Preset]:
+    out = []
+    for dataset, task_ds in (("ave", "ave"), ("vggsound", "vggsound-avel")):
+        for model in ("psp", "cpsp", "sspsp"):
+            out.append(Preset(
+                task=f"{task_ds}-fully", model=model, family="cpsp-fully",
+                arch=f"{model}-fully-{dataset}", milestones=(10, 20, 30), threshold=0.099,
+                num_classes=None, options=_cpsp_options(model, "fully", dataset),
+                notes="CPSP repo run_fully_supv.sh", **_CPSP_COMMON))
+            out.append(Preset(
+                task=f"{task_ds}-weakly", model=model, family="cpsp-weakly",
+                arch=f"{model}-weakly-{dataset}", milestones=(5, 20, 40), threshold=0.095,
+                num_classes=None, options=_cpsp_options(model, "weakly", dataset),
+                notes="CPSP repo run_weakly_supv.sh (its --vis_fea_type falls back to the yaml's "
+                      "'resnet'; here AVE uses the VGG-19 maps like the fully script)",
+                **_CPSP_COMMON))
+    return out
 
-register_preset(Preset(
-    task="ave-fully", model="psp-cvpr21", family="psp-fully", arch="psp-fully",
-    epochs=300, batch_size=128, lr=1e-3, milestones=(60, 120), gamma=0.8, clip_grad=None,
-    seed=123, drop_last=True, eval_every=5, eval_first_at=1, threshold=0.099,
-    options={"lambda_avps": 100.0, "eval_shift": 0},
-    notes="PSP repo fully_supervised_main.py; upstream keeps the best *test* epoch "
-          "(select_on: test)"))
-register_preset(Preset(
-    task="ave-weakly", model="psp-cvpr21", family="psp-weakly", arch="psp-weakly",
-    epochs=300, batch_size=128, lr=1e-3, milestones=(80, 160), gamma=0.8, clip_grad=None,
-    seed=123, drop_last=True, eval_every=5, eval_first_at=1, threshold=0.095,
-    options={"eval_shift": 0},
-    notes="PSP repo weakly_supervised_main.py (the 178 extra background videos are not "
-          "added unless the data provides them)"))
+
+PRESETS: tuple[Preset, ...] = (
+    *_cpsp_presets(),
+    Preset(
+        task="ave-fully", model="psp-cvpr21", family="psp-fully", arch="psp-fully",
+        epochs=300, batch_size=128, lr=1e-3, milestones=(60, 120), gamma=0.8, clip_grad=None,
+        seed=123, drop_last=True, eval_every=5, eval_first_at=1, threshold=0.099,
+        options={"lambda_avps": 100.0, "eval_shift": 0},
+        notes="PSP repo fully_supervised_main.py; upstream keeps the best *test* epoch "
+              "(select_on: test)"),
+    Preset(
+        task="ave-weakly", model="psp-cvpr21", family="psp-weakly", arch="psp-weakly",
+        epochs=300, batch_size=128, lr=1e-3, milestones=(80, 160), gamma=0.8, clip_grad=None,
+        seed=123, drop_last=True, eval_every=5, eval_first_at=1, threshold=0.095,
+        options={"eval_shift": 0},
+        notes="PSP repo weakly_supervised_main.py (the 178 extra background videos are not "
+              "added unless the data provides them)"),
+)

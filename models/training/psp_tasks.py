@@ -25,9 +25,8 @@ from torch import Tensor
 from models.training import psp_losses as L
 from models.metrics.ave import (chance_accuracy, cpsp_segment_predictions, psp_segment_predictions,
                                 segment_accuracy)
-from models.training.presets import Preset
+from models.training.preset import Preset
 from models.registry import build
-from models.training.trainer import register_family
 
 
 def video_level_labels(labels: Tensor) -> Tensor:
@@ -54,7 +53,6 @@ class _AVEFamily:
                 "chance": chance_accuracy(collected["target"])}
 
 
-@register_family("cpsp-fully")
 class CPSPFullyFamily(_AVEFamily):
     def build_model(self) -> nn.Module:
         return build(self.preset.arch, category_num=self.num_classes, thr_val=self.preset.threshold)
@@ -107,7 +105,6 @@ class CPSPFullyFamily(_AVEFamily):
                 "index": batch["index"].cpu().numpy()}
 
 
-@register_family("cpsp-weakly")
 class CPSPWeaklyFamily(_AVEFamily):
     def build_model(self) -> nn.Module:
         return build(self.preset.arch, category_num=self.num_classes, thr_val=self.preset.threshold)
@@ -156,7 +153,6 @@ class CPSPWeaklyFamily(_AVEFamily):
                 "index": batch["index"].cpu().numpy()}
 
 
-@register_family("psp-fully")
 class PSPFullyFamily(_AVEFamily):
     def build_model(self) -> nn.Module:
         return build(self.preset.arch, category_num=self.num_classes + 1, thr_val=self.preset.threshold)
@@ -178,7 +174,6 @@ class PSPFullyFamily(_AVEFamily):
                 "index": batch["index"].cpu().numpy()}
 
 
-@register_family("psp-weakly")
 class PSPWeaklyFamily(_AVEFamily):
     def build_model(self) -> nn.Module:
         return build(self.preset.arch, category_num=self.num_classes + 1, thr_val=self.preset.threshold)

@@ -5,7 +5,7 @@ localization timelines.
 
 PLUG-IN CONTRACT (stable; other families depend on it)
 ------------------------------------------------------
-A family is a class registered with `@register_family("name")`; a preset names it in
+A family is a class listed by name in `FAMILIES` below; a preset names it in
 `Preset.family`. The trainer builds it as `FamilyCls(preset, num_classes, class_names)` and
 calls only these methods:
 
@@ -36,19 +36,25 @@ import math
 import os
 import pickle
 import random
+import sys
 import tempfile
 import time
+import types
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn as nn
+from matplotlib.figure import Figure
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
-from models.training.presets import Preset
+from models.device import resolve_device
+from models.registry import LazyTable
+from models.training.preset import Preset
 
 log = logging.getLogger(__name__)
 
@@ -62,24 +68,22 @@ class Family(Protocol):
     def summarize(self, collected: dict[str, np.ndarray]) -> dict[str, float]: ...
 
 
-_FAMILIES: dict[str, Callable[..., Family]] = {}
-
-
-def register_family(name: str) -> Callable[[type], type]:
-    def wrap(cls: type) -> type:
-        if name in _FAMILIES:
-            raise ValueError(f"trainer family {name!r} registered twice")
-        _FAMILIES[name] = cls
-        return cls
-    return wrap
+#: `Preset.family` → "module:Class" built as Class(preset, num_classes, class_names)
+FAMILIES = LazyTable("trainer family", {
+    "cpsp-fully": "models.training.psp_tasks:CPSPFullyFamily",
+    "cpsp-weakly": "models.training.psp_tasks:CPSPWeaklyFamily",
+    "psp-fully": "models.training.psp_tasks:PSPFullyFamily",
+    "psp-weakly": "models.training.psp_tasks:PSPWeaklyFamily",
+    "baseline": "models.training.baseline_families:BaselineFamily",
+    "baseline-cmm": "models.training.baseline_families:CMMFamily",
+    "avvp": "models.training.avvp_task:AvvpFamily",
+})
 
 
 def make_family(preset: Preset, num_classes: int, class_names: list[str] | None = None) -> Family:
-    import models.training.psp_tasks  # noqa: F401  (registers the PSP/CPSP families)
-    if preset.family not in _FAMILIES:
-        raise KeyError(f"unknown trainer family {preset.family!r}; known: {sorted(_FAMILIES)}")
+    family_cls = FAMILIES[preset.family]
     names = class_names or [f"class_{k}" for k in range(num_classes)] + ["background"]
-    return _FAMILIES[preset.family](preset, num_classes, names)
+    return family_cls(preset, num_classes, names)
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
@@ -91,12 +95,6 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         torch.cuda.manual_seed_all(seed)
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = not deterministic
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def to_device(batch: Any, device: torch.device, dtype: torch.dtype) -> Any:
@@ -338,8 +336,6 @@ class Trainer:
 
     # ---- outputs -----------------------------------------------------------------------
     def _writer(self) -> Any:
-        import sys
-        import types
         if "tensorflow" not in sys.modules:
             # TensorBoard imports all of TensorFlow (tens of seconds) when it is installed,
             # only to write event files; its documented `notf` switch selects the light stub.
@@ -362,11 +358,8 @@ class Trainer:
     def plot_curves(self, history: list[dict[str, Any]]) -> Path | None:
         if not history:
             return None
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        fig = Figure(figsize=(10, 4))  # no pyplot: no global backend state
+        ax1, ax2 = fig.subplots(1, 2)
         epochs = [r["epoch"] for r in history]
         ax1.plot(epochs, [r.get("train_loss", np.nan) for r in history], label="train loss")
         ax1.set_xlabel("epoch")
@@ -384,7 +377,6 @@ class Trainer:
         path = self.out_dir / "curves.png"
         tmp = path.with_name(".curves.tmp.png")
         fig.savefig(tmp, dpi=100)
-        plt.close(fig)
         os.replace(tmp, path)
         return path
 
@@ -410,5 +402,4 @@ def _batch_size(batch: Any) -> int:
 def _bar(it: Iterable, enabled: bool, desc: str) -> Iterable:
     if not enabled:
         return it
-    from tqdm import tqdm
     return tqdm(it, desc=desc, leave=False, disable=None)

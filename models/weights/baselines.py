@@ -1,8 +1,9 @@
-"""Loaders for the authors' released baseline weights, plugged into `models.weights.checkpoints`
+"""Loaders for the authors' released baseline weights, listed in `models.weights.checkpoints.LOADERS`
 (`load_official(path, arch)` / `avel eval --checkpoint FILE --official-arch ARCH`).
 
 - ECCV18 (`AV_att.pt`, `AV_att_weak.pt`, `DMRN.pt`) are whole pickled modules of classes in
-  the repo's `models`, `models_fusion`, `models_weakly`: read with trust_pickles=True, those
+  the repo's `models`, `models_fusion`, `models_weakly` (in `checkpoints.PICKLE_MODULES`):
+  read with trust_pickles=True, those
   classes become inert shells and only the tensors are kept. Archs `av_att`, `av_att_weak`, `dmrn`.
 - CMBS (`supv_main_model` / `weak_main_model`) and the CPSP-repo AVEL/AVSDN/CMRAN are state
   dicts, possibly DataParallel-prefixed: archs `cmbs-fully`, `cmbs-weakly`, `avel-fully`,
@@ -11,56 +12,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn as nn
 
-import models.weights.checkpoints as checkpoints
 from models.registry import build
 
 StateDict = Mapping[str, torch.Tensor]
-
-# classes of ECCV18's whole-module pickles live in these modules of that repo
-ECCV18_PICKLE_MODULES = ("models", "models_fusion", "models_weakly")
-checkpoints.PICKLE_MODULES = tuple(dict.fromkeys(checkpoints.PICKLE_MODULES + ECCV18_PICKLE_MODULES))
 
 
 def _rows(state: StateDict, key: str, default: int) -> int:
     return int(state[key].shape[0]) if key in state else default
 
 
-def _eccv18(arch: str) -> Callable[[StateDict], nn.Module]:
-    def load(state: StateDict) -> nn.Module:
-        return build(arch, tagset_size=_rows(state, "L2.weight", 29))
-    return load
+def eccv18_model(state: StateDict, arch: str) -> nn.Module:
+    return build(arch, tagset_size=_rows(state, "L2.weight", 29))
 
 
-def _cpsp(arch: str, flag: str) -> Callable[[StateDict], nn.Module]:
-    def load(state: StateDict) -> nn.Module:
-        key = {"cmran": "localize_module.event_classifier.weight"}.get(arch, "category_classifier.0.weight")
-        kwargs = {"flag": flag, "category_num": _rows(state, key, 28)}
-        width = state.get("v_fc.weight", state.get("affine_video.weight"))
-        if width is not None and width.shape[1] == 1024:
-            kwargs["vis_fea_type"] = "resnet"
-        return build(arch, **kwargs)
-    return load
+def cpsp_repo_baseline_model(state: StateDict, arch: str, flag: str) -> nn.Module:
+    key = {"cmran": "localize_module.event_classifier.weight"}.get(arch, "category_classifier.0.weight")
+    kwargs = {"flag": flag, "category_num": _rows(state, key, 28)}
+    width = state.get("v_fc.weight", state.get("affine_video.weight"))
+    if width is not None and width.shape[1] == 1024:
+        kwargs["vis_fea_type"] = "resnet"
+    return build(arch, **kwargs)
 
 
-def _cmbs(flag: str) -> Callable[[StateDict], nn.Module]:
-    def load(state: StateDict) -> nn.Module:
-        if flag == "fully":
-            c = _rows(state, "localize_module.event_classifier.weight", 28)
-        else:
-            c = _rows(state, "audio_cas.weight", 29) - 1
-        return build("cmbs", flag=flag, category_num=c)
-    return load
-
-
-for _arch in ("av_att", "av_att_weak", "dmrn"):
-    checkpoints.register_loader(_arch, _eccv18(_arch))
-for _arch in ("avel", "avsdn", "cmran"):
-    for _flag in ("fully", "weakly"):
-        checkpoints.register_loader(f"{_arch}-{_flag}", _cpsp(_arch, _flag))
-for _flag in ("fully", "weakly"):
-    checkpoints.register_loader(f"cmbs-{_flag}", _cmbs(_flag))
+def cmbs_model(state: StateDict, flag: str) -> nn.Module:
+    if flag == "fully":
+        c = _rows(state, "localize_module.event_classifier.weight", 28)
+    else:
+        c = _rows(state, "audio_cas.weight", 29) - 1
+    return build("cmbs", flag=flag, category_num=c)

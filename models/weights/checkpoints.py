@@ -8,8 +8,8 @@ Formats handled before dispatch (for every family):
   the authors' classes (`fully_model.psp_net`, ...) are mapped to inert shells so that only
   their tensors are taken.
 
-Dispatch: `LOADERS[arch](state_dict) -> nn.Module`. Other families add their archs with
-`register_loader("han-avvp", fn)` in their own module.
+Dispatch: `LOADERS[arch](state_dict) -> nn.Module`, a static table (`models.registry`
+shape): a new arch is one line there and a loader function in its family's weights module.
 """
 
 from __future__ import annotations
@@ -17,25 +17,37 @@ from __future__ import annotations
 import io
 import pickle
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from models.registry import build
+from models.registry import LazyTable, build
 
 StateDict = Mapping[str, torch.Tensor]
-LOADERS: dict[str, Callable[[StateDict], nn.Module]] = {}
-# modules whose classes may appear in the authors' whole-module pickles
-PICKLE_MODULES = ("fully_model", "weakly_model", "__main__", "model.psp_family", "psp_family")
+# modules whose classes may appear in the authors' whole-module pickles: the PSP repo's, then
+# ECCV18's (`AV_att.pt`, `AV_att_weak.pt`, `DMRN.pt`: its `models`, `models_fusion`, `models_weakly`)
+PICKLE_MODULES = ("fully_model", "weakly_model", "__main__", "model.psp_family", "psp_family",
+                  "models", "models_fusion", "models_weakly")
 
-
-def register_loader(arch: str, fn: Callable[[StateDict], nn.Module]) -> None:
-    if arch in LOADERS:
-        raise ValueError(f"loader for {arch!r} registered twice")
-    LOADERS[arch] = fn
+_BASELINES = "models.weights.baselines"
+#: official checkpoint arch → loader(state_dict) -> nn.Module shaped like the checkpoint
+LOADERS = LazyTable("arch", {
+    **{arch: ("models.weights.checkpoints:psp_repo_model", {"arch": arch})
+       for arch in ("psp-fully", "psp-weakly")},
+    **{arch: ("models.weights.checkpoints:cpsp_repo_model", {"arch": arch})
+       for arch in (f"{flag}-{setting}-{ds}" for flag in ("psp", "cpsp", "sspsp")
+                    for setting in ("fully", "weakly") for ds in ("ave", "vggsound"))},
+    **{arch: (f"{_BASELINES}:eccv18_model", {"arch": arch}) for arch in ("av_att", "av_att_weak", "dmrn")},
+    **{f"{arch}-{flag}": (f"{_BASELINES}:cpsp_repo_baseline_model", {"arch": arch, "flag": flag})
+       for arch in ("avel", "avsdn", "cmran") for flag in ("fully", "weakly")},
+    **{f"cmbs-{flag}": (f"{_BASELINES}:cmbs_model", {"flag": flag}) for flag in ("fully", "weakly")},
+    "han": "models.weights.han_checkpoint:han_model",
+    "psp_avvp": "models.weights.han_checkpoint:psp_avvp_model",
+    "cpsp_avvp": "models.weights.han_checkpoint:psp_avvp_model",
+})
 
 
 class _Shell(nn.Module):
@@ -88,11 +100,9 @@ def read_state_dict(path: str | Path, trust_pickles: bool = False) -> dict[str, 
 def load_official(path: str | Path, arch: str, trust_pickles: bool = False) -> nn.Module:
     """An `nn.Module` (eval mode, float32 unless the checkpoint is float64) with the weights of
     an official checkpoint; `arch` names the variant (see LOADERS)."""
-    import models.zoo  # noqa: F401  (families register their loaders on import)
-    if arch not in LOADERS:
-        raise KeyError(f"unknown arch {arch!r}; known: {', '.join(sorted(LOADERS))}")
+    loader = LOADERS[arch]
     state = read_state_dict(path, trust_pickles)
-    model = LOADERS[arch](state)
+    model = loader(state)
     dtype = next(iter(state.values())).dtype if state else torch.float32
     if dtype in (torch.float32, torch.float64):
         model = model.to(dtype)
@@ -110,23 +120,10 @@ def _classes_from(state: StateDict, *keys: str) -> int | None:
     return None
 
 
-def _psp_repo_loader(arch: str) -> Callable[[StateDict], nn.Module]:
-    def load(state: StateDict) -> nn.Module:
-        return build(arch, category_num=_classes_from(state, "L2.weight") or 29)
-    return load
+def psp_repo_model(state: StateDict, arch: str) -> nn.Module:
+    return build(arch, category_num=_classes_from(state, "L2.weight") or 29)
 
 
-def _cpsp_loader(arch: str) -> Callable[[StateDict], nn.Module]:
-    def load(state: StateDict) -> nn.Module:
-        c = _classes_from(state, "category_classifier.0.weight", "psp.category_classifier.0.weight")
-        return build(arch, category_num=c)
-    return load
-
-
-for _arch in ("psp-fully", "psp-weakly"):
-    register_loader(_arch, _psp_repo_loader(_arch))
-for _flag in ("psp", "cpsp", "sspsp"):
-    for _setting in ("fully", "weakly"):
-        for _ds in ("ave", "vggsound"):
-            _a = f"{_flag}-{_setting}-{_ds}"
-            register_loader(_a, _cpsp_loader(_a))
+def cpsp_repo_model(state: StateDict, arch: str) -> nn.Module:
+    c = _classes_from(state, "category_classifier.0.weight", "psp.category_classifier.0.weight")
+    return build(arch, category_num=c)

@@ -90,11 +90,9 @@ LAYOUTS["av_att_weak"] = OfficialLayout(
 def checked_state(state: StateDict, arch: str) -> dict[str, torch.Tensor]:
     """`state` after loading it strictly into our module for `arch`: a wrong arch or a
     truncated checkpoint fails here, not later in the authors' script."""
-    import models.zoo  # noqa: F401  (families register their loaders on import)
-    if arch not in checkpoints.LOADERS:
-        raise KeyError(f"unknown arch {arch!r}; known: {', '.join(sorted(checkpoints.LOADERS))}")
+    loader = checkpoints.LOADERS[arch]  # KeyError listing the known archs
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-    model = checkpoints.LOADERS[arch](state)
+    model = loader(state)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

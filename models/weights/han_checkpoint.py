@@ -7,8 +7,8 @@ weights under "state_dict"/"model" is accepted too; whole pickled modules are re
 (reading goes through `models.weights.checkpoints.read_state_dict`, weights only). Any name or
 shape mismatch is reported in one error listing the keys, never silently skipped.
 
-`load_han_checkpoint(path)` loads with HAN-specific checks; the module also registers the
-archs "han", "psp_avvp" and "cpsp_avvp" for `models.weights.checkpoints.load_official(path, arch)`
+`load_han_checkpoint(path)` loads with HAN-specific checks; `han_model` and `psp_avvp_model`
+are the loaders of archs "han", "psp_avvp" and "cpsp_avvp" in `models.weights.checkpoints.LOADERS`
 (PSP/CPSP-AVVP checkpoints are plain state_dicts saved by the CPSP repo's retrain mode).
 """
 
@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from models.weights.checkpoints import read_state_dict, register_loader
+from models.cpsp_avvp import PSPMMIL
 from models.han import HAN
+from models.weights.checkpoints import read_state_dict
 
 UNUSED_PREFIXES = ("audio_encoder.", "visual_encoder.", "cmt_encoder.")
 
@@ -64,20 +65,12 @@ def load_han_checkpoint(path: str | Path, model: HAN | None = None,
     return model.to(map_location).eval()
 
 
-def _han_from_state(state: Mapping[str, torch.Tensor]) -> HAN:
+def han_model(state: Mapping[str, torch.Tensor]) -> HAN:
     """Model shaped like the checkpoint: class count from fc_prob, unused modules if present."""
     n_classes = int(state["fc_prob.weight"].shape[0]) if "fc_prob.weight" in state else 25
     return HAN(n_classes=n_classes, with_unused=any(k.startswith(UNUSED_PREFIXES) for k in state))
 
 
-def _psp_avvp_from_state(state: Mapping[str, torch.Tensor]) -> nn.Module:
-    from models.cpsp_avvp import PSPMMIL
-
+def psp_avvp_model(state: Mapping[str, torch.Tensor]) -> nn.Module:
     n_classes = int(state["fc_prob.weight"].shape[0]) if "fc_prob.weight" in state else 25
     return PSPMMIL(n_classes=n_classes)
-
-
-# `models.weights.checkpoints.load_official(path, arch)` finds these (models.zoo imports this module).
-register_loader("han", _han_from_state)
-register_loader("psp_avvp", _psp_avvp_from_state)
-register_loader("cpsp_avvp", _psp_avvp_from_state)

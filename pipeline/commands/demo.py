@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from pipeline.demo.runner import DemoSize, render_summary, run_demo
+
 
 @click.command("demo")
 @click.option("--workdir", "-w", type=click.Path(file_okay=False, path_type=Path),
@@ -19,6 +21,5 @@ def command(workdir: Path, clips: int, classes: int, epochs: int) -> None:
     if importlib.util.find_spec("moviepy") is None:
         raise click.UsageError("the demo renders its clips with moviepy, which comes with the demo "
                                "extra: pip install 'avel[demo]'")
-    from pipeline.demo.runner import DemoSize, render_summary, run_demo
     summary = run_demo(workdir, DemoSize(clips=clips, classes=classes, epochs=epochs))
     click.echo(render_summary(summary))

@@ -7,33 +7,7 @@ from pathlib import Path
 import click
 
 from pipeline.commands.options import workdir_option
-
-FORMATS = ("ave", "llp", "vggsound-avel")
-
-
-def run_export(workdir: Path, fmt: str, out: Path, dtype: str | None = None,
-               visual: str = "resnet_layer3", allow_missing: bool = False,
-               background_workdir: Path | None = None,
-               cpsp_resnet: bool = False):  # type: ignore[no-untyped-def]
-    """Dispatch to the format's module; returns its ExportReport."""
-    if fmt == "ave":
-        from pipeline.export import ave as export_ave
-        from pipeline.core.config import load_config, resolve
-        orders_dir = None
-        if (Path(workdir) / "avel.yaml").is_file():
-            files = load_config(workdir).dataset.files
-            if "orders_dir" in files:
-                orders_dir = resolve(workdir, files["orders_dir"])
-            if background_workdir is None and files.get("background_workdir"):
-                background_workdir = resolve(workdir, files["background_workdir"])
-        return export_ave.export(workdir, out, dtype=dtype or "float64", orders_dir=orders_dir,
-                                 background_workdir=background_workdir, cpsp_resnet=cpsp_resnet,
-                                 allow_missing=allow_missing)
-    if fmt == "llp":
-        from pipeline.export import llp as export_llp
-        return export_llp.export(workdir, out, dtype=dtype or "float32", allow_missing=allow_missing)
-    from pipeline.export import vggsound_avel as export_vggsound_avel
-    return export_vggsound_avel.export(workdir, out, visual=visual, dtype=dtype or "float32")
+from pipeline.export.formats import FORMATS, export_format
 
 
 @click.command("export")
@@ -67,8 +41,8 @@ def command(workdir: Path, fmt: str, out: Path, dtype: str | None, visual: str,
     the categories file. Clips without features are listed in missing.txt; README.txt
     records where every array came from.
     """
-    report = run_export(workdir, fmt, out, dtype, visual, allow_missing, background_workdir,
-                        cpsp_resnet)
+    report = export_format(workdir, fmt, out, dtype, visual, allow_missing, background_workdir,
+                           cpsp_resnet)
     missing = {k: len(v) for k, v in report.missing.items() if v}
     click.echo(f"exported {report.rows} clips ({fmt}) to {out}: {len(report.files)} files"
                + (f"; without features: {missing}" if missing else "")

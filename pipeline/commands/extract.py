@@ -9,6 +9,9 @@ from pathlib import Path
 import click
 
 from pipeline.commands.options import config_and_shard, shard_options, workdir_option
+from pipeline.extract.stage import run_extract
+from pipeline.run.runner import check_extractors
+from pipeline.store.index import rebuild_index
 
 
 @click.command("extract")
@@ -35,9 +38,6 @@ def extract_command(workdir: Path, shard_index: int | None, num_shards: int | No
                     batch_size: int | None, num_workers: int | None, weights: str | None,
                     store_dtype: str | None, no_progress: bool, verify: bool) -> None:
     """Run extractors over this shard's cut clips; resumable per clip; prints a JSON summary."""
-    from pipeline.extract.stage import run_extract
-    from pipeline.run.runner import check_extractors
-
     config, shard = config_and_shard(workdir, shard_index, num_shards)
     names = extractors or tuple(config.extract.extractors)
     if len(names) > 1:  # every name and recipe checked before the first one runs for hours
@@ -55,11 +55,8 @@ def extract_command(workdir: Path, shard_index: int | None, num_shards: int | No
               help="Extractor whose index to rebuild; default: every one under features/.")
 def index_command(workdir: Path, extractors: tuple[str, ...]) -> None:
     """Fold leftover parts into shard files and rebuild features/<name>/index.h5."""
-    from pipeline.store.index import rebuild_index
-
     names = extractors or tuple(sorted(p.name for p in (workdir / "features").glob("*") if p.is_dir()))
     for name in names:
         click.echo(str(rebuild_index(workdir, name)))
 
 
-commands = [extract_command, index_command]

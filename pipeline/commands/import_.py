@@ -7,6 +7,10 @@ from pathlib import Path
 import click
 
 from pipeline.commands.options import workdir_option
+from pipeline.core.config import load_config
+from pipeline.export import ave as export_ave
+from pipeline.export import llp as export_llp
+from pipeline.export import vggsound_avel as export_vggsound_avel
 
 FORMATS = ("ave", "llp", "vggsound-avel")
 
@@ -16,16 +20,12 @@ def run_import(src: Path, workdir: Path, fmt: str, trust_pickles: bool = False,
     """Dispatch to the format's module; returns its ImportReport. The store dtype defaults
     to the config's extract.store_dtype, as for extracted features."""
     if store_dtype is None:
-        from pipeline.core.config import load_config
         has_config = (Path(workdir) / "avel.yaml").is_file()
         store_dtype = load_config(workdir).extract.store_dtype if has_config else "float32"
     if fmt == "ave":
-        from pipeline.export import ave as export_ave
         return export_ave.import_(src, workdir, store_dtype=store_dtype)
     if fmt == "llp":
-        from pipeline.export import llp as export_llp
         return export_llp.import_(src, workdir, store_dtype=store_dtype)
-    from pipeline.export import vggsound_avel as export_vggsound_avel
     return export_vggsound_avel.import_(src, workdir, trust_pickles=trust_pickles, visual=visual,
                                         store_dtype=store_dtype)
 

@@ -1,23 +1,18 @@
 """`avel weights convert-vgg19-keras` and `avel weights fetch-torchvision`: the visual
-extractors' weights, added to the shared `avel weights` group."""
+extractors' weights (`pipeline.commands.weights` adds them to the `avel weights` group)."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
 
+from extractors.vgg19 import KERAS_FILE
+from extractors.vgg19_keras_convert import convert, default_keras_file
+from extractors.weights_cache import cache_dir, sha256_of
+from extractors.weights_source import torchvision_cache_dir, torchvision_file
 from pipeline.core.errors import InputError
-
-try:
-    from pipeline.commands.weights import weights_group
-    commands: list[click.Command] = []
-except ImportError:  # the shared group is not on this checkout: stand one up here
-    @click.group("weights")
-    def weights_group() -> None:
-        """Fetch released weights into the cache ($AVEL_HOME, default ~/.cache/avel) and convert them."""
-
-    commands = [weights_group]
 
 TORCHVISION = {"vgg19": ("torchvision.models", "VGG19_Weights", "IMAGENET1K_V1"),
                "resnet152": ("torchvision.models", "ResNet152_Weights", "IMAGENET1K_V1"),
@@ -25,17 +20,13 @@ TORCHVISION = {"vgg19": ("torchvision.models", "VGG19_Weights", "IMAGENET1K_V1")
                "r2plus1d_18": ("torchvision.models.video", "R2Plus1D_18_Weights", "KINETICS400_V1")}
 
 
-@weights_group.command("convert-vgg19-keras")
+@click.command("convert-vgg19-keras")
 @click.argument("keras_file", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Output .pt (default: the cache file the vgg19 keras-imagenet recipe loads).")
 def convert_vgg19_keras(keras_file: Path | None, out: Path | None) -> None:
     """Convert the Keras ImageNet VGG-19 weights KERAS_FILE (.h5; default: tf.keras' cached
     vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5) for the faithful AVE recipe."""
-    from extractors.vgg19 import KERAS_FILE
-    from extractors.vgg19_keras_convert import convert, default_keras_file
-    from extractors.weights_cache import cache_dir, sha256_of
-
     source = keras_file or default_keras_file()
     if not source.is_file():
         raise InputError("Keras VGG-19 weights not found; get them with `python -c \"import tf_keras; "
@@ -49,14 +40,10 @@ def convert_vgg19_keras(keras_file: Path | None, out: Path | None) -> None:
     click.echo(f"{target}\t{len(state)} tensors\tsha256 {sha256_of(target)}")
 
 
-@weights_group.command("fetch-torchvision")
+@click.command("fetch-torchvision")
 @click.argument("name", type=click.Choice(sorted(TORCHVISION)))
 def fetch_torchvision(name: str) -> None:
     """Download torchvision's published weights for NAME into the cache (hash-checked)."""
-    import importlib
-
-    from extractors.weights_source import torchvision_cache_dir, torchvision_file
-
     module, enum, entry = TORCHVISION[name]
     weights = getattr(getattr(importlib.import_module(module), enum), entry)
     weights.get_state_dict(progress=True, check_hash=True, model_dir=str(torchvision_cache_dir()))

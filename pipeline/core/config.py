@@ -7,9 +7,11 @@ Each stage reads only its own section; `avel init` writes a starting file from
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import os
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,12 +19,11 @@ import yaml
 
 from pipeline.core.config_schema import build, to_dict
 from pipeline.core.errors import InputError
+from pipeline.cut.checks import ALLOWABLE
+from pipeline.cut.recipes import audio_recipe, frames_recipe
 
 CONFIG_NAME = "avel.yaml"
 DATASETS = ("ave", "llp", "vggsound", "vggsound-avel", "vggsound-avel50k")
-# the repository's manifests/ (editable installs), or where the container image put it
-MANIFESTS_DIR = Path(os.environ.get("AVEL_MANIFESTS")
-                     or Path(__file__).resolve().parents[2] / "manifests")
 
 
 @dataclass
@@ -141,9 +142,6 @@ class CutConfig:
         return tuple(dict.fromkeys(a for a in [*DEFAULT_ALLOW, *added] if a not in removed))
 
     def validate(self) -> None:
-        from pipeline.cut.checks import ALLOWABLE
-        from pipeline.cut.recipes import audio_recipe, frames_recipe
-
         audio_recipe(self.audio_recipe)
         frames_recipe(self.frames_recipe)
         if self.jpeg_quality is not None and not 1 <= self.jpeg_quality <= 31:
@@ -255,7 +253,15 @@ def dataset_preset(name: str) -> dict[str, Any]:
     if name not in DATASETS:
         raise InputError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}",
                          field="dataset")
-    return yaml.safe_load((MANIFESTS_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load(manifest_file(name).read_text(encoding="utf-8"))
+
+
+def manifest_file(name: str) -> Traversable:
+    """`manifests/<name>.yaml`: package data of the `manifests` namespace package, so an
+    installed wheel finds it; `$AVEL_MANIFESTS` (a directory) overrides it."""
+    override = os.environ.get("AVEL_MANIFESTS")
+    base: Traversable = Path(override) if override else importlib.resources.files("manifests")
+    return base / f"{name}.yaml"
 
 
 def resolve(workdir: str | Path, path: str) -> Path:

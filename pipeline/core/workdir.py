@@ -32,6 +32,12 @@ def check_clip_id(clip_id: str) -> str | None:
     return None
 
 
+def ledger_stage(stage: str, extractor: str | None = None) -> str:
+    """The ledger directory of a stage: `extract-<extractor>` for extract (one per extractor),
+    the stage's own name otherwise."""
+    return f"extract-{extractor}" if stage == "extract" else stage
+
+
 @dataclass(frozen=True)
 class Workdir:
     root: Path

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from extractors.frame_selection import select_indices
+
 
 @dataclass(frozen=True)
 class AudioRecipe:
@@ -85,11 +87,6 @@ def frames_recipe(name: str) -> FramesRecipe:
     raise ValueError(f"unknown frames recipe {name!r}; known: llp-8fps, ave-vgg19, uniform-N")
 
 
-def llp_selection(n_decoded: int, n_keep: int = 80) -> np.ndarray:
-    """Indices AVVP-ECCV20 keeps: np.round(np.linspace(0, n - 1, 80)) (numpy's half-to-even)."""
-    return np.round(np.linspace(0, n_decoded - 1, n_keep)).astype(int)
-
-
 def ave_selection(n_decoded: int, seconds: int = 10, per_second: int = 16) -> np.ndarray:
     """Indices AVE-ECCV18's video_frame_sample keeps: int(s*step + i/16*step), step=int(n/10)."""
     step = int(n_decoded / seconds)
@@ -100,7 +97,7 @@ def ave_selection(n_decoded: int, seconds: int = 10, per_second: int = 16) -> np
 def select(recipe: FramesRecipe, n_decoded: int, seconds: int) -> np.ndarray:
     """Which of the `n_decoded` frames the recipe keeps, in order."""
     if recipe.selection == "llp-80":
-        return llp_selection(n_decoded, recipe.per_second * seconds)
+        return select_indices(n_decoded, recipe.per_second * seconds)
     if recipe.selection == "ave-16":
         return ave_selection(n_decoded, seconds, recipe.per_second)
     # ffmpeg's -r emits a frame or two past the end (82 at 8 fps for 10 s): keep N per second

@@ -23,20 +23,23 @@ from typing import Any
 from tqdm import tqdm
 
 from pipeline.core import atomic, reasons
-
-from pipeline.store import clips as clip_store
 from pipeline.core.config import Config
 from pipeline.core.errors import InputError
+from pipeline.core.ledger import DONE, FAILED, Entry, Ledger
+from pipeline.core.sharding import Shard
+from pipeline.core.workdir import Workdir
 from pipeline.cut.checks import Span
 from pipeline.cut.clip import CutResult, CutSettings, CutTask, cut_clip
 from pipeline.cut.recipes import frames_recipe
 from pipeline.core.ledger import DONE, FAILED, Entry, Ledger
 from pipeline.core.safe_hdf5 import open_checked
 from pipeline.core.shard_lock import shard_lock
-from pipeline.core.worker_lifetime import die_with
-from pipeline.datasets.manifest import MEDIA_COLUMNS, load_manifest, shard_rows
 from pipeline.core.sharding import Shard
+from pipeline.core.worker_lifetime import die_with
 from pipeline.core.workdir import Workdir
+from pipeline.datasets.manifest import MEDIA_COLUMNS, load_manifest, shard_rows
+from pipeline.store import clips as clip_store
+from pipeline.store.same_settings import differing_settings
 
 log = logging.getLogger(__name__)
 STAGE, LOOSE_STAGE = "cut", "cut-loose"  # loose files have their own ledger
@@ -157,18 +160,14 @@ def recipe_attrs(settings: CutSettings) -> dict[str, str]:
 
 def check_recipe(shard_file: Path, recipe: dict[str, str]) -> None:
     """Refuse to add clips cut with other settings to an existing shard file."""
-    files = [shard_file] if shard_file.is_file() else []
-    parts = clip_store.parts_dir(shard_file)
-    files += sorted(parts.glob("part-*.h5"))[:1] if parts.is_dir() else []
-    for path in files:
-        with open_checked(path, what="clip store") as fh:
-            old = {k: str(fh.attrs[k]) for k in RECIPE_KEYS if k in fh.attrs}
-        changed = {k: (old[k], recipe[k]) for k in old if old[k] != recipe[k]}
-        if changed:
-            what = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
-            raise InputError(f"clips here were cut with other settings ({what}); use another "
-                             "work directory, or delete this shard file and state/cut to recut",
-                             file=path, field="cut")
+    found = differing_settings(shard_file, clip_store.parts_dir(shard_file),
+                               {k: recipe[k] for k in RECIPE_KEYS})
+    if found:
+        path, changed = found
+        what = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+        raise InputError(f"clips here were cut with other settings ({what}); use another "
+                         "work directory, or delete this shard file and state/cut to recut",
+                         file=path, field="cut")
 
 
 def requeue_lost_clips(ledger: Ledger, shard_file: Path) -> list[str]:

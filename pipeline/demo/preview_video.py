@@ -43,7 +43,7 @@ def bars_image(width: int, gt: Sequence[int], pred: Sequence[int], t: float,
 def write_preview(video: str | Path, gt: Sequence[int], pred: Sequence[int], out: str | Path,
                   *, seconds: float | None = None, fps: int = 8) -> Path:
     """Render `video` (first `seconds`) with GT/prediction bars below; -1 = background."""
-    from moviepy import VideoClip, VideoFileClip
+    from moviepy import VideoClip, VideoFileClip  # the `demo` extra
 
     source = VideoFileClip(str(video), audio=False)
     duration = min(seconds or source.duration, source.duration)

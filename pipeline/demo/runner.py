@@ -18,11 +18,16 @@ import yaml
 
 from pipeline.core import atomic
 from pipeline.core.config import load_config, portable
-from pipeline.demo.loopback_server import serve
-from pipeline.datasets.manifest import build_manifest
 from pipeline.core.sharding import Shard
-from pipeline.demo.synthetic import write_dataset
 from pipeline.core.workdir import Workdir
+from pipeline.cut.stage import run_cut
+from pipeline.datasets.manifest import build_manifest
+from pipeline.demo.loopback_server import serve
+from pipeline.demo.preview_video import write_preview
+from pipeline.demo.synthetic import write_dataset
+from pipeline.download.stage import run_download
+from pipeline.extract.stage import run_extract
+from pipeline.train.stage import evaluate, train
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +60,6 @@ def demo_config(source: Path, url: str, size: DemoSize) -> dict[str, Any]:
 
 def run_demo(workdir: str | Path, size: DemoSize | None = None) -> dict[str, Any]:
     """Run every stage; returns the summary (also written to `summary.json`)."""
-    from pipeline.cut.stage import run_cut
-    from pipeline.download.stage import run_download
-    from pipeline.extract.stage import run_extract
-    from pipeline.train.stage import evaluate, train
-
     size = size or DemoSize()
     wd = Workdir(workdir)
     wd.root.mkdir(parents=True, exist_ok=True)
@@ -100,7 +100,6 @@ def run_demo(workdir: str | Path, size: DemoSize | None = None) -> dict[str, Any
 
 def write_demo_preview(wd: Workdir, eval_dir: str, source: Path) -> Path | None:
     """Preview MP4 of the first test clip with ground truth and CPSP's prediction bars."""
-    from pipeline.demo.preview_video import write_preview
     predictions_file = Path(eval_dir) / "predictions.json"
     if not predictions_file.is_file():
         log.warning("no predictions.json in %s; no preview video", eval_dir)

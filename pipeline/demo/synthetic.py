@@ -16,6 +16,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from tqdm import tqdm
 
 from pipeline.core import atomic
 
@@ -84,8 +85,6 @@ def _shape_mask(shape: str, h: int, w: int, cx: float, cy: float, r: float) -> n
 def render_clip(clip: SyntheticClip, path: Path, *, size: tuple[int, int] = (160, 120),
                 fps: int = 16, seed: int = 0) -> None:
     """Write one clip as mp4 (H.264 + AAC), atomically."""
-    from moviepy import AudioClip, VideoClip
-
     w, h = size
     _, tone, shape, colour = CLASSES[clip.class_index]
     rng = np.random.default_rng(seed)
@@ -106,6 +105,8 @@ def render_clip(clip: SyntheticClip, path: Path, *, size: tuple[int, int] = (160
         event = (t >= clip.start) & (t < clip.end)
         signal = noise + np.where(event, 0.5 * np.sin(2 * np.pi * tone * t), 0.0)
         return np.stack([signal, signal], axis=-1) if signal.ndim else np.array([signal, signal])
+
+    from moviepy import AudioClip, VideoClip  # the `demo` extra
 
     video = VideoClip(frame_function=frame, duration=DURATION)
     audio = AudioClip(frame_function=sound, duration=DURATION, fps=AUDIO_RATE)
@@ -132,7 +133,6 @@ def write_dataset(out_dir: str | Path, n_clips: int = 12, n_classes: int = 4, se
     out = Path(out_dir)
     clips = plan(n_clips, n_classes, seed)
     try:
-        from tqdm import tqdm
         iterator = tqdm(clips, desc="rendering clips", unit="clip", leave=False)
     except ImportError:  # pragma: no cover
         iterator = clips

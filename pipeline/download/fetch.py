@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.download.failures import PERMANENT, TRANSIENT, Failure, classify
-from pipeline.download.jobs import FULL, SECTION, ClipJob, local_suffix
+import yt_dlp
+
 from pipeline.core.media_probe import MediaError, probe
 from pipeline.core.workdir import Workdir
+from pipeline.download.failures import PERMANENT, TRANSIENT, Failure, classify
+from pipeline.download.jobs import FULL, SECTION, ClipJob, local_suffix
 from pipeline.download.ytdlp_options import CLIP_FIELD, SECTION_FIELD, source_offset
 
 log = logging.getLogger(__name__)
@@ -219,8 +221,6 @@ class Fetcher:
         return dest
 
     def _download(self, job: ClipJob, work: Path) -> Path | Failure:
-        import yt_dlp  # heavy (loads every extractor); only workers need it
-
         if self._ydl is None:
             self._ydl = yt_dlp.YoutubeDL(self._options)
         extra = {CLIP_FIELD: job.clip_id, SECTION_FIELD: list(job.section) if job.section else None}

@@ -33,7 +33,7 @@ from pipeline.core.config import load_config
 from pipeline.core.errors import InputError
 from pipeline.core.ledger import DONE, FAILED, Ledger
 from pipeline.core.sharding import Shard, shard_of
-from pipeline.core.workdir import Workdir
+from pipeline.core.workdir import Workdir, ledger_stage
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def failure_reasons(workdir: str | Path, store_names: Iterable[str]) -> dict[str
     out: dict[str, dict[str, str]] = {}
     for name in store_names:
         reasons: dict[str, str] = {}
-        for path in sorted((Workdir(workdir).root / "state" / f"extract-{name}").glob("*.sqlite")):
+        for path in sorted((Workdir(workdir).root / "state" / ledger_stage("extract", name)).glob("*.sqlite")):
             with Ledger(path) as ledger:
                 for entry in ledger.entries():
                     if entry.status == FAILED:

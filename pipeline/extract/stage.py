@@ -30,44 +30,37 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
+import PIL
 import torch
+import torchvision
 from tqdm import tqdm
 
 import pipeline
 from extractors import catalog
 from extractors.base import ClipInput, ClipRejected, Extractor
+from models.device import resolve_device
 from pipeline.store import clips as clip_store
 from pipeline.store import features as store
 from pipeline.core.config import Config, ExtractConfig
 from pipeline.core.errors import InputError
 from pipeline.store.index import index_when_complete, manifest_order, rebuild_index  # noqa: F401 (rebuild_index: re-exported)
+from pipeline.store.same_settings import differing_settings
 from pipeline.core.ledger import DONE, Ledger
 from pipeline.core.safe_hdf5 import open_checked
 from pipeline.core.shard_lock import shard_lock
 from pipeline.core.worker_lifetime import die_with_stage
 from pipeline.datasets.manifest import load_manifest
 from pipeline.core.sharding import Shard
-from pipeline.core.workdir import Workdir
+from pipeline.core.workdir import Workdir, ledger_stage
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def stage_name(extractor: str) -> str:
-    return f"extract-{extractor}"
-
-
 # -- settings --------------------------------------------------------------------------
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda asked for, but torch sees no CUDA device", field="device")
-    return torch.device(device)
-
-
 @contextlib.contextmanager
 def precision_mode(device: torch.device, precision: str) -> Iterator[None]:
     """fp32 is strict fp32 (TF32 off, also for cuDNN convs, whose default is on); tf32 lets
@@ -88,9 +81,6 @@ def precision_mode(device: torch.device, precision: str) -> Iterator[None]:
 
 
 def package_versions() -> dict[str, str]:
-    import h5py
-    import PIL
-    import torchvision
     return {"python": platform.python_version(), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "numpy": np.__version__,
             "h5py": h5py.__version__, "pillow": PIL.__version__}
@@ -236,18 +226,15 @@ def build_extractor(name: str, settings: ExtractConfig, weights: str | None = No
 
 def check_same_recipe(shard_file: Path, attrs: dict[str, Any]) -> None:
     """Refuse to mix features of different recipes or weights in one shard file."""
-    paths = [shard_file] if shard_file.is_file() else []
-    paths += sorted(store.parts_dir(shard_file).glob("part-*.h5"))[:1]
-    import h5py
-    for path in paths:
-        with h5py.File(path, "r") as fh:
-            for key in ("recipe", "weights", "precision", "store_dtype"):
-                old = fh.attrs.get(key)
-                if old is not None and str(old) != str(attrs[key]):
-                    raise InputError(
-                        f"{path} holds features made with a different {key} ({old} vs now {attrs[key]});"
-                        " extract into a fresh work directory or delete that extractor's features",
-                        file=path, field=key)
+    keys = ("recipe", "weights", "precision", "store_dtype")
+    found = differing_settings(shard_file, store.parts_dir(shard_file), {k: attrs[k] for k in keys})
+    if found:
+        path, changed = found
+        key, (old, new) = next(iter(changed.items()))
+        raise InputError(
+            f"{path} holds features made with a different {key} ({old} vs now {new});"
+            " extract into a fresh work directory or delete that extractor's features",
+            file=path, field=key)
 
 
 def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
@@ -285,12 +272,15 @@ def _run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *
         extractor = build_extractor(name, settings, weights)
     elif extractor.name != name:
         raise ValueError(f"extractor {extractor.name!r} passed for {name!r}")
-    device = resolve_device(settings.device)
+    try:
+        device = resolve_device(settings.device)
+    except ValueError as exc:
+        raise InputError(str(exc), field="device") from None
     attrs = provenance(extractor, settings, device, config.hash())
     shard_file = wd.features_file(name, shard)
     check_same_recipe(shard_file, attrs)
 
-    ledger = Ledger(wd.ledger(stage_name(name), shard))
+    ledger = Ledger(wd.ledger(ledger_stage("extract", name), shard))
     ledger.ensure(order)
     try:
         stored = store.stored_clip_ids(shard_file)

@@ -10,6 +10,7 @@ from typing import Any
 
 from pipeline.core.config import Config, load_config
 from pipeline.core.sharding import Shard
+from pipeline.extract.stage import build_extractor, settings_for
 from pipeline.run.stages import run_on_shard
 
 
@@ -34,7 +35,6 @@ class _ExtractWorker:
     """Holds one loaded extractor and runs shards with it."""
 
     def __init__(self, workdir: str, name: str) -> None:
-        from pipeline.extract.stage import build_extractor, settings_for
         self.workdir = workdir
         self.config = load_config(workdir)
         self.name = name

@@ -17,8 +17,13 @@ from pipeline.core import atomic
 from pipeline.core.config import Config, load_config
 from pipeline.core.ledger import Ledger
 from pipeline.core.sharding import Shard, resolve_shard
-from pipeline.run.stages import GLOBAL_STAGES, SHARD_STAGES, ledger_stage, shard_tasks
-from pipeline.core.workdir import Workdir
+from pipeline.core.workdir import Workdir, ledger_stage
+from pipeline.datasets.manifest import build_manifest, load_manifest, shard_rows
+from pipeline.export.formats import export_for_run
+from pipeline.run import executor_local, executor_ray
+from pipeline.run.stages import GLOBAL_STAGES, SHARD_STAGES, shard_tasks
+from pipeline.store.index import rebuild_index
+from pipeline.train.stage import train
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +52,6 @@ def check_extractors(config: Config) -> None:
 def run(workdir: str | Path, stages: list[str], *, executor: str | None = None,
         shard_index: int | None = None, num_shards: int | None = None) -> dict[str, Any]:
     """Run `stages` (pipeline order) and return {stages: {...}, counts, exit_code}."""
-    from pipeline.datasets.manifest import build_manifest
-
     wd = Workdir(workdir)
     config = load_config(wd.root)
     if "extract" in stages:
@@ -60,10 +63,7 @@ def run(workdir: str | Path, stages: list[str], *, executor: str | None = None,
         build_manifest(wd.root, config)
     shards = shards_to_run(config, shard_index, num_shards)
     executor = executor or config.executor
-    if executor == "ray":
-        from pipeline.run.executor_ray import run_shards
-    else:
-        from pipeline.run.executor_local import run_shards
+    run_shards = executor_ray.run_shards if executor == "ray" else executor_local.run_shards
     report: dict[str, Any] = {"shards": [s.name for s in shards], "executor": executor, "stages": {}}
     for stage in [s for s in stages if s in SHARD_STAGES]:
         for name, extractor in shard_tasks(stage, config):
@@ -86,7 +86,6 @@ def run(workdir: str | Path, stages: list[str], *, executor: str | None = None,
 
 def pending_and_failed(wd: Workdir, config: Config, stages: list[str],
                        shards: list[Shard]) -> dict[str, dict[str, int]]:
-    from pipeline.datasets.manifest import load_manifest, shard_rows
     table = load_manifest(wd.root)
     sizes = {s: len(shard_rows(table, s)) for s in shards}
     out: dict[str, dict[str, int]] = {}
@@ -109,16 +108,13 @@ def pending_and_failed(wd: Workdir, config: Config, stages: list[str],
 
 def run_global(wd: Workdir, config: Config, stages: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    from pipeline.extract.stage import rebuild_index
     for name in config.extract.extractors:
         if wd.features_dir(name).is_dir():
             # every shard is through, so no index writer is running: clear killed ones' temps
             atomic.remove_stale_temps(wd.features_dir(name), "index.h5")
             rebuild_index(wd.root, name)
     if "export" in stages:
-        from pipeline.export_stage import export_for_run
         out["export"] = export_for_run(wd.root, config)
     if "train" in stages:
-        from pipeline.train.stage import train
         out["train"] = train(wd.root, config)
     return out

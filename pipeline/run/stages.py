@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.config import Config
+from pipeline.core.errors import InputError
 from pipeline.core.sharding import Shard
+from pipeline.core.workdir import Workdir
+from pipeline.cut.stage import run_cut
+from pipeline.download.stage import run_download
+from pipeline.extract.stage import run_extract
+from pipeline.store import clips as clip_store
 
 SHARD_STAGES = ("download", "cut", "extract")
 GLOBAL_STAGES = ("export", "train")
@@ -26,7 +32,6 @@ def parse_stages(text: str | None) -> list[str]:
     names = [s.strip() for s in text.split(",") if s.strip()]
     unknown = [s for s in names if s not in ALL_STAGES]
     if unknown:
-        from pipeline.core.errors import InputError
         raise InputError(f"unknown stage {unknown[0]!r}; stages are {', '.join(ALL_STAGES)}",
                          field="--stages")
     return [s for s in ALL_STAGES if s in names]  # always in pipeline order
@@ -39,23 +44,14 @@ def shard_tasks(stage: str, config: Config) -> list[tuple[str, str | None]]:
     return [(stage, None)]
 
 
-def ledger_stage(stage: str, extractor: str | None) -> str:
-    return f"extract-{extractor}" if stage == "extract" else stage
-
-
 def run_on_shard(workdir: str | Path, config: Config, stage: str, shard: Shard,
                  extractor: str | None = None, extractor_obj: Any = None) -> dict[str, Any]:
     """Run one per-shard stage on one shard; returns the stage's summary as plain data."""
     if stage == "download":
-        from pipeline.download.stage import run_download
         return run_download(workdir, config, shard, progress=False)
     if stage == "cut":
-        from pipeline.cut.stage import run_cut
         return _plain(run_cut(workdir, config, shard, progress=False))
     if stage == "extract":
-        from pipeline.store import clips as clip_store
-        from pipeline.extract.stage import run_extract
-        from pipeline.core.workdir import Workdir
         clips_file = Workdir(workdir).clips_file(shard)
         if not clips_file.is_file() and not clip_store.parts_dir(clips_file).is_dir():
             # an empty shard, or one whose every clip failed to cut: nothing to extract

@@ -20,10 +20,15 @@ from typing import Any
 
 import numpy as np
 
+from models.metrics.avvp import AvvpScorer, format_table, per_class
+from models.metrics.avvp_report import plot_avvp_timelines
+from models.training.avvp_data import CATEGORIES, manifest_splits, original_splits
+from models.training.trainer import Trainer, make_family
 from pipeline.core.config import Config
 from pipeline.core.errors import InputError
 from pipeline.datasets.manifest import load_manifest
 from pipeline.store import FeatureReader, open_features
+from pipeline.train.runs import eval_dir, network_to_evaluate, run_dir
 
 log = logging.getLogger(__name__)
 STORE_NAMES = {"audio_features": "vggish", "visual_2d_features": "resnet152",
@@ -62,8 +67,6 @@ class LazyFeatures:
 def load_original_data(workdir: Path, directory: str) -> dict[str, Any]:
     """The released layout (`AVVP_*.csv` + `feats/<kind>/<id>.npy`), e.g. the authors'
     features or `avel export --format llp` output; relative paths are from the workdir."""
-    from models.training.avvp_data import original_splits
-
     root = Path(directory)
     root = root if root.is_absolute() else workdir / root
     try:
@@ -78,8 +81,6 @@ def load_original_data(workdir: Path, directory: str) -> dict[str, Any]:
 
 
 def load_avvp_data(workdir: Path, options: dict[str, Any]) -> dict[str, Any]:
-    from models.training.avvp_data import manifest_splits
-
     if options.get("original_dir"):
         return load_original_data(workdir, options["original_dir"])
     manifest = load_manifest(workdir).reset_index(drop=True)
@@ -101,10 +102,6 @@ def load_avvp_data(workdir: Path, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _trainer(workdir: Path, config: Config, preset: Any, device: str | None, progress: bool) -> Any:
-    from models.training.avvp_data import CATEGORIES
-    from models.training.trainer import Trainer, make_family
-    from pipeline.train.stage import run_dir
-
     family = make_family(preset, len(CATEGORIES), list(CATEGORIES))
     return Trainer(family, preset, run_dir(workdir, preset.task, preset.model),
                    device=device or config.train.device, num_workers=config.train.num_workers,
@@ -113,8 +110,6 @@ def _trainer(workdir: Path, config: Config, preset: Any, device: str | None, pro
 
 def train_avvp(workdir: Path, config: Config, preset: Any, device: str | None, resume: bool,
                progress: bool) -> dict[str, Any]:
-    from models.metrics.avvp import format_table
-
     splits = load_avvp_data(workdir, preset.options)
     trainer = _trainer(workdir, config, preset, device, progress)
     test = splits["test"] if len(splits["test"]) else None
@@ -130,11 +125,6 @@ def train_avvp(workdir: Path, config: Config, preset: Any, device: str | None, r
 def evaluate_avvp(workdir: Path, config: Config, preset: Any, split: str,
                   checkpoint: Path | None, official_arch: str | None, trust_pickles: bool,
                   device: str | None, n_timelines: int = 6) -> dict[str, Any]:
-    from models.training.avvp_data import CATEGORIES
-    from models.metrics.avvp import AvvpScorer, format_table, per_class
-    from models.metrics.avvp_report import plot_avvp_timelines
-    from pipeline.train.stage import eval_dir, network_to_evaluate
-
     splits = load_avvp_data(workdir, preset.options)
     if split not in splits or not len(splits[split]):
         raise InputError(f"no '{split}' clips with features", field="split")

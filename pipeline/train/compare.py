@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure
+
 from pipeline.core.errors import InputError
 
 METRICS = (("val_accuracy", "val acc"), ("test_accuracy", "test acc"),
@@ -84,14 +86,11 @@ def format_table(runs: list[RunSummary]) -> str:
 
 def plot_bars(runs: list[RunSummary], out: str | Path, title: str = "accuracy by run") -> Path:
     """Grouped bars, one group per run, one bar per metric present; written atomically."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out = Path(out)
     cols = columns(runs)
     width = 0.8 / max(len(cols), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(runs) + 2), 4))
+    fig = Figure(figsize=(max(6, 1.2 * len(runs) + 2), 4))  # no pyplot: no global backend state
+    ax = fig.subplots()
     for j, (key, label) in enumerate(cols):
         xs = [i + (j - (len(cols) - 1) / 2) * width for i, r in enumerate(runs) if key in r.values]
         ys = [r.values[key] for r in runs if key in r.values]
@@ -107,7 +106,6 @@ def plot_bars(runs: list[RunSummary], out: str | Path, title: str = "accuracy by
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp.png")
     fig.savefig(tmp, dpi=100)
-    plt.close(fig)
     os.replace(tmp, out)
     return out
 

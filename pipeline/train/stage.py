@@ -17,7 +17,6 @@ a worker-safe dataset (`train.num_workers` processes).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -30,16 +29,26 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from models.training.ave_data import numpy_collate
-from models.training.trainer import load_checkpoint
+from models.metrics.eval_report import plot_timelines, write_per_class_table
+from models.training.ave_data import (
+    AVE_CLASSES,
+    ArrayAVEDataset,
+    VGGSoundAVELDataset,
+    load_original_ave,
+    numpy_collate,
+)
+from models.training.presets import get_preset, with_overrides
+from models.training.trainer import Trainer, make_family
 from pipeline.core import atomic
 from pipeline.core.config import Config, load_config, resolve
 from pipeline.core.errors import InputError
 from pipeline.core.safe_hdf5 import open_checked
-from pipeline.datasets.labels import avc_from_manifest, vggsound_avel_labels
+from pipeline.datasets.labels import avc_from_manifest, ave_classes, ave_segment_labels, vggsound_avel_labels
 from pipeline.datasets.manifest import load_manifest
 from pipeline.datasets.readers.vggsound_avel import categories_for
 from pipeline.store import open_features
+from pipeline.train.avvp import evaluate_avvp, train_avvp
+from pipeline.train.runs import eval_dir, network_to_evaluate, run_dir
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -58,7 +67,6 @@ def segment_labels(manifest: pd.DataFrame, classes: list[str] | None = None
     """[N,10,C+1] per-second one-hot from an AVE-style manifest, background last, and the
     class names -- the export stage's builders (pipeline.datasets.labels), so `avel train` and the
     exported right_labels.h5 agree."""
-    from pipeline.datasets.labels import ave_classes, ave_segment_labels
     for col in ("category", "event_start", "event_end"):
         if col not in manifest.columns:
             raise InputError(f"manifest has no column {col!r}; per-second labels need an "
@@ -185,7 +193,6 @@ def load_training_data(workdir: str | Path, config: Config, audio_name: str = "v
         splits = {s: np.array([i for i in have if split_col[i] == s], dtype=np.int64)
                   for s in SPLITS}
         if in_memory:
-            from models.training.ave_data import ArrayAVEDataset
             row_of = {c: i for i, c in enumerate(clip_ids)}
             audio = np.zeros((len(manifest), *audio_r.shape), dtype=audio_r.dtype)
             video = np.zeros((len(manifest), *visual_r.shape), dtype=visual_r.dtype)
@@ -207,7 +214,6 @@ def load_training_data(workdir: str | Path, config: Config, audio_name: str = "v
 
 def _original_ave_data(workdir: Path, config: Config) -> TrainingData:
     """The released AVE feature files (as the original scripts read them)."""
-    from models.training.ave_data import AVE_CLASSES, load_original_ave
     directory = Path(config.train.original_ave_dir or "")
     if not directory.is_absolute():
         directory = workdir / directory
@@ -223,7 +229,6 @@ def _original_ave_data(workdir: Path, config: Config) -> TrainingData:
 
 
 def _original_vggsound_avel_data(workdir: Path, config: Config) -> TrainingData:
-    from models.training.ave_data import VGGSoundAVELDataset
     files = dict(config.train.original_vggsound_avel)
     need = ("meta", "categories", "audio_dir", "video_dir", "label_dir")
     missing = [k for k in need if k not in files]
@@ -267,13 +272,8 @@ def save_classes(path: Path, data: TrainingData) -> None:
         atomic.write_text(path, json.dumps({"classes": names}, indent=1))
 
 
-def run_dir(workdir: str | Path, task: str, model: str) -> Path:
-    return Path(workdir) / "train" / f"{task}__{model}"
-
-
 def resolve_preset(config: Config, task: str | None = None, model: str | None = None,
                    overrides: dict[str, Any] | None = None) -> Any:
-    from models.training.presets import get_preset, with_overrides
     t, m = task or config.train.task, model or config.train.model
     try:
         preset = get_preset(t, m)
@@ -287,7 +287,6 @@ def resolve_preset(config: Config, task: str | None = None, model: str | None = 
 
 def _trainer(workdir: Path, config: Config, preset: Any, data: TrainingData, device: str | None,
              progress: bool) -> Any:
-    from models.training.trainer import Trainer, make_family
     num_classes = preset.num_classes or data.num_classes
     family = make_family(preset, num_classes, data.class_names)
     return Trainer(family, preset, run_dir(workdir, preset.task, preset.model),
@@ -303,7 +302,6 @@ def train(workdir: str | Path, config: Config | None = None, *, task: str | None
     config = config or load_config(workdir)
     preset = resolve_preset(config, task, model, overrides)
     if preset.family == "avvp":
-        from pipeline.train.avvp import train_avvp
         return train_avvp(workdir, config, preset, device, resume, progress)
     opts = preset.options
     classes_file = run_dir(workdir, preset.task, preset.model) / CLASSES_FILE
@@ -321,42 +319,6 @@ def train(workdir: str | Path, config: Config | None = None, *, task: str | None
     return out
 
 
-def eval_dir(run: Path, split: str, checkpoint: str | Path | None,
-             official_arch: str | None = None) -> Path:
-    """Where an evaluation writes: `eval/<split>` for the run's own best.pt; a checkpoint
-    passed in gets its own folder, `eval/checkpoints/<stem>-<hash of its path>[-arch]/<split>`,
-    so evaluating a foreign file never overwrites the run's results."""
-    if checkpoint is None:
-        return run / "eval" / split
-    path = Path(checkpoint).resolve()
-    tag = f"{path.stem}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
-    return run / "eval" / "checkpoints" / (f"{tag}-{official_arch}" if official_arch else tag) / split
-
-
-def network_to_evaluate(trainer: Any, checkpoint: str | Path | None, official_arch: str | None,
-                        trust_pickles: bool) -> torch.nn.Module:
-    """The run's best network, a checkpoint of ours, or an authors' release (`official_arch`)."""
-    if checkpoint is not None and not Path(checkpoint).is_file():
-        raise InputError("no such file", file=checkpoint, field="--checkpoint")
-    try:
-        if checkpoint is not None and official_arch:
-            from models.weights.checkpoints import load_official
-            net = load_official(checkpoint, official_arch, trust_pickles=trust_pickles)
-            return net.to(trainer.device, trainer.dtype)
-        if checkpoint is not None:
-            net = trainer._model()
-            state = load_checkpoint(checkpoint, trainer.device)
-            net.load_state_dict(state["model"])
-            return net
-        return trainer.load_best()
-    except (ValueError, KeyError, RuntimeError, FileNotFoundError) as exc:
-        where = checkpoint if checkpoint is not None else trainer.ckpt_dir
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        reason = reason.removeprefix(f"{where}: ").strip("'\"")
-        raise InputError(f"cannot load: {reason[:300]}", file=where,
-                         field="--checkpoint" if checkpoint is not None else None) from exc
-
-
 def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | None = None,
              model: str | None = None, split: str = "test", checkpoint: str | Path | None = None,
              official_arch: str | None = None, trust_pickles: bool = False,
@@ -365,12 +327,10 @@ def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | N
     """Evaluate the run's best checkpoint (or `checkpoint`, an official file when
     `official_arch` is given) on `split`; writes eval/<split>/{metrics.json, per_class.csv,
     timelines.png} in the run directory and returns the metrics and per-class rows."""
-    from models.metrics.eval_report import plot_timelines, write_per_class_table
     workdir = Path(workdir)
     config = config or load_config(workdir)
     preset = resolve_preset(config, task, model, overrides)
     if preset.family == "avvp":
-        from pipeline.train.avvp import evaluate_avvp
         return evaluate_avvp(workdir, config, preset, split, checkpoint, official_arch,
                              trust_pickles, device, n_timelines)
     opts = preset.options
