@@ -302,7 +302,8 @@ def test_clip_deleted_from_the_clip_store_is_cut_again(tmp_path):
 def test_feature_row_deleted_from_a_shard_is_extracted_again(tmp_path):
     from pipeline.core.config import load_config
     from pipeline.core.sharding import Shard
-    from pipeline.extract.stage import run_extract, stage_name
+    from pipeline.core.workdir import ledger_stage
+    from pipeline.extract.stage import run_extract
     from tests.fixtures_visual import TINY_VGG, write_workdir
     wd = write_workdir(tmp_path / "w", {"a": 4, "b": 4, "c": 4}, extract={
         "options": {"vgg19": TINY_VGG}, "weights": {"vgg19": "random"}, "seed": 1})
@@ -320,7 +321,7 @@ def test_feature_row_deleted_from_a_shard_is_extracted_again(tmp_path):
     with h5py.File(shard_file, "r") as fh:
         back = dict(zip([c.decode() for c in fh["clip_id"][()]], fh["features"][()]))
     np.testing.assert_array_equal(back["b"], rows[1])  # seeded weights: the same row again
-    with Ledger(wd.ledger(stage_name("vgg19"), shard)) as ledger:
+    with Ledger(wd.ledger(ledger_stage("extract", "vgg19"), shard)) as ledger:
         entry = ledger.get("b")
         assert entry is not None and entry.status == "done"
 

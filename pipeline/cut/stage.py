@@ -26,17 +26,13 @@ from pipeline.core import atomic, reasons
 from pipeline.core.config import Config
 from pipeline.core.errors import InputError
 from pipeline.core.ledger import DONE, FAILED, Entry, Ledger
+from pipeline.core.shard_lock import shard_lock
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
+from pipeline.core.worker_lifetime import die_with
 from pipeline.cut.checks import Span
 from pipeline.cut.clip import CutResult, CutSettings, CutTask, cut_clip
 from pipeline.cut.recipes import frames_recipe
-from pipeline.core.ledger import DONE, FAILED, Entry, Ledger
-from pipeline.core.safe_hdf5 import open_checked
-from pipeline.core.shard_lock import shard_lock
-from pipeline.core.sharding import Shard
-from pipeline.core.worker_lifetime import die_with
-from pipeline.core.workdir import Workdir
 from pipeline.datasets.manifest import MEDIA_COLUMNS, load_manifest, shard_rows
 from pipeline.store import clips as clip_store
 from pipeline.store.same_settings import differing_settings

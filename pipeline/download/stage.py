@@ -32,17 +32,16 @@ from tqdm import tqdm
 
 from pipeline.core import atomic
 from pipeline.core.config import Config, resolve
-from pipeline.download.failures import (MESSAGE_RULES, PERMANENT, THROTTLED, TRANSIENT,
-                                        Failure)
-from pipeline.download.fetch import ByteCounter, Fetcher, Outcome, finished_files
-from pipeline.download.jobs import ClipJob, plan_jobs
 from pipeline.core.errors import InputError, StageStopped
-from pipeline.core.shard_lock import shard_lock
 from pipeline.core.ledger import Ledger
-from pipeline.datasets.manifest import MEDIA_COLUMNS, load_manifest, shard_rows
-from pipeline.download.pacing import ThrottleGate, TokenBucket, backoff_delay
+from pipeline.core.shard_lock import shard_lock
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
+from pipeline.datasets.manifest import MEDIA_COLUMNS, load_manifest, shard_rows
+from pipeline.download.failures import MESSAGE_RULES, PERMANENT, THROTTLED, TRANSIENT, Failure
+from pipeline.download.fetch import ByteCounter, Fetcher, Outcome, finished_files
+from pipeline.download.jobs import ClipJob, plan_jobs
+from pipeline.download.pacing import ThrottleGate, TokenBucket, backoff_delay
 from pipeline.download.ytdlp_options import build_options
 
 log = logging.getLogger(__name__)

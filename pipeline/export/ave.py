@@ -20,15 +20,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.core.safe_hdf5 import open_checked
 from pipeline.core import atomic
-
+from pipeline.core.errors import InputError
+from pipeline.core.safe_hdf5 import open_checked
 from pipeline.datasets import labels
-
+from pipeline.datasets.manifest import load_manifest
 from pipeline.export import ave_settings, completeness, transfer
 from pipeline.export import cpsp_resnet as cpsp_resnet_layout
-from pipeline.core.errors import InputError
-from pipeline.datasets.manifest import load_manifest
 
 log = logging.getLogger(__name__)
 

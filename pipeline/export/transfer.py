@@ -23,17 +23,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.core.safe_hdf5 import open_checked
 from pipeline import __version__
-
 from pipeline.core import atomic
-
-from pipeline.store import features as store
 from pipeline.core.config import load_config
 from pipeline.core.errors import InputError
 from pipeline.core.ledger import DONE, FAILED, Ledger
+from pipeline.core.safe_hdf5 import open_checked
 from pipeline.core.sharding import Shard, shard_of
 from pipeline.core.workdir import Workdir, ledger_stage
+from pipeline.store import features as store
 
 log = logging.getLogger(__name__)
 

@@ -41,19 +41,19 @@ import pipeline
 from extractors import catalog
 from extractors.base import ClipInput, ClipRejected, Extractor
 from models.device import resolve_device
-from pipeline.store import clips as clip_store
-from pipeline.store import features as store
 from pipeline.core.config import Config, ExtractConfig
 from pipeline.core.errors import InputError
-from pipeline.store.index import index_when_complete, manifest_order, rebuild_index  # noqa: F401 (rebuild_index: re-exported)
-from pipeline.store.same_settings import differing_settings
 from pipeline.core.ledger import DONE, Ledger
 from pipeline.core.safe_hdf5 import open_checked
 from pipeline.core.shard_lock import shard_lock
-from pipeline.core.worker_lifetime import die_with_stage
-from pipeline.datasets.manifest import load_manifest
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir, ledger_stage
+from pipeline.core.worker_lifetime import die_with_stage
+from pipeline.datasets.manifest import load_manifest
+from pipeline.store import clips as clip_store
+from pipeline.store import features as store
+from pipeline.store.index import index_when_complete, manifest_order, rebuild_index  # noqa: F401 (rebuild_index: re-exported)
+from pipeline.store.same_settings import differing_settings
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
     A second run of one extractor on the same shard is refused at once (`shard_lock`);
     `verify` also redoes rows whose bytes no longer match the checksum in the ledger.
     """
-    with shard_lock(Workdir(workdir).root, stage_name(name), shard.name):
+    with shard_lock(Workdir(workdir).root, ledger_stage("extract", name), shard.name):
         return _run_extract(workdir, name, shard, config, weights=weights, progress=progress,
                             extractor=extractor, verify=verify, **overrides)
 
@@ -340,7 +340,8 @@ def rows_not_matching_ledger(shard_file: Path, ledger: Ledger) -> list[str]:
         for i, raw in enumerate(ids[()]):
             clip_id = raw.decode() if isinstance(raw, bytes) else str(raw)
             want = expected.get(clip_id)
-            if want and hashlib.sha256(np.ascontiguousarray(rows[i]).tobytes()).hexdigest()[:len(want)] != want:
+            digest = hashlib.sha256(np.ascontiguousarray(rows[i]).tobytes()).hexdigest()
+            if want and digest[:len(want)] != want:
                 changed.append(clip_id)
     return changed
 

@@ -25,8 +25,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pipeline.core.safe_hdf5 import open_checked
 from pipeline.core import atomic
+from pipeline.core.safe_hdf5 import open_checked
 from pipeline.store import parts
 from pipeline.store.parts import Pick, parts_dir  # noqa: F401 (parts_dir: part of this API)
 
