@@ -17,6 +17,7 @@ utilisation (nvidia-smi samples, else torch.cuda.utilization) and the runner's t
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import logging
 import os
@@ -118,6 +119,27 @@ def fresh_workdir(store: Store, root: Path) -> Path:
     return root
 
 
+# -- the network replaced by a no-op: what the host (and the decode) can feed ---------------
+class NoOpNet(torch.nn.Module):
+    """Zeros of the network's output shape: the runner, loader, decode, normalise, fold and
+    store all run for real; only the network's arithmetic is gone."""
+
+    def __init__(self, per_item: tuple[int, ...]) -> None:
+        super().__init__()
+        self.per_item = per_item
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros((x.shape[0], *self.per_item), dtype=torch.float32)
+
+
+def with_noop_net(extractor: Extractor) -> Extractor:
+    per_item = {"vgg19": lambda e: (512, e.map_side(), e.map_side()), "resnet152": lambda e: (2048,),
+                "r2plus1d_18": lambda e: (512,)}[extractor.name](extractor)
+    twin = copy.copy(extractor)
+    twin.net = NoOpNet(per_item)  # type: ignore[attr-defined]
+    return twin
+
+
 # -- GPU utilisation ---------------------------------------------------------------------
 class UtilisationSampler:
     """GPU busy % while a configuration runs: nvidia-smi every 200 ms, else
@@ -174,6 +196,7 @@ class Config:
     precision: str
     decode: str
     batch: int
+    net: str = "real"  # "noop": the host ceiling (network replaced by a no-op)
 
 
 def run_config(cfg: Config, store: Store, extractors: dict[str, Extractor], scratch: Path, device: torch.device,
@@ -241,14 +264,20 @@ def matrix(smoke: bool, device: torch.device) -> list[Config]:
     if smoke:
         return [Config(("vgg19",), "ave", "fp32", "cpu", 16), Config(("vgg19",), "ave", "bf16", "device", 16),
                 Config(("resnet152",), "llp", "fp32", "device", 16),
-                Config(("resnet152", "r2plus1d_18"), "llp", "fp32", "device", 8)]
+                Config(("resnet152", "r2plus1d_18"), "llp", "fp32", "device", 8),
+                Config(("resnet152",), "llp", "fp32", "device", 16, "noop")]
+    # most telling first: the budget skips the tail
     bf = [Config(("vgg19",), "ave", "bf16", "device", 256), Config(("resnet152",), "llp", "bf16", "device", 256),
           Config(("vgg19",), "ave", "bf16", "cpu", 256), Config(("resnet152",), "llp", "bf16", "cpu", 256),
+          Config(("vgg19",), "ave", "bf16", "device", 256, "noop"),
+          Config(("resnet152",), "llp", "bf16", "device", 256, "noop"),
           Config(("vgg19",), "ave", "bf16", "device", 512), Config(("resnet152",), "llp", "bf16", "device", 512),
           Config(("r2plus1d_18",), "llp", "bf16", "device", 32),
           Config(("resnet152", "r2plus1d_18"), "llp", "bf16", "device", 256),
           Config(("vgg19",), "ave", "tf32", "device", 256), Config(("resnet152",), "llp", "tf32", "device", 256),
           Config(("vgg19",), "ave", "fp32", "device", 256), Config(("resnet152",), "llp", "fp32", "device", 256),
+          Config(("vgg19",), "ave", "bf16", "cpu", 256, "noop"),
+          Config(("resnet152",), "llp", "bf16", "cpu", 256, "noop"),
           Config(("vgg19",), "ave", "bf16", "device", 128), Config(("resnet152",), "llp", "bf16", "device", 128)]
     return bf
 
@@ -257,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny CPU run: checks the script, measures nothing")
     parser.add_argument("--budget", type=float, default=None, help="seconds for all configurations (default 270)")
-    parser.add_argument("--box", type=float, default=None, help="seconds per configuration (default 16)")
+    parser.add_argument("--box", type=float, default=None, help="seconds per configuration (default 12)")
     parser.add_argument("--workers", type=int, default=None, help="loader workers (default: cores - 2)")
     parser.add_argument("--device", default=None, help="default: cuda when present, else cpu")
     parser.add_argument("--scratch", default=None, help="where the synthetic store goes (default: a temp dir)")
@@ -266,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     smoke = args.smoke
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     budget = args.budget if args.budget is not None else (600.0 if smoke else 270.0)
-    box = args.box if args.box is not None else (1.0 if smoke else 16.0)
+    box = args.box if args.box is not None else (1.0 if smoke else 12.0)
     workers = args.workers if args.workers is not None else (1 if smoke else max(1, (os.cpu_count() or 4) - 2))
     started = time.perf_counter()
 
@@ -293,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"frames, {st.size[0]}x{st.size[1]} JPEG, mean {st.mean_jpeg_bytes / 1024:.1f} KB/frame "
                          f"(built in {time.perf_counter() - started:.0f} s)")
         extractors = {n: catalog.create(n, weights="random", seed=0, **o) for n, o in opts.items()}
+        noop = {n: with_noop_net(e) for n, e in extractors.items()}
         lines += ["", "## device decode vs CPU (PIL) decode", ""]
         for n, key in (("vgg19", "ave"), ("resnet152", "llp"), ("r2plus1d_18", "llp")):
             try:
@@ -308,12 +338,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(table), flush=True)
         for cfg in matrix(smoke, device):
             spent = time.perf_counter() - started
-            row = f"| {'+'.join(cfg.names)} | {cfg.precision} | {cfg.decode} | {cfg.batch} |"
+            label = "+".join(cfg.names) + (" (no-op net)" if cfg.net == "noop" else "")
+            row = f"| {label} | {cfg.precision} | {cfg.decode} | {cfg.batch} |"
             if spent > budget:
                 row += " skipped (budget) | | | | | | | |"
             else:
                 try:
-                    r = run_config(cfg, stores[cfg.store], extractors, scratch, device, workers,
+                    r = run_config(cfg, stores[cfg.store], noop if cfg.net == "noop" else extractors, scratch, device, workers,
                                    min(box, max(budget - spent, 1.0)))
                     sp = r["split"]
                     row += (f" {r['fps']:,.0f} | {r['util']} | {r['shards']} | {sp.get('wait_s', 0):.1f} |"

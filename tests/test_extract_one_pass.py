@@ -227,3 +227,15 @@ def test_jpeg_bytes_pack_round_trip():
     assert data.dtype == torch.uint8 and data.numel() == sum(map(len, jpegs))
     assert [bytes(t.numpy()) for t in unpack_jpegs(data, lengths)] == jpegs
     assert Image.open(io.BytesIO(bytes(unpack_jpegs(data, lengths)[2].numpy()))).size == (48, 36)
+
+
+def test_avel_run_extracts_every_configured_extractor_in_one_pass(tmp_path: Path):
+    from pipeline.run.runner import run
+
+    wd = write_workdir(tmp_path / "w", {"a": 4, "b": 5}, extract={**TWO, "extractors": ["vgg19", "resnet152"]})
+    report = run(wd.root, ["extract"], executor="local")
+    assert report["exit_code"] == 0
+    for name in ("vgg19", "resnet152"):
+        (summary,) = report["stages"][f"extract-{name}"]
+        assert summary["done"] == 2 and summary["one_pass_with"] == [{"vgg19": "resnet152"}.get(name, "vgg19")]
+        assert list(_features(wd.root, name)) == ["a", "b"]

@@ -39,6 +39,16 @@ def shard_tasks(stage: str, config: Config) -> list[tuple[str, str | None]]:
     return [(stage, None)]
 
 
+#: joins extractor names into one task: `avel run` extracts them in one pass over a shard
+PASS_SEPARATOR = "+"
+
+
+def one_pass_task(config: Config) -> str:
+    """The extract task of `avel run`: every configured extractor in one pass per shard
+    (each clip read and decoded once; each extractor keeps its own ledger and store)."""
+    return PASS_SEPARATOR.join(config.extract.extractors)
+
+
 def ledger_stage(stage: str, extractor: str | None) -> str:
     return f"extract-{extractor}" if stage == "extract" else stage
 
@@ -54,13 +64,18 @@ def run_on_shard(workdir: str | Path, config: Config, stage: str, shard: Shard,
         return _plain(run_cut(workdir, config, shard, progress=False))
     if stage == "extract":
         from pipeline.store import clips as clip_store
-        from pipeline.extract.stage import run_extract
+        from pipeline.extract.stage import run_extract, run_extract_many
         from pipeline.core.workdir import Workdir
+        names = (extractor or "").split(PASS_SEPARATOR)
         clips_file = Workdir(workdir).clips_file(shard)
         if not clips_file.is_file() and not clip_store.parts_dir(clips_file).is_dir():
             # an empty shard, or one whose every clip failed to cut: nothing to extract
-            return {"extractor": extractor, "shard": shard.name, "todo": 0, "done": 0,
-                    "note": "no cut clips in this shard"}
+            empty = [{"extractor": n, "shard": shard.name, "todo": 0, "done": 0,
+                      "note": "no cut clips in this shard"} for n in names]
+            return empty[0] if len(names) == 1 else {"extractors": empty}
+        if len(names) > 1:  # extractor_obj: {name: built extractor} (a Ray actor's)
+            return {"extractors": run_extract_many(workdir, names, shard, config, progress=False,
+                                                   extractors=extractor_obj)}
         return run_extract(workdir, extractor, shard, config, progress=False, extractor=extractor_obj)
     raise ValueError(f"{stage!r} is not a per-shard stage")
 
