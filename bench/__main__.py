@@ -9,7 +9,7 @@ import sys
 import time
 import traceback
 
-BENCHES = ["bench_download", "bench_cut", "bench_vggish", "bench_extract", "bench_export",
+BENCHES = ["bench_download", "bench_cut", "bench_vggish", "bench_extract", "bench_host_ceiling", "bench_export",
            "bench_train", "bench_baselines", "bench_avvp_eval"]
 
 
