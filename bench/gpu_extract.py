@@ -197,6 +197,7 @@ class Config:
     decode: str
     batch: int
     net: str = "real"  # "noop": the host ceiling (network replaced by a no-op)
+    compile: bool = False  # extract.compile (torch.compile of the forward)
 
 
 def run_config(cfg: Config, store: Store, extractors: dict[str, Extractor], scratch: Path, device: torch.device,
@@ -213,7 +214,8 @@ def run_config(cfg: Config, store: Store, extractors: dict[str, Extractor], scra
             summaries = run_extract_many(
                 wd, list(cfg.names), Shard(s, store.shards), config, progress=False,
                 extractors={n: extractors[n] for n in cfg.names}, device=str(device), precision=cfg.precision,
-                batch_size=cfg.batch, num_workers=workers, decode=cfg.decode, flush_clips=64, prefetch=4)
+                batch_size=cfg.batch, num_workers=workers, decode=cfg.decode, flush_clips=64, prefetch=4,
+                compile=cfg.compile)
             seconds = time.perf_counter() - t0
             clips = max(sm["done"] for sm in summaries)
             per_shard.append((seconds, clips * store.frames_per_clip, summaries))
@@ -260,7 +262,7 @@ def decode_agreement(store: Store, extractor: Extractor, device: torch.device) -
 
 
 # -- the matrix ----------------------------------------------------------------------------
-def matrix(smoke: bool, device: torch.device) -> list[Config]:
+def matrix(smoke: bool, device: torch.device, with_compile: bool = False) -> list[Config]:
     if smoke:
         return [Config(("vgg19",), "ave", "fp32", "cpu", 16), Config(("vgg19",), "ave", "bf16", "device", 16),
                 Config(("resnet152",), "llp", "fp32", "device", 16),
@@ -279,6 +281,9 @@ def matrix(smoke: bool, device: torch.device) -> list[Config]:
           Config(("vgg19",), "ave", "bf16", "cpu", 256, "noop"),
           Config(("resnet152",), "llp", "bf16", "cpu", 256, "noop"),
           Config(("vgg19",), "ave", "bf16", "device", 128), Config(("resnet152",), "llp", "bf16", "device", 128)]
+    if with_compile:  # compiling takes tens of seconds: first, with the plain rows to compare
+        bf = [Config(("vgg19",), "ave", "bf16", "device", 256, compile=True), bf[0],
+              Config(("resnet152",), "llp", "bf16", "device", 256, compile=True), bf[1]] + bf[2:]
     return bf
 
 
@@ -289,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--box", type=float, default=None, help="seconds per configuration (default 12)")
     parser.add_argument("--workers", type=int, default=None, help="loader workers (default: cores - 2)")
     parser.add_argument("--device", default=None, help="default: cuda when present, else cpu")
+    parser.add_argument("--with-compile", action="store_true",
+                        help="also time extract.compile (torch.compile; first shard = compile, left out)")
     parser.add_argument("--scratch", default=None, help="where the synthetic store goes (default: a temp dir)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
@@ -336,9 +343,10 @@ def main(argv: list[str] | None = None) -> int:
         table = ["", "## end to end, cut clips → feature shards (frames/s = clip frames read per second)", "",
                  header, "|" + "---|" * (header.count("|") - 1)]
         print("\n".join(table), flush=True)
-        for cfg in matrix(smoke, device):
+        for cfg in matrix(smoke, device, args.with_compile):
             spent = time.perf_counter() - started
-            label = "+".join(cfg.names) + (" (no-op net)" if cfg.net == "noop" else "")
+            label = "+".join(cfg.names) + (" (no-op net)" if cfg.net == "noop" else "") + (
+                " (compiled)" if cfg.compile else "")
             row = f"| {label} | {cfg.precision} | {cfg.decode} | {cfg.batch} |"
             if spent > budget:
                 row += " skipped (budget) | | | | | | | |"
