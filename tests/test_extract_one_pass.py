@@ -239,3 +239,25 @@ def test_avel_run_extracts_every_configured_extractor_in_one_pass(tmp_path: Path
         (summary,) = report["stages"][f"extract-{name}"]
         assert summary["done"] == 2 and summary["one_pass_with"] == [{"vgg19": "resnet152"}.get(name, "vgg19")]
         assert list(_features(wd.root, name)) == ["a", "b"]
+
+
+def test_clip_reader_reads_what_consolidation_will_keep(tmp_path: Path):
+    """A part newer than the shard file wins, as in `consolidate` (later parts win)."""
+    wd = write_workdir(tmp_path / "w", {"a": 3, "b": 2}, extract=TWO)
+    shard_file = wd.clips_file(Shard(0, 1))
+    newer = clip_store.read_clip(shard_file, "a")
+    newer.frames = newer.frames[:1]
+    time.sleep(0.01)  # part names start with the write time: this one is the newest
+    clip_store.write_part(shard_file, {"a": newer})  # not consolidated: a part over the shard
+    reader = clip_store.ClipReader(shard_file)
+    try:
+        before = {c: reader.read(c) for c in ("a", "b")}
+        with pytest.raises(KeyError):
+            reader.read("missing")
+    finally:
+        reader.close()
+    assert len(before["a"].frames) == 1
+    clip_store.consolidate(shard_file)
+    for clip_id, got in before.items():
+        want = clip_store.read_clip(shard_file, clip_id)
+        assert got.frames == want.frames and np.array_equal(got.audio, want.audio), clip_id
