@@ -139,14 +139,42 @@ def unpack_jpegs(data: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor
     return list(torch.split(data, lengths.tolist()))
 
 
+_DECODE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
+
+
 def decode_batch(jpegs: list[torch.Tensor], device: torch.device | str) -> list[torch.Tensor]:
     """JPEG byte tensors → uint8 [3, H, W] RGB images on `device`, in one batched call."""
     if not jpegs:
         return []
+    device = torch.device(device)
     try:
-        return decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
+        if device.type != "cuda":
+            return decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
+        return _decode_cuda(jpegs, device)
+    except torch.cuda.OutOfMemoryError:  # the device's trouble, not the clip's
+        raise
     except RuntimeError as exc:  # one bad frame fails the batch; the clip is rejected either way
         raise ClipRejected("bad_frame", f"JPEG does not decode: {exc}") from None
+
+
+def _decode_cuda(jpegs: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """torchvision's CUDA decoder allocates its outputs on the current stream but writes
+    them from a private stream that does not wait for it, so it can be handed a block that
+    kernels still queued on the current stream will read, and overwrite it (reported as
+    pytorch/vision#9606). Decoding with a stream of its own as the current one keeps the
+    outputs in a pool only decode outputs use, and `record_stream` keeps each block from
+    being handed out again before the consuming stream is done with it. No host sync."""
+    if device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    if device not in _DECODE_STREAMS:
+        _DECODE_STREAMS[device] = torch.cuda.Stream(device)
+    side, consumer = _DECODE_STREAMS[device], torch.cuda.current_stream(device)
+    with torch.cuda.stream(side):
+        images = decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
+    consumer.wait_stream(side)
+    for image in images:
+        image.record_stream(consumer)
+    return images
 
 
 @functools.lru_cache(maxsize=64)
