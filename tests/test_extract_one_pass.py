@@ -261,3 +261,34 @@ def test_clip_reader_reads_what_consolidation_will_keep(tmp_path: Path):
     for clip_id, got in before.items():
         want = clip_store.read_clip(shard_file, clip_id)
         assert got.frames == want.frames and np.array_equal(got.audio, want.audio), clip_id
+
+
+def test_audio_and_frame_extractors_share_one_pass(tmp_path: Path, shared_data: Path):
+    """vggish (audio) + vgg19 (frames), as the demo and AVE configs run them: one read of
+    each clip serves both, and each store equals its extractor run alone."""
+    import soundfile as sf
+
+    real, rate = sf.read(shared_data / "vggsound" / "FwVYUHKoLtQ_000034.wav", dtype="int16")
+    settings = {"options": {"vgg19": TINY_VGG, "vggish": {"recipe": "ave"}},
+                "weights": {"vgg19": "random", "vggish": "random"}, "seed": 2, "batch_size": 5, "cpu_threads": 1}
+    roots = []
+    for label in ("together", "apart"):
+        wd = write_workdir(tmp_path / label, {"a": 4, "b": 4}, extract=settings)
+        shard_file = wd.clips_file(Shard(0, 1))
+        media = {c: clip_store.read_clip(shard_file, c) for c in ("a", "b")}
+        for k, m in enumerate(media.values()):
+            m.audio, m.sample_rate = real[k * 16000:k * 16000 + 16000 * 4], rate
+        clip_store.write_part(shard_file, media)
+        clip_store.consolidate(shard_file)
+        roots.append(wd.root)
+    together, apart = roots
+    summaries = run_extract_many(together, ["vggish", "vgg19"], Shard(0, 1), load_config(together),
+                                 progress=False, decode="device")
+    assert [(s["extractor"], s["done"], s["decode"]) for s in summaries] == [
+        ("vggish", 2, "cpu"), ("vgg19", 2, "device")]  # audio has no device decode
+    for name in ("vggish", "vgg19"):
+        run_extract(apart, name, Shard(0, 1), load_config(apart), progress=False, decode="device")
+        one, two = _features(together, name), _features(apart, name)
+        assert list(one) == list(two) == ["a", "b"]
+        for c in one:
+            np.testing.assert_array_equal(one[c], two[c], err_msg=f"{name} {c}")
