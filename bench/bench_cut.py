@@ -2,6 +2,12 @@
 (one ffmpeg call writing loose JPEGs with `-r 8 %06d.jpg`, then a separate ffmpeg call
 writing the 16 kHz mono wav), on the same generated clips in one run.
 
+Second table: the ave-vgg19 cut (16 native frames per second) on YouTube-sized clips
+(480x360, 30 fps, H.264): kept frames per CPU-second (frames/s per core) with the frame
+selection inside ffmpeg's graph (only kept frames are JPEG-encoded) against encoding every
+frame and selecting afterwards, and `-threads 1` against ffmpeg's default threading with as
+many workers as cores.
+
 Run: python -m bench.bench_cut [--clips 12] [--workers 2]; prints frames/s, clips/s, ratios.
 """
 
@@ -24,6 +30,8 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from pipeline.core.config import load_config  # noqa: E402
+from pipeline.cut.checks import Span  # noqa: E402
+from pipeline.cut.clip import CutSettings, CutTask, cut_clip  # noqa: E402
 from pipeline.cut.stage import run_cut  # noqa: E402
 from pipeline.core.sharding import Shard  # noqa: E402
 from pipeline.demo.synthetic import write_dataset  # noqa: E402
@@ -82,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
             # pool workers are forkserver children, not ours: their CPU time is not visible
             cpu = cpu_seconds() - cpu0 if workers == 1 else float("nan")
             rows.append((f"avel cut, {workers} worker(s) (HDF5)", time.perf_counter() - start, n, cpu))
+        ave_rows = ave_vgg19_table(root, args.clips)
     base = rows[0][1]
     print(f"{len(videos)} generated clips (10 s, 160x120, 16 fps), llp-8fps frames + 16 kHz audio; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -90,6 +99,62 @@ def main(argv: list[str] | None = None) -> None:
     for name, seconds, frames, cpu in rows:
         print(f"{name:<44}{seconds:>9.2f}{len(videos) / seconds:>9.2f}{frames / seconds:>10.1f}"
               f"{base / seconds:>9.2f}x{cpu / len(videos):>12.3f}")
+    print(ave_rows)
+
+
+def youtube_like_clips(directory: Path, n: int) -> list[Path]:
+    """n 10-s clips shaped like a 360p YouTube download: 480x360, 30 fps, H.264, AAC."""
+    directory.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        path = directory / f"yt{i:03d}.mp4"
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                        f"testsrc2=size=480x360:rate=30:duration=10.5,hue=H={i}", "-f", "lavfi",
+                        "-i", f"sine=frequency={300 + 50 * i}:sample_rate=44100:duration=10.5",
+                        "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-c:a", "aac",
+                        "-shortest", str(path)], check=True)
+        out.append(path)
+    return out
+
+
+def ave_vgg19_rate(videos: list[Path], *, in_graph: bool, threads: int | None,
+                   quality: int | None, workers: int) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, kept frames) for cutting `videos` with ave-vgg19."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = CutSettings(audio_recipe="vggsound", frames_recipe="ave-vgg19",
+                           jpeg_quality=quality, scale=None, allow=(), max_pixels=4096 * 2160,
+                           max_pad_s=0.5, span_slack_s=0.1, timeout_s=600.0,
+                           ffmpeg_version="bench", ffmpeg_threads=threads,
+                           select_in_graph=in_graph)
+    tasks = [CutTask(v.stem, str(v), v.name, Span(0.0, 10.0)) for v in videos]
+    cpu0, start = cpu_seconds(), time.perf_counter()
+    # threads only wait on ffmpeg children, whose CPU time the rusage of children counts
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(lambda t: cut_clip(t, settings), tasks))
+    wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu0
+    bad = [r for r in results if r.reason]
+    assert not bad, bad[0]
+    return wall, cpu, sum(len(r.media.frames) for r in results if r.media)
+
+
+def ave_vgg19_table(root: Path, n_clips: int) -> str:
+    videos = youtube_like_clips(root / "yt", n_clips)
+    cores = os.cpu_count() or 1
+    variants = [("every frame encoded, ffmpeg default q (before)", False, None, None),
+                ("every frame encoded, -q:v 2", False, None, 2),
+                ("select in the graph, -q:v 2", True, None, 2),
+                ("select in the graph, -q:v 2, -threads 1 (now)", True, 1, 2)]
+    rows = [(name, *ave_vgg19_rate(videos, in_graph=g, threads=t, quality=q, workers=cores))
+            for name, g, t, q in variants]
+    base = rows[0][3] / rows[0][2]
+    lines = [f"\nave-vgg19 + vggsound audio, {len(videos)} clips of 10 s at 480x360 30 fps; "
+          f"{cores} workers on {cores} CPUs, load average {os.getloadavg()[0]:.1f}",
+             f"{'method':<48}{'wall s':>8}{'CPU s':>8}{'frames/s/core':>15}{'ratio':>8}"]
+    for name, wall, cpu, frames in rows:
+        lines.append(f"{name:<48}{wall:>8.2f}{cpu:>8.2f}{frames / cpu:>15.1f}"
+                     f"{frames / cpu / base:>7.2f}x")
+    return "\n".join(lines)
 
 
 def cpu_seconds() -> float:

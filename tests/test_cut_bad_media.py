@@ -43,7 +43,8 @@ def test_corpus_has_at_least_12_bad_files_with_distinct_defects(corpus):
 
 def test_strict_run_gives_each_file_its_reason(tmp_path, corpus):
     missing = ("missing", tmp_path / "not-there.mp4", 0.0, 10.0)
-    wd = make_workdir(tmp_path / "wd", _clips(corpus, [missing]), {"allow": [], "workers": 2})
+    strict = ["-rotated", "-unusual-pixel-format", "-non-ascii-name"]  # no default accepted
+    wd = make_workdir(tmp_path / "wd", _clips(corpus, [missing]), {"allow": strict, "workers": 2})
     summary = run_cut(wd, load_config(wd), SHARD, progress=False)
     with Ledger(Workdir(wd).ledger("cut", SHARD)) as ledger:
         got = {e.clip_id: (e.status, e.reason) for e in ledger.entries()}

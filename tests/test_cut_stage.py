@@ -165,3 +165,38 @@ def test_missing_local_file_is_retried_on_the_next_run(tmp_path, videos):
     assert _run(wd).reasons == {"missing-file": 1}
     shutil.copy(videos[0], later)
     assert _run(wd).done == 1
+
+
+def test_allow_adds_to_the_defaults_and_a_minus_takes_one_away():
+    from pipeline.core.config import DEFAULT_ALLOW, CutConfig
+
+    assert CutConfig().allowed == DEFAULT_ALLOW
+    assert CutConfig(allow=["variable-frame-rate"]).allowed == (*DEFAULT_ALLOW,
+                                                                 "variable-frame-rate")
+    assert "rotated" not in CutConfig(allow=["-rotated"]).allowed
+    CutConfig(allow=["-rotated", "odd-size"]).validate()
+
+
+def test_retry_failed_recuts_clips_failed_for_a_now_allowed_reason(tmp_path, videos):
+    import shutil
+
+    import pandas as pd
+    import yaml
+
+    from pipeline.core.config import load_config
+    from pipeline.cut.stage import run_cut as cut
+
+    wd = make_workdir(tmp_path, [("c0", videos[0], 0.0, 10.0)],
+                      {"frames_recipe": "uniform-1", "allow": ["-non-ascii-name"]})
+    renamed = videos[0].parent / "vidéo.mp4"
+    shutil.copy(videos[0], renamed)
+    table = pd.read_parquet(wd / "manifest.parquet")
+    table["source"] = str(renamed)
+    table.to_parquet(wd / "manifest.parquet", index=False)
+    assert _run(wd).reasons == {"non-ascii-name": 1}
+    config = yaml.safe_load((wd / "avel.yaml").read_text())
+    config["cut"]["allow"] = []
+    (wd / "avel.yaml").write_text(yaml.safe_dump(config))
+    assert _run(wd).done == 0  # a permanent failure stays failed without being asked
+    summary = cut(wd, load_config(wd), SHARD, progress=False, retry_failed="non-ascii-name")
+    assert summary.done == 1

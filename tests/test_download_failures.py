@@ -52,9 +52,9 @@ def test_retry_after_as_http_date_is_ignored_rather_than_misread():
 def test_timeout_and_truncation_are_transient():
     timeout = TransportError(msg="Read timed out. (read timeout=1.0)", cause=TimeoutError())
     assert classify(_as_ytdlp_raises(timeout)).reason == "timeout"
-    assert classify(_as_ytdlp_raises(IncompleteRead(100, 300))).reason == "truncated"
+    assert classify(_as_ytdlp_raises(IncompleteRead(100, 300))).reason == "incomplete-transfer"
     # the http downloader reports a short body only as text
-    assert classify(DownloadError("ERROR: \r[download] Got error: 83392 bytes read, 166785 more expected")).reason == "truncated"
+    assert classify(DownloadError("ERROR: \r[download] Got error: 83392 bytes read, 166785 more expected")).reason == "incomplete-transfer"
     reset = TransportError(cause=ConnectionResetError(104, "Connection reset by peer"))
     assert classify(_as_ytdlp_raises(reset)) .kind == TRANSIENT
 

@@ -115,3 +115,19 @@ def test_every_dataset_preset_is_a_valid_config(name):
     config = parse_config(preset["config"], f"manifests/{name}.yaml")
     assert config.dataset.name == name
     assert preset["recipes"]["sample_rate"] == 16000
+
+
+@pytest.mark.parametrize("name", ["ave", "llp", "vggsound", "vggsound-avel", "vggsound-avel50k"])
+def test_preset_recipes_block_is_what_its_config_runs(name):
+    """The `recipes:` block documents the original recipes; the config is what runs, so the
+    two must agree (LLP's VGGish once said whole-clip while `ave` ran)."""
+    from pipeline.core.config import dataset_preset, parse_config
+
+    preset = dataset_preset(name)
+    recipes, config = preset["recipes"], parse_config(preset["config"], name)
+    assert recipes["audio"] == config.cut.audio_recipe
+    assert recipes["frames"] == config.cut.frames_recipe
+    assert recipes["extractors"] == config.extract.extractors
+    if "vggish" in config.extract.extractors:
+        ran = config.extract.options.get("vggish", {}).get("recipe", "ave")
+        assert recipes["vggish_segmenting"] == ran

@@ -8,20 +8,28 @@ import click
 import yaml
 
 from pipeline.core import atomic
-from pipeline.core.config import DATASETS, dataset_preset, parse_config
+from pipeline.core.config import DATASETS, DEFAULT_ALLOW, dataset_preset, parse_config
 from pipeline.core.errors import InputError
 from pipeline.commands.options import workdir_option
 from pipeline.core.workdir import Workdir
 
 
-def init_workdir(workdir: str | Path, dataset: str, force: bool = False) -> Path:
-    """Write `avel.yaml` (refusing to overwrite one unless `force`) and return its path."""
+def init_workdir(workdir: str | Path, dataset: str, force: bool = False,
+                 local_videos: str | None = None) -> Path:
+    """Write `avel.yaml` (refusing to overwrite one unless `force`) and return its path.
+    `local_videos`: a folder of the dataset's videos, read instead of downloading."""
     wd = Workdir(workdir)
     if wd.config.exists() and not force:
         raise InputError("a config already exists; use --force to overwrite it", file=wd.config)
     preset = dataset_preset(dataset)
     config = preset["config"]
-    parse_config(config, f"manifests/{dataset}.yaml")  # the preset itself must be valid
+    if local_videos:
+        config["dataset"].update({"source": "local", "videos_dir": str(local_videos),
+                                  "video_ext": [".mp4", ".mkv", ".webm", ".avi", ".mov"]})
+        config.setdefault("download", {})["local_files"] = "hardlink"
+    # the accepted defects, written out so a user sees them (cut.allow adds to these)
+    config.setdefault("cut", {}).setdefault("allow", list(DEFAULT_ALLOW))
+    parse_config(config, f"manifests/{dataset}.yaml")  # what we write must be valid
     wd.root.mkdir(parents=True, exist_ok=True)
     text = (f"# avel config for {preset['title']}\n# {preset['description'].strip()}\n"
             "# Relative paths are resolved against this directory.\n"
@@ -33,8 +41,10 @@ def init_workdir(workdir: str | Path, dataset: str, force: bool = False) -> Path
 @click.command("init")
 @click.option("--dataset", required=True, type=click.Choice(DATASETS))
 @click.option("--force", is_flag=True, help="Overwrite an existing avel.yaml.")
+@click.option("--local-videos", type=click.Path(file_okay=False), default=None,
+              help="Read the videos from this folder (<video_id>.<ext>) instead of downloading.")
 @workdir_option
-def command(dataset: str, force: bool, workdir: Path) -> None:
+def command(dataset: str, force: bool, workdir: Path, local_videos: str | None) -> None:
     """Write a starting avel.yaml carrying the original recipes for DATASET."""
-    path = init_workdir(workdir, dataset, force)
+    path = init_workdir(workdir, dataset, force, local_videos)
     click.echo(str(path))

@@ -34,11 +34,13 @@ class DatasetConfig:
     # relative paths are resolved against the work directory.
     files: dict[str, str] = field(default_factory=dict)
     # youtube: source is a watch URL built from url_template; url: any URL yt-dlp accepts,
-    # also built from url_template; local: a file in videos_dir named <video_id><ext>.
+    # also built from url_template; local: a file in videos_dir named <video_id><ext> for the
+    # first of video_ext that exists, or the path files.paths (CSV video_id,path) names
+    # (pipeline/datasets/local_videos.py).
     source: Literal["youtube", "url", "local"] = "youtube"
     url_template: str = "https://www.youtube.com/watch?v={video_id}"
     videos_dir: str | None = None
-    video_ext: str = ".mp4"
+    video_ext: str | list[str] = ".mp4"
     clip_seconds: float = 10.0
     limit: int | None = None  # keep the first N clips (demos, smoke runs)
 
@@ -80,6 +82,9 @@ class DownloadConfig:
     backoff_base_s: float = 2.0
     backoff_max_s: float = 300.0
     throttle_limit: int = 8  # throttle answers in a row (no success between) before stopping
+    # local videos into raw/: a hard link (free; the same file as your original, so never
+    # edit raw/), a symlink, or a copy (disk space, but independent)
+    local_files: Literal["hardlink", "symlink", "copy"] = "hardlink"
     # section mode: re-encode around the cuts so the file starts exactly at the section
     # start; off = stream copy (fast; the start is still exact for ffmpeg-based readers,
     # which honour the edit list, but the file carries the preceding GOP)
@@ -104,26 +109,36 @@ class DownloadConfig:
             raise ValueError("rate_limit_bytes must be > 0")
 
 
+DEFAULT_ALLOW = ("rotated", "unusual-pixel-format", "non-ascii-name")
+
+
 @dataclass
 class CutConfig:
     """How `avel cut` turns videos into 16 kHz audio and recipe frames (pipeline/cut/recipes.py)."""
 
     audio_recipe: str = "vggsound"  # vggsound | llp | ave
     frames_recipe: str = "ave-vgg19"  # llp-8fps | ave-vgg19 | uniform-N
-    # ffmpeg -q:v for the JPEGs; None keeps ffmpeg's default, which is what the original
-    # recipes ran (`ffmpeg -i video -r 8 %06d.jpg` sets no quality)
+    # ffmpeg -q:v for the JPEGs; None: the recipe's own (llp-8fps/uniform-N: ffmpeg's default,
+    # what `ffmpeg -i video -r 8 %06d.jpg` ran; ave-vgg19: 2, see pipeline/cut/recipes.py)
     jpeg_quality: int | None = None
     scale: str | None = None  # ffmpeg scale filter args, e.g. "-2:256"; None keeps the source size
     loose: bool = False
     workers: int = 2
-    # defects that are cut anyway and noted, instead of failing the clip (see pipeline/cut/checks.py)
-    allow: list[str] = field(default_factory=lambda: ["rotated", "unusual-pixel-format",
-                                                      "non-ascii-name"])
+    # defects that are cut anyway and noted, instead of failing the clip (see
+    # pipeline/cut/checks.py): these add to DEFAULT_ALLOW; "-name" takes a default away
+    allow: list[str] = field(default_factory=list)
     max_pixels: int = 4096 * 2160  # larger frames fail as huge-resolution
     max_pad_s: float = 0.5  # a file may end this much before the clip does (zeros are padded)
     span_slack_s: float = 0.1  # a file ending this little after the clip is decoded whole
     batch_clips: int = 8  # finished clips per part file (what a kill can lose at most)
     timeout_s: float = 600.0  # per ffmpeg/ffprobe call
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        """The defects accepted: the defaults, plus `allow`, minus its "-name" entries."""
+        removed = {a[1:] for a in self.allow if a.startswith("-")}
+        added = [a for a in self.allow if not a.startswith("-")]
+        return tuple(dict.fromkeys(a for a in [*DEFAULT_ALLOW, *added] if a not in removed))
 
     def validate(self) -> None:
         from pipeline.cut.checks import ALLOWABLE
@@ -133,7 +148,7 @@ class CutConfig:
         frames_recipe(self.frames_recipe)
         if self.jpeg_quality is not None and not 1 <= self.jpeg_quality <= 31:
             raise ValueError("jpeg_quality must be 1..31 (ffmpeg -q:v) or null")
-        unknown = sorted(set(self.allow) - set(ALLOWABLE))
+        unknown = sorted({a.removeprefix("-") for a in self.allow} - set(ALLOWABLE))
         if unknown:
             raise ValueError(f"allow: unknown conditions {unknown}; allowed: {list(ALLOWABLE)}")
         if self.workers < 1 or self.batch_clips < 1:

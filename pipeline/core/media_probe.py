@@ -27,6 +27,10 @@ class MediaError(Exception):
         self.detail = detail
 
 
+# containers whose header duration is the end time: measured from 0, not from the start
+HEADER_DURATION_FROM_ZERO = ("mov,mp4", "matroska")
+
+
 @dataclass(frozen=True)
 class MediaInfo:
     path: str
@@ -45,6 +49,7 @@ class MediaInfo:
     audio_codec: str = ""
     sample_rate: int = 0
     channels: int = 0
+    start_s: float = 0.0  # the container's start time: where ffmpeg's `-ss 0` lies
 
     @property
     def variable_frame_rate(self) -> bool:
@@ -82,7 +87,11 @@ def probe(path: str | Path, timeout_s: float = 60.0) -> MediaInfo:
         data = ffmpeg.probe(str(path), timeout=timeout_s)
     except ffmpeg.Error as exc:
         message = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
-        raise MediaError("not-media", message[-1] if message else "ffprobe failed") from None
+        detail = message[-1] if message else "ffprobe failed"
+        if _iso_boxes_cut_off(path):  # the same name in download and cut, any mode
+            raise MediaError("truncated", f"{detail}; the mp4 box structure runs past the end "
+                                          "of the file") from None
+        raise MediaError("not-media", detail) from None
     except subprocess.TimeoutExpired:
         raise MediaError("probe-timeout", f"ffprobe took over {timeout_s} s") from None
     except json.JSONDecodeError:
@@ -102,6 +111,11 @@ def probe(path: str | Path, timeout_s: float = 60.0) -> MediaInfo:
     duration = float(fmt.get("duration") or 0.0)
     if not duration:
         duration = max(float((s or {}).get("duration") or 0.0) for s in (video, audio))
+    start = _float(fmt.get("start_time"))
+    if start > 0 and fmt.get("format_name", "").startswith(HEADER_DURATION_FROM_ZERO):
+        # MP4's and Matroska's header duration runs from t=0, not from the first frame
+        # (a container start of 3.7 s, or a section download's anchor): the length is less
+        duration = max(0.0, duration - start)
     return MediaInfo(
         path=str(path), format_name=fmt.get("format_name", ""), duration_s=duration,
         has_video=video is not None, has_audio=audio is not None,
@@ -114,4 +128,40 @@ def probe(path: str | Path, timeout_s: float = 60.0) -> MediaInfo:
         audio_codec=(audio or {}).get("codec_name", ""),
         sample_rate=int((audio or {}).get("sample_rate") or 0),
         channels=int((audio or {}).get("channels") or 0),
+        start_s=start,
     )
+
+
+def _float(text: object) -> float:
+    try:
+        return float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+
+
+# An ISO-BMFF (mp4, m4a, mov) file whose top-level boxes run past its end was cut off while
+# being written (most often before its index, the moov box, so ffprobe finds nothing).
+def _iso_boxes_cut_off(path: Path) -> bool:
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[4:8] != b"ftyp":
+                return False
+            pos = 0
+            while pos < size:
+                fh.seek(pos)
+                header = fh.read(16)
+                if len(header) < 8:
+                    return True
+                box = int.from_bytes(header[:4], "big")
+                if box == 1 and len(header) == 16:
+                    box = int.from_bytes(header[8:16], "big")
+                elif box == 0:  # extends to the end of the file
+                    return False
+                if box < 8:
+                    return False  # not a box structure at all: corrupt, not truncated
+                pos += box
+            return pos > size
+    except OSError:
+        return False

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.core.media_probe import MediaError, MediaInfo
+from pipeline.core.media_probe import MediaInfo
 
 # pixel formats every JPEG path handles without surprises; others get a note
 COMMON_PIX_FMTS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12"}
@@ -30,42 +30,6 @@ class Span:
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
-
-
-def classify_probe_error(error: MediaError, path: Path) -> MediaError:
-    """Name ffprobe failures more precisely than the shared probe does: an ISO-BMFF (mp4,
-    m4a, mov) file whose top-level boxes run past its end was cut off while being written
-    (most often before its index, the moov box, so ffprobe finds nothing)."""
-    if error.reason == "not-media" and _iso_boxes_cut_off(path):
-        return MediaError("truncated", f"{error.detail}; the mp4 box structure runs past the "
-                                       "end of the file")
-    return error
-
-
-def _iso_boxes_cut_off(path: Path) -> bool:
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            head = fh.read(12)
-            if len(head) < 12 or head[4:8] != b"ftyp":
-                return False
-            pos = 0
-            while pos < size:
-                fh.seek(pos)
-                header = fh.read(16)
-                if len(header) < 8:
-                    return True
-                box = int.from_bytes(header[:4], "big")
-                if box == 1 and len(header) == 16:
-                    box = int.from_bytes(header[8:16], "big")
-                elif box == 0:  # extends to the end of the file
-                    return False
-                if box < 8:
-                    return False  # not a box structure at all: corrupt, not truncated
-                pos += box
-            return pos > size
-    except OSError:
-        return False
 
 
 def conditions(path: Path, info: MediaInfo, span: Span, *, max_pixels: int,

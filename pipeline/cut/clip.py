@@ -21,9 +21,9 @@ import soundfile as sf
 from pipeline.core import atomic
 from pipeline.store.clips import ClipMedia
 from pipeline.cut.audio import audio_output, finish_audio
-from pipeline.cut.checks import Span, classify_probe_error, conditions, verdict
+from pipeline.cut.checks import Span, conditions, verdict
 from pipeline.cut.ffmpeg_pipes import DecodeError, clip_input, compile_args, run
-from pipeline.cut.frames import finish_frames, frames_output
+from pipeline.cut.frames import clip_frame_times, finish_frames, frames_output, planned_pick
 from pipeline.cut.recipes import audio_recipe, frames_recipe
 from pipeline.core.media_probe import MediaError, probe
 from pipeline.core.workdir import Workdir
@@ -41,6 +41,8 @@ class CutSettings:
     span_slack_s: float
     timeout_s: float
     ffmpeg_version: str
+    ffmpeg_threads: int | None = None  # ffmpeg -threads per call (None: ffmpeg's default)
+    select_in_graph: bool = True  # False: encode every frame and select after (the baseline)
 
 
 @dataclass(frozen=True)
@@ -86,10 +88,7 @@ def cut_clip(task: CutTask, settings: CutSettings) -> CutResult:
 
 def _cut(task: CutTask, s: CutSettings) -> CutResult:
     path = Path(task.path)
-    try:
-        info = probe(path, timeout_s=s.timeout_s)
-    except MediaError as exc:
-        raise classify_probe_error(exc, path) from None
+    info = probe(path, timeout_s=s.timeout_s)
     span = task.span
     fatal, notes = verdict(conditions(path, info, span, max_pixels=s.max_pixels,
                                       max_pad_s=s.max_pad_s), list(s.allow))
@@ -100,24 +99,33 @@ def _cut(task: CutTask, s: CutSettings) -> CutResult:
     duration = None if info.duration_s - span.end_s <= s.span_slack_s else span.duration_s
     seconds = max(int(round(span.duration_s)), 1)
     a_recipe, f_recipe = audio_recipe(s.audio_recipe), frames_recipe(s.frames_recipe)
-    # one ffmpeg call: the input is opened and seeked once, audio on pipe:1, JPEGs on pipe:3
-    source = clip_input(path, seek, duration)
-    args = compile_args(
-        audio_output(source, a_recipe, "pipe:1", native_rate=info.sample_rate,
-                     native_channels=info.channels),
-        frames_output(source, f_recipe, "pipe:3", jpeg_quality=s.jpeg_quality, scale=s.scale))
-    pcm, jpeg_stream = run(args, s.timeout_s)
-    audio = finish_audio(pcm, a_recipe, clip_duration_s=span.duration_s,
-                         native_rate=info.sample_rate, native_channels=info.channels, args=args)
-    frames = finish_frames(jpeg_stream, f_recipe, clip_seconds=seconds,
-                           native_fps=info.avg_frame_rate or info.r_frame_rate, args=args)
+    times = pick = None
+    if f_recipe.rate is None and info.has_video:  # native frames: known before decoding
+        times = clip_frame_times(path, file_start_s=info.start_s, seek_s=seek,
+                                 duration_s=duration, timeout_s=s.timeout_s)
+        if task.loose_root is None and len(times) and s.select_in_graph:  # loose keeps all
+            pick = planned_pick(f_recipe, times, seconds)[1]
+    try:
+        audio, frames, args = _decode(path, info, s, seek, duration, span, seconds, times, pick)
+    except DecodeError as exc:
+        if exc.reason != "frame-count-mismatch":
+            raise
+        # the packets and the decoder disagree (a damaged stream): encode every frame
+        audio, frames, args = _decode(path, info, s, seek, duration, span, seconds, None, None)
+        notes, times = [*notes, "frame-times-from-rate"], None
     available = min(info.duration_s, span.end_s) - span.start_s - s.max_pad_s
     if audio.decoded < available * audio.sample_rate:
         return CutResult(task.clip_id, reason="truncated",
                          detail=f"decoded {audio.decoded} audio samples, the header promises "
                                 f"{int(available * audio.sample_rate)}+")
     fps = f_recipe.rate or info.avg_frame_rate or info.r_frame_rate
-    if frames.decoded < available * fps:
+    if times is not None and len(times) > 1 and not f_recipe.rate:
+        # real times: the last frame's time plus one typical interval covers the clip
+        covered = float(times[-1] + np.median(np.diff(times)))
+        short = covered < available - 1e-6
+    else:
+        short = frames.decoded < available * fps
+    if short:
         return CutResult(task.clip_id, reason="truncated",
                          detail=f"decoded {frames.decoded} frames, the header promises "
                                 f"{int(available * fps)}+")
@@ -143,6 +151,28 @@ def _cut(task: CutTask, s: CutSettings) -> CutResult:
     media = ClipMedia(audio=audio.samples, sample_rate=audio.sample_rate, frames=frames.jpegs,
                       frame_times=frames.times, attrs=attrs)
     return CutResult(task.clip_id, media=media, notes=notes, checksum=digest, info=info_out)
+
+
+def _decode(path: Path, info: Any, s: CutSettings, seek: float, duration: float | None,
+            span: Span, seconds: int, times: np.ndarray | None, pick: np.ndarray | None
+            ) -> tuple[Any, Any, list[str]]:
+    """One ffmpeg call: the input is opened and seeked once, audio on pipe:1, JPEGs on
+    pipe:3 (only the picked frames when `pick` is given)."""
+    a_recipe, f_recipe = audio_recipe(s.audio_recipe), frames_recipe(s.frames_recipe)
+    source = clip_input(path, seek, duration, s.ffmpeg_threads)
+    args = compile_args(
+        audio_output(source, a_recipe, "pipe:1", native_rate=info.sample_rate,
+                     native_channels=info.channels),
+        frames_output(source, f_recipe, "pipe:3", jpeg_quality=s.jpeg_quality, scale=s.scale,
+                      pick_times=None if pick is None or times is None else times[pick],
+                      threads=s.ffmpeg_threads))
+    pcm, jpeg_stream = run(args, s.timeout_s)
+    audio = finish_audio(pcm, a_recipe, clip_duration_s=span.duration_s,
+                         native_rate=info.sample_rate, native_channels=info.channels, args=args)
+    frames = finish_frames(jpeg_stream, f_recipe, clip_seconds=seconds,
+                           native_fps=info.avg_frame_rate or info.r_frame_rate, args=args,
+                           times=times, picked=pick)
+    return audio, frames, args
 
 
 def write_loose(root: Path, clip_id: str, audio: np.ndarray, sample_rate: int,

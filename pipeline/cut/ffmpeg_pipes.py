@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -30,9 +31,11 @@ class DecodeError(Exception):
         self.reason = reason
 
 
-def clip_input(path: str | Path, seek_s: float, duration_s: float | None):  # -> ffmpeg node
-    """The input, seeked (`-ss`) and limited (`-t`) only when the clip is not the whole file."""
-    opts: dict[str, object] = {}
+def clip_input(path: str | Path, seek_s: float, duration_s: float | None,
+               threads: int | None = None):  # -> ffmpeg node
+    """The input, seeked (`-ss`) and limited (`-t`) only when the clip is not the whole file;
+    `threads` limits the decoder's threads."""
+    opts: dict[str, object] = {} if threads is None else {"threads": threads}
     if seek_s > 0:
         opts["ss"] = f"{seek_s:.6f}"
     if duration_s is not None:
@@ -87,6 +90,21 @@ def run(args: list[str], timeout_s: float) -> tuple[bytes, bytes]:
         message = b"".join(chunks["err"]).decode("utf-8", "replace").strip().splitlines()
         raise DecodeError(message[-1] if message else f"ffmpeg exit {code}")
     return b"".join(chunks["out"]), b"".join(chunks["fd3"])
+
+
+def run_probe(args: list[str], timeout_s: float) -> str:
+    """Run an ffprobe command; its stdout as text. Raises DecodeError."""
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s,
+                              check=False, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise DecodeError(f"{args[0]} not found on PATH", "ffmpeg-missing") from None
+    except subprocess.TimeoutExpired:
+        raise DecodeError(f"{args[0]} took over {timeout_s} s", "timeout") from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        raise DecodeError(lines[-1] if lines else f"{args[0]} exit {done.returncode}")
+    return done.stdout
 
 
 def _wait(pid: int, timeout_s: float) -> int | None:

@@ -3,6 +3,12 @@ is split into images here, and the recipe's selection picks the kept ones.
 
 Piping `image2pipe` gives exactly the bytes `ffmpeg ... %06d.jpg` would write (same
 encoder, same options), without touching the disk.
+
+Recipes that keep native frames (ave-vgg19) know which frames they keep before decoding:
+the presentation times of the frames inside the clip come from the packets (ffprobe,
+no decoding), the original rule picks among them, and a `select` filter in the graph
+passes only those to the JPEG encoder, which is the expensive part. Their `times` are
+the source's real presentation times, so a variable frame rate records true times.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from pathlib import Path
 import ffmpeg
 import numpy as np
 
-from pipeline.cut.ffmpeg_pipes import DecodeError, clip_input, compile_args, run
+from pipeline.cut.ffmpeg_pipes import DecodeError, clip_input, compile_args, run, run_probe
 from pipeline.cut.recipes import FramesRecipe, select
 
 
@@ -69,10 +75,57 @@ def split_jpegs(stream: bytes) -> list[bytes]:
     return out
 
 
+# a frame is selected when its time is this close to a wanted one (ffprobe prints 6 decimals)
+PTS_TOLERANCE_S = 5e-5
+
+
+def clip_frame_times(path: str | Path, *, file_start_s: float, seek_s: float,
+                     duration_s: float | None, timeout_s: float) -> np.ndarray:
+    """Presentation times (s from the clip start) of the video frames ffmpeg's `-ss`/`-t`
+    keep, from the packets alone: those with pts in [start + seek, start + seek + duration).
+
+    Reading starts 10 s before the clip (ffprobe seeks to the keyframe before that), so the
+    cost does not grow with the length of the file before the clip."""
+    lo = file_start_s + seek_s
+    hi = lo + duration_s if duration_s is not None else None
+    interval = (f"{lo - 10:.6f}" if lo > 10 else "") + (f"%{hi + 1:.6f}" if hi is not None else "")
+    args = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+            "packet=pts_time,dts_time", "-of", "csv=p=0"]
+    args += (["-read_intervals", interval] if interval else []) + [str(path)]
+    out = run_probe(args, timeout_s)
+    times = []
+    for line in out.splitlines():
+        fields = [f for f in line.strip().split(",") if f and f != "N/A"]
+        if fields:
+            times.append(float(fields[0]))
+    pts = np.unique(np.array(times, dtype=np.float64))
+    keep = (pts >= lo - 1e-7) & ((pts < hi - 1e-7) if hi is not None else True)
+    return pts[keep] - lo
+
+
+def select_times(video, times: np.ndarray):  # -> ffmpeg-python stream
+    """Pass only the frames at `times` (s from the clip start) through the graph."""
+    terms = [f"lt(abs(t-{t:.6f}),{PTS_TOLERANCE_S})" for t in times]
+    return video.filter("select", _balanced_sum(terms))
+
+
+def _balanced_sum(terms: list[str]) -> str:
+    """a+b+c+... nested as a balanced tree: ffmpeg's expression parser recurses once per
+    `+` of a flat chain and refuses a chain of ~100 terms ('Cannot allocate memory')."""
+    if len(terms) == 1:
+        return terms[0]
+    mid = len(terms) // 2
+    return f"({_balanced_sum(terms[:mid])})+({_balanced_sum(terms[mid:])})"
+
+
 def frames_output(source, recipe: FramesRecipe, target: str, *, jpeg_quality: int | None,
-                  scale: str | None):  # -> ffmpeg-python output node
-    """The recipe's JPEG output of `source` (an ffmpeg-python input) onto pipe `target`."""
+                  scale: str | None, pick_times: np.ndarray | None = None,
+                  threads: int | None = None):  # -> ffmpeg-python output node
+    """The recipe's JPEG output of `source` (an ffmpeg-python input) onto pipe `target`;
+    with `pick_times`, only the frames at those times are encoded."""
     video = source.video
+    if pick_times is not None:
+        video = select_times(video, pick_times)
     if scale:
         video = video.filter("scale", *scale.split(":"))
     opts: dict[str, object] = {"format": "image2pipe", "vcodec": "mjpeg"}
@@ -82,6 +135,8 @@ def frames_output(source, recipe: FramesRecipe, target: str, *, jpeg_quality: in
         opts["r"] = _num(recipe.rate)
     if jpeg_quality is not None:
         opts["q:v"] = jpeg_quality
+    if threads is not None:
+        opts["threads"] = threads
     return ffmpeg.output(video, target, **opts)
 
 
@@ -89,13 +144,35 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
+def planned_pick(recipe: FramesRecipe, times: np.ndarray, clip_seconds: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(the recipe's kept indices into `times`, the distinct ones ffmpeg must encode)."""
+    keep = select(recipe, len(times), clip_seconds)
+    return keep, np.unique(keep)
+
+
 def finish_frames(stream: bytes, recipe: FramesRecipe, *, clip_seconds: int, native_fps: float,
-                  args: list[str]) -> Frames:
-    """Split ffmpeg's JPEG stream and apply the recipe's selection."""
+                  args: list[str], times: np.ndarray | None = None,
+                  picked: np.ndarray | None = None) -> Frames:
+    """Split ffmpeg's JPEG stream and apply the recipe's selection.
+
+    `times`: presentation times of every frame in the clip, when known (native-frame
+    recipes). `picked`: the distinct indices the graph already selected (the stream then
+    holds only those); the recipe's selection is then made from `times`."""
     jpegs = split_jpegs(stream)
     if not jpegs:
         raise DecodeError("ffmpeg produced no frames")
+    if picked is not None and times is not None:
+        if len(jpegs) != len(picked):
+            raise DecodeError(f"the frame selection passed {len(jpegs)} frames, the packets "
+                              f"promised {len(picked)}", "frame-count-mismatch")
+        keep = select(recipe, len(times), clip_seconds)
+        position = {int(i): k for k, i in enumerate(picked)}
+        return Frames([jpegs[position[int(i)]] for i in keep], times[keep], len(times), args,
+                      [])
     keep = select(recipe, len(jpegs), clip_seconds)
+    if recipe.rate is None and times is not None and len(times) == len(jpegs):
+        return Frames([jpegs[i] for i in keep], times[keep], len(jpegs), args, jpegs)
     rate = recipe.rate or native_fps or (len(jpegs) / max(clip_seconds, 1))
     return Frames([jpegs[i] for i in keep], keep.astype(np.float64) / rate, len(jpegs), args,
                   jpegs)

@@ -41,6 +41,9 @@ class FramesRecipe:
     selection: str  # "first" | "llp-80" | "ave-16"
     per_second: int  # frames kept per second of clip (for checks and docs)
     source: str
+    # ffmpeg -q:v when the config sets none; None: ffmpeg's default (bitrate-driven, so a
+    # frame's bytes depend on the frames encoded before it)
+    jpeg_quality: int | None = None
 
 
 AUDIO_RECIPES = {
@@ -67,7 +70,13 @@ def frames_recipe(name: str) -> FramesRecipe:
     if name == "llp-8fps":
         return FramesRecipe(name, 8.0, "llp-80", 8, "AVVP-ECCV20: ffmpeg -r 8 %06d.jpg, 80 selected")
     if name == "ave-vgg19":
-        return FramesRecipe(name, None, "ave-16", 16, "AVE-ECCV18: 16 native frames per second")
+        # The AVE scripts fed decoded frames to VGG-19 without any JPEG, so the stored
+        # JPEGs should lose as little as possible; and only the kept frames are encoded
+        # (frames.py), so the quality must not depend on the encoder's history: a fixed
+        # -q:v 2 (ffmpeg's finest usual mjpeg scale) gives the same bytes for a frame
+        # whichever other frames are encoded.
+        return FramesRecipe(name, None, "ave-16", 16, "AVE-ECCV18: 16 native frames per second",
+                            jpeg_quality=2)
     match = re.fullmatch(r"uniform-(\d+)", name)
     if match and int(match.group(1)) > 0:
         n = int(match.group(1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import shutil
 import signal
 import subprocess
@@ -24,22 +25,21 @@ from typing import Any
 import h5py
 from tqdm import tqdm
 
-from pipeline.core import atomic
+from pipeline.core import atomic, reasons
 
 from pipeline.store import clips as clip_store
 from pipeline.core.config import Config
 from pipeline.core.errors import InputError
 from pipeline.cut.checks import Span
 from pipeline.cut.clip import CutResult, CutSettings, CutTask, cut_clip
-from pipeline.core.ledger import DONE, Ledger
+from pipeline.cut.recipes import frames_recipe
+from pipeline.core.ledger import DONE, FAILED, Entry, Ledger
 from pipeline.datasets.manifest import load_manifest, shard_rows
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
 
 log = logging.getLogger(__name__)
 STAGE, LOOSE_STAGE = "cut", "cut-loose"  # loose files have their own ledger
-# failures worth retrying on the next run (the file may appear, the machine may be less busy)
-TRANSIENT = {"timeout", "probe-timeout", "missing-file", "ffmpeg-missing", "internal-error"}
 # settings that change the bytes of a cut clip: a shard file must not mix them
 RECIPE_KEYS = ("audio_recipe", "frames_recipe", "jpeg_quality", "scale")
 
@@ -62,13 +62,19 @@ def ffmpeg_version() -> str:
     return words[2] if len(words) > 2 and words[:2] == ["ffmpeg", "version"] else "unknown"
 
 
-def settings_from(config: Config) -> CutSettings:
+def settings_from(config: Config, workers: int | None = None) -> CutSettings:
     c = config.cut
+    quality = c.jpeg_quality
+    if quality is None:
+        quality = frames_recipe(c.frames_recipe).jpeg_quality
+    # one ffmpeg thread each when the workers already fill the cores (bench_cut: 1.1-1.2x
+    # more frames per CPU-second than ffmpeg's own threads fighting the other workers)
+    busy = (workers or c.workers) >= (os.cpu_count() or 1)
     return CutSettings(audio_recipe=c.audio_recipe, frames_recipe=c.frames_recipe,
-                       jpeg_quality=c.jpeg_quality, scale=c.scale, allow=tuple(c.allow),
+                       jpeg_quality=quality, scale=c.scale, allow=c.allowed,
                        max_pixels=c.max_pixels, max_pad_s=c.max_pad_s,
                        span_slack_s=c.span_slack_s, timeout_s=c.timeout_s,
-                       ffmpeg_version=ffmpeg_version())
+                       ffmpeg_version=ffmpeg_version(), ffmpeg_threads=1 if busy else None)
 
 
 def _relative(wd: Workdir, path: Path) -> str:
@@ -78,17 +84,25 @@ def _relative(wd: Workdir, path: Path) -> str:
         return str(path)
 
 
-def plan_tasks(wd: Workdir, shard: Shard, rows: Any, loose: bool) -> tuple[list[CutTask], list[str]]:
-    """(tasks with their input file and span, clip ids still waiting for the download).
+def plan_tasks(wd: Workdir, shard: Shard, rows: Any, loose: bool, download_attempts: int = 3
+               ) -> tuple[list[CutTask], list[str], dict[str, Entry]]:
+    """(tasks with their input file and span, clip ids still waiting for the download,
+    clip id -> download entry of clips whose download failed for good).
 
     Input contract: the download ledger's `info` gives `file` (relative to the workdir) and
     `offset_s` (source time of the file's t=0); without an entry, a local `source` path is
-    read directly with offset 0."""
+    read directly with offset 0. A download failed for good is permanent, or transient with
+    no attempts left (what `avel download` itself no longer retries)."""
     downloads: dict[str, dict] = {}
+    gone: dict[str, Entry] = {}
     dl_path = wd.ledger("download", shard)
     if dl_path.is_file():
         with Ledger(dl_path) as dl:
-            downloads = {e.clip_id: e.info for e in dl.entries() if e.status == DONE}
+            for e in dl.entries():
+                if e.status == DONE:
+                    downloads[e.clip_id] = e.info
+                elif e.status == FAILED and (e.permanent or e.attempts >= download_attempts):
+                    gone[e.clip_id] = e
     loose_root = str(wd.loose_dir()) if loose else None
     tasks, waiting = [], []
     for row in rows.itertuples(index=False):
@@ -96,6 +110,8 @@ def plan_tasks(wd: Workdir, shard: Shard, rows: Any, loose: bool) -> tuple[list[
         if info and info.get("file"):
             path = (wd.root / info["file"]).resolve()
             offset = float(info.get("offset_s") or 0.0)
+        elif row.clip_id in gone:
+            continue
         elif "://" not in str(row.source):  # a local file (a missing one fails as missing-file)
             path = (wd.root / str(row.source)).resolve()
             offset = 0.0
@@ -104,7 +120,8 @@ def plan_tasks(wd: Workdir, shard: Shard, rows: Any, loose: bool) -> tuple[list[
             continue
         span = Span(float(row.start_s) - offset, float(row.end_s) - offset)
         tasks.append(CutTask(row.clip_id, str(path), _relative(wd, path), span, loose_root))
-    return tasks, waiting
+    wanted = set(rows["clip_id"]) if len(rows) else set()
+    return tasks, waiting, {c: e for c, e in gone.items() if c in wanted and c not in downloads}
 
 
 def _die_with_parent() -> None:
@@ -164,12 +181,16 @@ def check_recipe(shard_file: Path, recipe: dict[str, str]) -> None:
 
 
 def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int | None = None,
-            loose: bool | None = None, progress: bool = True) -> CutSummary:
-    """Cut every clip of `shard` that is not done yet; returns counts for the report."""
+            loose: bool | None = None, progress: bool = True,
+            retry_failed: str | None = None) -> CutSummary:
+    """Cut every clip of `shard` that is not done yet; returns counts for the report.
+
+    `retry_failed`: "all" cuts every failed clip again, a reason key only those failed for
+    it (a permanent failure is otherwise final, e.g. after adding a reason to cut.allow)."""
     wd = Workdir(workdir)
     loose = config.cut.loose if loose is None else loose
     workers = config.cut.workers if workers is None else workers
-    settings = settings_from(config)
+    settings = settings_from(config, workers)
     rows = shard_rows(load_manifest(wd.root), shard)
     shard_file = wd.clips_file(shard)
     summary = CutSummary(shard=shard.name, output=str(wd.loose_dir() if loose else shard_file))
@@ -188,6 +209,9 @@ def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int |
         check_recipe(shard_file, recipe)
     with Ledger(wd.ledger(LOOSE_STAGE if loose else STAGE, shard)) as ledger:
         ledger.ensure(rows["clip_id"])
+        if retry_failed:
+            n = ledger.requeue(None if retry_failed == "all" else retry_failed)
+            log.info("re-queued %d failed clips (%s)", n, retry_failed)
         todo = set(ledger.todo())
         # clips whose part was written by a run killed before it could mark them done
         if not loose and todo:
@@ -195,8 +219,15 @@ def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int |
                 ledger.done(clip_id, info={"recovered": True})
             todo = set(ledger.todo())
         summary.skipped = len(rows) - len(todo)
-        tasks, waiting = plan_tasks(wd, shard, rows[rows["clip_id"].isin(todo)], loose)
+        tasks, waiting, gone = plan_tasks(wd, shard, rows[rows["clip_id"].isin(todo)], loose,
+                                          config.download.max_attempts)
         summary.waiting = len(waiting)
+        for clip_id, entry in gone.items():
+            # not permanent here: a download retried later (--retry-failed) makes it cuttable
+            reason = f"download-failed:{entry.reason or 'unknown'}"
+            ledger.failed(clip_id, reason, permanent=False, detail=entry.detail or "")
+            summary.failed += 1
+            summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
         batch: dict[str, CutResult] = {}
         last_flush = time.monotonic()
 
@@ -216,8 +247,9 @@ def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int |
             for result in _results(tasks, settings, workers, ledger.start):
                 bar.update(1)
                 if result.reason:
-                    ledger.failed(result.clip_id, result.reason,
-                                  permanent=result.reason not in TRANSIENT, detail=result.detail)
+                    permanent = reasons.kind(result.reason, STAGE) == reasons.PERMANENT
+                    ledger.failed(result.clip_id, result.reason, permanent=permanent,
+                                  detail=result.detail)
                     summary.failed += 1
                     summary.reasons[result.reason] = summary.reasons.get(result.reason, 0) + 1
                     log.warning("%s: %s (%s)", result.clip_id, result.reason, result.detail)

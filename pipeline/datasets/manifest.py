@@ -17,6 +17,7 @@ import pandas as pd
 from pipeline.core import atomic
 from pipeline.core.config import Config, resolve
 from pipeline.core.errors import InputError
+from pipeline.datasets.local_videos import LocalVideos
 from pipeline.datasets.readers import ave, llp, vggsound, vggsound_avel
 from pipeline.core.sharding import Shard, shard_of
 from pipeline.core.workdir import Workdir, check_clip_id
@@ -37,7 +38,9 @@ def read_dataset(config: Config, workdir: str | Path) -> pd.DataFrame:
     files = {role: resolve(workdir, p) for role, p in config.dataset.files.items()}
     table = READERS[config.dataset.name](files)
     validate(table)
-    table["source"] = [source_for(config, workdir, v) for v in table["video_id"]]
+    local = LocalVideos(config, workdir) if config.dataset.source == "local" else None
+    table["source"] = [str(local.path(v)) if local else source_for(config, workdir, v)
+                       for v in table["video_id"]]
     if config.dataset.limit is not None:
         table = table.head(config.dataset.limit)
     extra = [c for c in table.columns if c not in COMMON and c not in ("line", "file")]

@@ -91,7 +91,7 @@ class _Handler(SimpleHTTPRequestHandler):
         """Serve the file, honouring a single `bytes=a-b` Range like a real host."""
         path = Path(self.translate_path(self.path))
         header = self.headers.get("Range")
-        match = RANGE.match(header.strip()) if header else None
+        match = RANGE.match(header.strip()) if header and self.server.ranges else None
         if not path.is_file() or not match or not any(match.groups()):
             return super().do_GET() if self.command == "GET" else super().do_HEAD()
         size = path.stat().st_size
@@ -152,6 +152,7 @@ class LoopbackServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.retry_after = 1
         self.stall_s = 30.0
+        self.ranges = True  # False: ignore Range and send the whole file (python -m http.server)
         self._thread: threading.Thread | None = None
 
     @property

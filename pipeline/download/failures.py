@@ -56,8 +56,10 @@ MESSAGE_RULES: list[tuple[str, str, str]] = [
     (r"http error 410", PERMANENT, "http-410"),
     (r"http error 5\d\d", TRANSIENT, "http-5xx"),
     (r"http error 403", TRANSIENT, "http-403"),  # YouTube: an expired signed URL, not the clip
-    (r"bytes read.*more expected|content too short|incomplete ?read|did not get any data",
-     TRANSIENT, "truncated"),
+    (r"bytes read.*more expected|content too short|incomplete ?read",
+     TRANSIENT, "incomplete-transfer"),
+    # a complete answer of zero bytes: the host's file is empty (the name the probe gives it)
+    (r"did not get any data", PERMANENT, "empty-file"),
     (r"timed? ?out", TRANSIENT, "timeout"),
     (r"connection (reset|refused|aborted)|remote ?disconnected|broken pipe|"
      r"temporary failure in name resolution|network is unreachable|connection error",
@@ -105,7 +107,7 @@ def classify(exc: BaseException) -> Failure:
     for inner in _chain(exc):
         name = type(inner).__name__
         if name in ("IncompleteRead", "ContentTooShortError"):
-            return Failure(TRANSIENT, "truncated", message)
+            return Failure(TRANSIENT, "incomplete-transfer", message)
         if isinstance(inner, TimeoutError) or "timeout" in name.lower():
             return Failure(TRANSIENT, "timeout", message)
         if isinstance(inner, (ConnectionError,)):

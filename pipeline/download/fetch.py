@@ -6,12 +6,20 @@ merge intermediates; it is emptied before each attempt and removed by the stage,
 shard's output folder only ever holds complete, verified files. A file is renamed into
 place only after it passed the probe, which is why the stage may adopt a final file that a
 killed run left without a ledger entry.
+
+The ledger's `offset_s` (source time at the file's start, the cut's contract) is read
+back from the file: a section is a stream copy from the keyframe before its start, and
+yt-dlp's ffmpeg places the section start at a fixed timestamp (ytdlp_options.TS_ANCHOR_S).
+A section that cannot be kept exact (a container without timestamps such as AVI, a server
+without Range requests, a file ffmpeg cannot cut) is fetched whole instead, with a note,
+so it is right or fails for the reason full mode would give.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import threading
@@ -20,12 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.download.failures import PERMANENT, TRANSIENT, Failure, classify
-from pipeline.download.jobs import ClipJob, local_suffix
+from pipeline.download.jobs import FULL, SECTION, ClipJob, local_suffix
 from pipeline.core.media_probe import MediaError, probe
 from pipeline.core.workdir import Workdir
-from pipeline.download.ytdlp_options import CLIP_FIELD, SECTION_FIELD
+from pipeline.download.ytdlp_options import CLIP_FIELD, SECTION_FIELD, source_offset
+
+log = logging.getLogger(__name__)
 
 TEMP_SUFFIXES = (".part", ".ytdl", ".temp", ".tmp")
+# section failures that say "ffmpeg could not cut this source", not "this source is gone"
+SECTION_FALLBACK_REASONS = {"ffmpeg-failed", "unknown"}
 
 
 @dataclass
@@ -83,8 +95,10 @@ class Fetcher:
     """One per worker thread (a `YoutubeDL` object is not thread-safe)."""
 
     def __init__(self, wd: Workdir, raw_dir: Path, staging_dir: Path,
-                 ydl_options: dict[str, Any], finished: dict[str, str] | None = None) -> None:
+                 ydl_options: dict[str, Any], finished: dict[str, str] | None = None,
+                 local_files: str = "hardlink") -> None:
         self.wd = wd
+        self.local_files = local_files  # DownloadConfig.local_files
         self.finished = finished if finished is not None else finished_files(raw_dir)
         self.raw_dir = raw_dir
         self.staging_dir = staging_dir
@@ -123,12 +137,26 @@ class Fetcher:
                 got = self._link_local(job, work)
             else:
                 got = self._download(job, work)
-            if isinstance(got, Failure):
-                return Outcome(job.clip_id, failure=got)
-            try:
-                media = probe(got)
-            except MediaError as exc:
-                return Outcome(job.clip_id, failure=Failure(PERMANENT, exc.reason, str(exc)))
+            fetched = self._verify(job, got)
+            note = None
+            if job.mode == SECTION and isinstance(fetched, str):
+                # The section could not be cut exactly (a container without timestamps, a
+                # server without Range requests, a file ffmpeg cannot seek in): fetch the
+                # whole video, so the clip is right or fails for the same reason it would
+                # in full mode.
+                note = fetched
+                log.info("%s: %s; fetching the whole video", job.clip_id, note)
+                if isinstance(got, Path):
+                    got.unlink(missing_ok=True)
+                job = ClipJob(job.clip_id, job.kind, job.target, FULL, None)
+                got = self._download(job, work)
+                fetched = self._verify(job, got)
+            if isinstance(fetched, Failure):
+                return Outcome(job.clip_id, failure=fetched)
+            if isinstance(fetched, str):  # not a section: cannot happen, kept for the types
+                return Outcome(job.clip_id, failure=Failure(TRANSIENT, "unknown", fetched))
+            media, offset = fetched
+            assert isinstance(got, Path)
             final = self.wd.clip_path(self.raw_dir, job.clip_id, got.suffix.lower())
             older = self.finished.get(job.clip_id)
             if older and older != final.name:  # a different extension from an older run
@@ -137,9 +165,39 @@ class Fetcher:
                 os.fsync(fh.fileno())
             os.replace(got, final)
             _fsync_dir(self.raw_dir)
-            return self._done(job, final, media, adopted=False)
+            return self._done(job, final, media, adopted=False, offset_s=offset, note=note)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def _verify(self, job: ClipJob, got: Path | Failure) -> tuple[Any, float] | Failure | str:
+        """(probe, source offset) of a fetched file; a Failure; or, for a section that is
+        not usable as one, why (the caller then fetches the whole video)."""
+        if isinstance(got, Failure):
+            if job.mode == SECTION and got.reason in SECTION_FALLBACK_REASONS:
+                return f"section download failed ({got.reason}: {got.detail[-200:]})"
+            return got
+        try:
+            media = probe(got)
+        except MediaError as exc:
+            if job.mode == SECTION:
+                return (f"section file unusable ({exc.reason}; what a server without Range "
+                        "requests gives for an mp4 whose index is at its end)")
+            return Failure(PERMANENT, exc.reason, str(exc))
+        offset, why = self._offset(job, media)
+        return why if offset is None else (media, offset)
+
+    @staticmethod
+    def _offset(job: ClipJob, media: Any) -> tuple[float | None, str | None]:
+        """(source time at the file's start, a note for the ledger). A file yt-dlp's ffmpeg
+        wrote carries the anchor (ytdlp_options.TS_ANCHOR_S); a plain HTTP download or a
+        local file is the source itself, whose start is the source's own start."""
+        anchored = source_offset(job.offset_s, media.start_s)
+        if anchored is not None:
+            return anchored, None
+        if job.mode == SECTION:
+            return None, (f"section lost its start timestamp in {media.format_name} "
+                          f"(start {media.start_s:.3f} s)")
+        return 0.0, None
 
     # -- sources ------------------------------------------------------------
     def _link_local(self, job: ClipJob, work: Path) -> Path | Failure:
@@ -147,10 +205,17 @@ class Fetcher:
         if not source.is_file():
             return Failure(PERMANENT, "missing-file", f"no such local file: {source}")
         dest = self.wd.clip_path(work, job.clip_id, local_suffix(job.target))
-        try:
-            os.link(source, dest)  # free and instant on the same filesystem
-        except OSError:
-            shutil.copyfile(source, dest)
+        how = self.local_files
+        if how == "symlink":
+            os.symlink(source.resolve(), dest)
+            return dest
+        if how == "hardlink":
+            try:
+                os.link(source, dest)  # free and instant on the same filesystem
+                return dest
+            except OSError:
+                pass  # another filesystem: copy
+        shutil.copyfile(source, dest)
         return dest
 
     def _download(self, job: ClipJob, work: Path) -> Path | Failure:
@@ -168,11 +233,16 @@ class Fetcher:
             return Failure(TRANSIENT, "no-output", "yt-dlp reported success but wrote no file")
         return path
 
-    def _done(self, job: ClipJob, final: Path, media: Any, *, adopted: bool) -> Outcome:
+    def _done(self, job: ClipJob, final: Path, media: Any, *, adopted: bool,
+              offset_s: float | None = None, note: str | None = None) -> Outcome:
         size = final.stat().st_size
+        if offset_s is None:
+            offset_s = self._offset(job, media)[0]
+            if offset_s is None:  # an adopted section file without its anchor
+                offset_s = job.offset_s
         info = {
             "file": final.relative_to(self.wd.root).as_posix(),
-            "offset_s": job.offset_s,
+            "offset_s": offset_s,
             "mode": job.mode,
             "duration_s": media.duration_s,
             "has_audio": media.has_audio,
@@ -183,6 +253,8 @@ class Fetcher:
             "width": media.width,
             "height": media.height,
         }
+        if note:
+            info["note"] = f"{note}; fetched the whole video instead"
         return Outcome(job.clip_id, info=info, checksum=f"sha256:{sha256(final)}",
                        adopted=adopted, bytes=0 if adopted else size)
 

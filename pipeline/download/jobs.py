@@ -34,7 +34,9 @@ class ClipJob:
 
     @property
     def offset_s(self) -> float:
-        """Source time at which the fetched file's t=0 lies (the cut stage's contract)."""
+        """Source time of the section start (0 for a whole video). The ledger's `offset_s`,
+        the cut's contract, is read back from the fetched file (fetch.Fetcher._offset):
+        a section file may begin at the keyframe before this."""
         return self.section[0] if self.section else 0.0
 
 

@@ -151,7 +151,8 @@ class _Loop:
     # -- worker threads -------------------------------------------------------
     def _worker(self) -> None:
         options = build_options(self.dl, self.staging, self.bytes.hook)
-        fetcher = Fetcher(self.wd, self.raw_dir, self.staging, options, self.finished)
+        fetcher = Fetcher(self.wd, self.raw_dir, self.staging, options, self.finished,
+                          local_files=self.dl.local_files)
         ledger = Ledger(self.ledger_path)  # SQLite connections are per thread
         try:
             while True:

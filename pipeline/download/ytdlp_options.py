@@ -24,6 +24,14 @@ log = logging.getLogger(__name__)
 
 CLIP_FIELD = "avel_clip_id"
 SECTION_FIELD = "avel_section"  # (start_s, end_s) in source time, or None for a full download
+# Section downloads are a stream copy from the keyframe before the section start. Only MP4's
+# edit list can say "the presentation starts later"; WebM/MKV shift the copied GOP to t=0,
+# so the file's t=0 is that keyframe, seconds before the section start, and nothing in the
+# file says how many. Asking ffmpeg to place the section start at this fixed timestamp
+# keeps the answer in the file: the section start is at file time TS_ANCHOR_S in every
+# container that stores timestamps, and `source_offset` reads it back. Containers that drop
+# it (AVI) are recognised by a start time far below the anchor.
+TS_ANCHOR_S = 100000.0
 
 
 def section_ranges(info_dict: dict[str, Any], ydl: Any) -> Iterator[dict[str, Any]]:
@@ -33,6 +41,14 @@ def section_ranges(info_dict: dict[str, Any], ydl: Any) -> Iterator[dict[str, An
         yield {}  # what yt-dlp does without download_ranges: the whole video
         return
     yield from download_range_func(None, [tuple(section)])(info_dict, ydl)
+
+
+def source_offset(section_start_s: float, file_start_s: float) -> float | None:
+    """Source time at the file's start (its t=0 for ffmpeg's `-ss`), or None when the file
+    lost the anchor. `section_start_s` is 0 for a whole-video download."""
+    if file_start_s < TS_ANCHOR_S / 2:
+        return None
+    return round(section_start_s - (TS_ANCHOR_S - file_start_s), 6)  # ffprobe prints µs
 
 
 class _Logger:
@@ -61,6 +77,8 @@ def build_options(config: DownloadConfig, staging_dir: Path,
         "merge_output_format": config.merge_output_format,
         "download_ranges": section_ranges,
         "force_keyframes_at_cuts": config.force_keyframes_at_cuts,
+        # yt-dlp's ffmpeg downloader (sections, HLS/DASH): see TS_ANCHOR_S
+        "external_downloader_args": {"ffmpeg_o": ["-output_ts_offset", repr(TS_ANCHOR_S)]},
         "socket_timeout": config.socket_timeout_s,
         "retries": 0,
         "fragment_retries": 0,

@@ -1,0 +1,79 @@
+"""Local videos as a source: any extension, a path list naming a file per video, how
+they reach raw/ (hard link, symlink or copy), and `avel init --local-videos`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.commands.init import init_workdir
+from pipeline.core.config import load_config
+from pipeline.core.sharding import Shard
+from pipeline.datasets.manifest import build_manifest
+from pipeline.download.stage import run_download
+from tests.bad_media_corpus import good_clip
+from tests.fixtures_download import FAST, ledger_entries
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("local-videos")
+    clip = good_clip(out / "src.mp4", seconds=3.0)
+    shutil.copy(clip, out / "aaa.mkv")  # an mp4 named .mkv: the probe reads content
+    shutil.copy(clip, out / "bbb.mp4")
+    (out / "elsewhere").mkdir()
+    shutil.copy(clip, out / "elsewhere" / "any name.mov")
+    return out
+
+
+def _workdir(root: Path, videos: Path, **dataset_extra) -> Path:
+    root.mkdir(parents=True)
+    (root / "list.csv").write_text("aaa,0,x,train\nbbb,0,x,train\nccc,0,x,train\n")
+    dataset = {"name": "vggsound", "source": "local", "videos_dir": str(videos),
+               "files": {"csv": str(root / "list.csv")}, **dataset_extra}
+    (root / "avel.yaml").write_text(yaml.safe_dump(
+        {"dataset": dataset, "download": {"mode": "full", **FAST}}))
+    return root
+
+
+def test_video_ext_list_and_path_list_name_any_extension(tmp_path, videos):
+    (tmp_path / "paths.csv").write_text("ccc,elsewhere/any name.mov\n")
+    wd = _workdir(tmp_path / "wd", videos, video_ext=[".mp4", ".mkv"],
+                  files={"csv": "list.csv", "paths": str(tmp_path / "paths.csv")})
+    table = build_manifest(wd, load_config(wd))
+    sources = dict(zip(table["video_id"], table["source"]))
+    assert sources == {"aaa": str(videos / "aaa.mkv"), "bbb": str(videos / "bbb.mp4"),
+                       "ccc": str(videos / "elsewhere" / "any name.mov")}
+    run_download(wd, load_config(wd), Shard(0, 1), progress=False)
+    entries = ledger_entries(wd)
+    assert {e.status for e in entries.values()} == {"done"}
+    raw = wd / entries["aaa_000000"].info["file"]
+    assert raw.suffix == ".mkv" and os.path.samefile(raw, videos / "aaa.mkv")  # a hard link
+
+
+@pytest.mark.parametrize("how", ["symlink", "copy"])
+def test_local_files_symlink_or_copy_instead_of_hard_link(tmp_path, videos, how):
+    wd = _workdir(tmp_path / "wd", videos, video_ext=[".mp4", ".mkv"])
+    config = yaml.safe_load((wd / "avel.yaml").read_text())
+    config["download"]["local_files"] = how
+    (wd / "avel.yaml").write_text(yaml.safe_dump(config))
+    build_manifest(wd, load_config(wd))
+    run_download(wd, load_config(wd), Shard(0, 1), progress=False)
+    raw = wd / ledger_entries(wd)["bbb_000000"].info["file"]
+    assert raw.is_symlink() == (how == "symlink")
+    assert os.path.samefile(raw, videos / "bbb.mp4") == (how == "symlink")
+    assert raw.read_bytes() == (videos / "bbb.mp4").read_bytes()
+
+
+def test_init_writes_a_local_videos_config(tmp_path, videos):
+    path = init_workdir(tmp_path / "wd", "vggsound", local_videos=str(videos))
+    config = yaml.safe_load(path.read_text())
+    assert config["dataset"]["source"] == "local"
+    assert config["dataset"]["videos_dir"] == str(videos)
+    assert config["download"]["local_files"] == "hardlink"
+    assert config["cut"]["allow"] == ["rotated", "unusual-pixel-format", "non-ascii-name"]
+    load_config(tmp_path / "wd")  # valid as written
