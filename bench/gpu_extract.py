@@ -362,17 +362,23 @@ def main(argv: list[str] | None = None) -> int:
                     row += f" error: {type(exc).__name__}: {str(exc)[:120]} | | | | | | | |"
             table.append(row)
             print(row, flush=True)
+            save(lines + table)
         table += ["", f"total {time.perf_counter() - started:.0f} s. Goals (H100/H200, bf16, end to end): "
                   "VGG-19 pool5 ≥ 8,000 and ResNet-152 ≥ 12,000 frames/s.",
                   "time split: wait_s = main process waiting for workers (read + CPU decode, or read + pack); "
                   "decode_s = device decode + resize; device_s = transfer + forward + fold (asynchronous on "
                   "CUDA); store_s = the one copy to the host per flush + HDF5 part + ledger."]
         print("\n".join(table[-3:]), flush=True)
+    save(lines + table)
+    return 0
+
+
+def save(text_lines: list[str]) -> None:
+    """The table so far to $OUT/gpu_bench.md (after every row: a hard stop keeps the rows done)."""
     out = os.environ.get("OUT")
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "gpu_bench.md").write_text("\n".join(lines + table) + "\n", encoding="utf-8")
-    return 0
+        (Path(out) / "gpu_bench.md").write_text("\n".join(text_lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
