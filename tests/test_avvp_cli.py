@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,9 +100,14 @@ def test_eval_of_an_official_han_checkpoint(workdir, tmp_path):
                "--split", "test", "--checkpoint", str(ckpt), "--official-arch", "han",
                "--device", "cpu", cwd=workdir)
     assert done.returncode == 0, done.stderr
-    doc = json.loads((workdir / "train" / "avvp__han" / "eval" / "test" / "metrics.json").read_text())
+    # a foreign checkpoint's results go to their own folder, never over the run's eval/test
+    out = Path(done.stdout.split("report: ")[1].split()[0])
+    assert out.parent.parent.parent == workdir / "train" / "avvp__han" / "eval"
+    assert out.name == "test" and out.parent.name.startswith("MMIL_Net-")
+    assert out.parent.name.endswith("-han")
+    doc = json.loads((out / "metrics.json").read_text())
     assert doc["videos"] == 1 and doc["checkpoint"] == str(ckpt)
-    png = workdir / "train" / "avvp__han" / "eval" / "test" / "timelines.png"
+    png = out / "timelines.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Event@AV" in done.stdout
 

@@ -18,8 +18,17 @@ def test_llp_export_then_import_through_the_cli(tmp_path, shared_data):
     wd = llp_workdir(tmp_path / "w", shared_data, limit=4)
     stored = fill_store(wd, "vggish", (10, 128), seed=0)
     done = run("export", "--workdir", str(wd), "--format", "llp", "--out", str(tmp_path / "out"))
+    # only vggish was extracted: the export names what it cannot write and writes nothing
+    assert done.returncode == 2
+    assert "feats/res152" in done.stderr and "feats/r2plus1d_18" in done.stderr
+    assert not (tmp_path / "out").exists()
+    done = run("export", "--workdir", str(wd), "--format", "llp", "--out", str(tmp_path / "out"),
+               "--allow-missing")
     assert done.returncode == 0, done.stderr
-    assert "exported 4 clips (llp)" in done.stdout
+    assert "exported 4 clips (llp)" in done.stdout and "NOT written: feats/res152" in done.stdout
+    readme = (tmp_path / "out" / "README.txt").read_text()
+    assert "feats/res152: from the feature store" not in readme
+    assert "NOT written" in readme and "feats/r2plus1d_18" in readme
     fresh = llp_workdir(tmp_path / "w2", shared_data, limit=4)
     done = run("import", "--workdir", str(fresh), "--format", "llp", "--from", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
@@ -33,7 +42,7 @@ def test_ave_export_picks_up_the_order_files_from_the_config(tmp_path, shared_da
     from tests.fixtures_export import ave_workdir
     wd = ave_workdir(tmp_path / "w", shared_data, limit=4143)
     done = run("export", "-w", str(wd), "--format", "ave", "--out", str(tmp_path / "out"),
-               "--dtype", "float32")
+               "--dtype", "float32", "--allow-missing")
     assert done.returncode == 0, done.stderr
     np.testing.assert_array_equal(h5(tmp_path / "out" / "test_order.h5", "order"),
                                   h5(shared_data / "ave" / "test_order.h5", "order"))

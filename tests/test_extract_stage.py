@@ -69,7 +69,7 @@ def test_packer_fills_every_batch_but_the_last(tiny_vgg):
     assert seen == [3, 3, 3, 1]
 
 
-def test_three_shards_index_reads_in_manifest_order_with_provenance(tmp_path: Path):
+def test_three_shards_index_is_built_once_and_reads_shard_by_shard_with_provenance(tmp_path: Path):
     ids = [f"vid{i:02d}" for i in range(7)]
     assert len({shard_of(c, 3) for c in ids}) == 3  # every shard gets work
     wd = write_workdir(tmp_path / "w", {c: 4 for c in ids}, num_shards=3, extract=RANDOM_VGG)
@@ -77,13 +77,16 @@ def test_three_shards_index_reads_in_manifest_order_with_provenance(tmp_path: Pa
     for i in range(3):
         summary = run_extract(wd.root, "vgg19", Shard(i, 3), config, batch_size=3, progress=False)
         assert summary["failed"] == 0
+        assert ("index" in summary) == (i == 2)  # only when the last shard is through
     with h5py.File(wd.features_dir("vgg19") / "index.h5", "r") as fh:
-        assert [c.decode() for c in fh["clip_id"][()]] == ids
+        index_ids = [c.decode() for c in fh["clip_id"][()]]
         joined = fh["features"][()]
         attrs = dict(fh.attrs)
+    # shard by shard, each shard in manifest order
+    assert index_ids == [c for s in range(3) for c in ids if shard_of(c, 3) == s]
     assert joined.shape == (7, 2, 1, 1, 512) and joined.dtype == np.float32
     # each row equals the same clip read straight from its own shard file
-    for row, clip_id in enumerate(ids):
+    for row, clip_id in enumerate(index_ids):
         shard_file = wd.features_file("vgg19", Shard(shard_of(clip_id, 3), 3))
         with h5py.File(shard_file, "r") as fh:
             where = [c.decode() for c in fh["clip_id"][()]].index(clip_id)
@@ -96,7 +99,7 @@ def test_three_shards_index_reads_in_manifest_order_with_provenance(tmp_path: Pa
     assert attrs["config_hash"] == config.hash()
     assert json.loads(attrs["package_versions"])["torch"] == torch.__version__
     with open_features(wd.root, "vgg19") as reader:
-        np.testing.assert_array_equal(reader["vid03"], joined[3])
+        np.testing.assert_array_equal(reader["vid03"], joined[index_ids.index("vid03")])
 
 
 def test_clip_with_too_few_frames_is_a_recorded_failure_and_rerun_is_idempotent(tmp_path: Path):

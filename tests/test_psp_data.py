@@ -149,3 +149,53 @@ def test_vggsound_avel_zip_reader(tmp_path):
     put(tmp_path / "bad", "y", print)  # a global reference: never resolved
     with pytest.raises(pickle.UnpicklingError, match="refusing builtins.print"):
         read_zipped_array(tmp_path / "bad" / "y.zip")
+
+
+def _zip_pickle(path, blob):
+    import zipfile
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(path.stem + ".pkl", blob)
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 4])  # 5 (out-of-band buffers) is not read
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64", "int64"])
+def test_zipped_arrays_of_every_pickle_protocol_load(tmp_path, protocol, dtype):
+    """avel's vggsound-avel export writes protocol 2 (bytes via _codecs.encode), like the
+    Python 2-era originals; the safe reader must give back the same array."""
+    import pickle
+
+    from models.training.ave_data import read_zipped_array
+    arr = (np.arange(2 * 10 * 3).reshape(2, 10, 3) * 0.37).astype(dtype)
+    _zip_pickle(tmp_path / "x.zip", pickle.dumps(arr, protocol=protocol))
+    got = read_zipped_array(tmp_path / "x.zip")
+    assert got.dtype == arr.dtype
+    np.testing.assert_array_equal(got, arr)
+
+
+def test_codecs_encode_is_only_a_latin1_bytes_rebuilder(tmp_path):
+    """Allowing `_codecs.encode` for protocol 2 must not let a pickle call other codecs or
+    reach anything else: each of these is refused and runs nothing."""
+    import pickle
+
+    from models.training.ave_data import read_zipped_array
+    marker = tmp_path / "ran"
+    attacks = {
+        # os.system by name: never resolved
+        "system": b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.",
+        # _codecs.encode with another codec than latin1
+        "rot13": b"c_codecs\nencode\n(S'abc'\nS'rot13'\ntR.",
+        # _codecs.encode on a non-str
+        "nonstr": b"c_codecs\nencode\n(I1\nS'latin1'\ntR.",
+        # _codecs.decode is not allowed at all
+        "decode": b"c_codecs\ndecode\n(S'abc'\nS'latin1'\ntR.",
+    }
+    for name, blob in attacks.items():
+        _zip_pickle(tmp_path / f"{name}.zip", blob)
+        with pytest.raises((pickle.UnpicklingError, ValueError)):
+            read_zipped_array(tmp_path / f"{name}.zip")
+    assert not marker.exists()
+    # bytes rebuilt by the allowed call are still only bytes, not an array
+    _zip_pickle(tmp_path / "bytes.zip", b"c_codecs\nencode\n(S'abc'\nS'latin1'\ntR.")
+    with pytest.raises(ValueError, match="not a numeric array"):
+        read_zipped_array(tmp_path / "bytes.zip")

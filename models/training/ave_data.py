@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from models.training.pickled_arrays import read_zipped_array
+
 # dataloader.py's class order (index 28 = background)
 AVE_CLASSES = ["bell", "Male", "Bark", "aircraft", "car", "Female", "Helicopter", "Violin",
                "Flute", "Ukulele", "Fry food", "Truck", "Shofar", "Motorcycle", "guitar",
@@ -30,8 +32,18 @@ AVE_CLASSES = ["bell", "Male", "Bark", "aircraft", "car", "Female", "Helicopter"
 SEGMENTS = 10
 
 
+def numpy_collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """A batch stacked by numpy: torch's CPU stack of float16 maps ran at ~17 ms per
+    [10,1024,7,7] item on a 2-core machine, numpy's at ~0.5 ms. The trainer uses a
+    dataset's `collate_fn` when it has one."""
+    return {key: torch.from_numpy(np.stack([item[key].numpy() for item in items]))
+            for key in items[0]}
+
+
 class ArrayAVEDataset(Dataset):
     """Samples from in-memory arrays, restricted to `indices` (rows), in that order."""
+
+    collate_fn = staticmethod(numpy_collate)
 
     def __init__(self, audio: np.ndarray, video: np.ndarray, labels: np.ndarray,
                  indices: Sequence[int] | None = None) -> None:
@@ -147,41 +159,6 @@ def load_original_ave(directory: str | Path, in_memory: bool = True
             arrays[name] = fh[key][()]
     return {s: ArrayAVEDataset(arrays["audio"], arrays["video"], arrays["labels"], idx)
             for s, idx in orders.items()}, num_classes
-
-
-class _NumpyOnlyUnpickler:
-    """Unpickles numpy arrays and nothing else (the VGGSound-AVEL .pkl files hold plain
-    arrays), so reading them cannot run code."""
-
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar")}
-
-    @classmethod
-    def load(cls, fh: Any) -> Any:
-        import pickle
-
-        class U(pickle.Unpickler):
-            def find_class(self, module: str, name: str) -> Any:
-                if (module, name) not in cls.ALLOWED:
-                    raise pickle.UnpicklingError(f"refusing {module}.{name}: only numpy arrays")
-                return super().find_class(module, name)
-        return U(fh).load()
-
-
-def read_zipped_array(path: str | Path) -> np.ndarray:
-    """The single .pkl inside a VGGSound-AVEL `{video_id}.zip`, as a numpy array."""
-    import zipfile
-    with zipfile.ZipFile(path) as zf:
-        names = [n for n in zf.namelist() if n.endswith(".pkl")]
-        if len(names) != 1:
-            raise ValueError(f"{path}: expected one .pkl inside, found {len(names)}")
-        with zf.open(names[0]) as fh:
-            obj = _NumpyOnlyUnpickler.load(fh)
-    if not isinstance(obj, np.ndarray) or obj.dtype == object:
-        raise ValueError(f"{path}: the .pkl holds {type(obj).__name__}, not a numeric array "
-                         "(only numpy arrays are read)")
-    return obj
 
 
 def pad_audio(audio: np.ndarray, segments: int = SEGMENTS) -> np.ndarray:

@@ -165,7 +165,8 @@ class Trainer:
         return DataLoader(dataset, batch_size=bs, shuffle=train, drop_last=train and self.preset.drop_last,
                           num_workers=self.num_workers, generator=gen if train else None,
                           pin_memory=self.device.type == "cuda",
-                          persistent_workers=False)
+                          persistent_workers=False,
+                          collate_fn=getattr(dataset, "collate_fn", None))  # a dataset's own batching
 
     def _should_eval(self, epoch: int) -> bool:
         p = self.preset

@@ -12,7 +12,9 @@ FORMATS = ("ave", "llp", "vggsound-avel")
 
 
 def run_export(workdir: Path, fmt: str, out: Path, dtype: str | None = None,
-               visual: str = "resnet_layer3"):  # type: ignore[no-untyped-def]
+               visual: str = "resnet_layer3", allow_missing: bool = False,
+               background_workdir: Path | None = None,
+               cpsp_resnet: bool = False):  # type: ignore[no-untyped-def]
     """Dispatch to the format's module; returns its ExportReport."""
     if fmt == "ave":
         from pipeline.export import ave as export_ave
@@ -22,10 +24,14 @@ def run_export(workdir: Path, fmt: str, out: Path, dtype: str | None = None,
             files = load_config(workdir).dataset.files
             if "orders_dir" in files:
                 orders_dir = resolve(workdir, files["orders_dir"])
-        return export_ave.export(workdir, out, dtype=dtype or "float64", orders_dir=orders_dir)
+            if background_workdir is None and files.get("background_workdir"):
+                background_workdir = resolve(workdir, files["background_workdir"])
+        return export_ave.export(workdir, out, dtype=dtype or "float64", orders_dir=orders_dir,
+                                 background_workdir=background_workdir, cpsp_resnet=cpsp_resnet,
+                                 allow_missing=allow_missing)
     if fmt == "llp":
         from pipeline.export import llp as export_llp
-        return export_llp.export(workdir, out, dtype=dtype or "float32")
+        return export_llp.export(workdir, out, dtype=dtype or "float32", allow_missing=allow_missing)
     from pipeline.export import vggsound_avel as export_vggsound_avel
     return export_vggsound_avel.export(workdir, out, visual=visual, dtype=dtype or "float32")
 
@@ -41,16 +47,29 @@ def run_export(workdir: Path, fmt: str, out: Path, dtype: str | None = None,
                    "llp and vggsound-avel float32).")
 @click.option("--visual", type=click.Choice(["resnet_layer3", "vgg19"]), default="resnet_layer3",
               show_default=True, help="vggsound-avel: which visual features go into video_feature/.")
-def command(workdir: Path, fmt: str, out: Path, dtype: str | None, visual: str) -> None:
+@click.option("--allow-missing", is_flag=True,
+              help="ave, llp: write what can be written when a file the format needs cannot be "
+                   "made (listed in missing.txt); without it such an export exits 2 unwritten.")
+@click.option("--background-workdir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default=None, help="ave: work directory of the weakly setting's background-only "
+                                 "videos (*_noisy.h5); default dataset.files.background_workdir.")
+@click.option("--cpsp-resnet", is_flag=True,
+              help="ave: also CPSP's ResNet path (Annotations.txt, {split}Set.txt, "
+                   "resnet_maps/<split>/<id>.pkl from the resnet_layer3 store).")
+def command(workdir: Path, fmt: str, out: Path, dtype: str | None, visual: str,
+            allow_missing: bool, background_workdir: Path | None, cpsp_resnet: bool) -> None:
     """Write the store's features and the manifest's labels in an original on-disk format.
 
-    ave: audio_feature.h5, visual_feature.h5, right_labels.h5, mil_labels.h5, prob_label.h5,
-    labels_closs.h5 and {train,val,test}_order.h5. llp: feats/{vggish,res152,r2plus1d_18}/<id>.npy.
+    ave: audio_feature.h5, visual_feature.h5, right_labels.h5 (= labels.h5), mil_labels.h5,
+    prob_label.h5, labels_closs.h5, {train,val,test}_order.h5; weakly: *_noisy.h5; CMM:
+    visual_feature_vec.h5, {train,val,test}_order_match.h5. llp: feats/{vggish,res152,r2plus1d_18}/<id>.npy.
     vggsound-avel: {audio_feature,video_feature,avc_label}/<video_id>.zip, the meta CSV and
     the categories file. Clips without features are listed in missing.txt; README.txt
     records where every array came from.
     """
-    report = run_export(workdir, fmt, out, dtype, visual)
+    report = run_export(workdir, fmt, out, dtype, visual, allow_missing, background_workdir,
+                        cpsp_resnet)
     missing = {k: len(v) for k, v in report.missing.items() if v}
     click.echo(f"exported {report.rows} clips ({fmt}) to {out}: {len(report.files)} files"
-               + (f"; without features: {missing}" if missing else ""))
+               + (f"; without features: {missing}" if missing else "")
+               + (f"; NOT written: {', '.join(report.absent)}" if report.absent else ""))

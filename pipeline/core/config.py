@@ -269,3 +269,15 @@ def resolve(workdir: str | Path, path: str) -> Path:
     """A config path: absolute as given, relative to the work directory otherwise."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else Path(workdir) / p
+
+
+def portable(workdir: str | Path, path: str | Path) -> str:
+    """`path` as a config or manifest should hold it: relative to the work directory when
+    it lies inside it (so a copied or moved work directory reads its own files), absolute
+    otherwise."""
+    root = Path(workdir).resolve()
+    target = (root / Path(path).expanduser()).resolve()
+    try:
+        return target.relative_to(root).as_posix()
+    except ValueError:
+        return str(target)

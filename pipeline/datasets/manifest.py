@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.core import atomic
-from pipeline.core.config import Config, resolve
+from pipeline.core.config import Config, portable, resolve
 from pipeline.core.errors import InputError
 from pipeline.datasets.local_videos import LocalVideos
 from pipeline.datasets.readers import ave, llp, vggsound, vggsound_avel
@@ -39,7 +39,7 @@ def read_dataset(config: Config, workdir: str | Path) -> pd.DataFrame:
     table = READERS[config.dataset.name](files)
     validate(table)
     local = LocalVideos(config, workdir) if config.dataset.source == "local" else None
-    table["source"] = [str(local.path(v)) if local else source_for(config, workdir, v)
+    table["source"] = [portable(workdir, local.path(v)) if local else source_for(config, workdir, v)
                        for v in table["video_id"]]
     if config.dataset.limit is not None:
         table = table.head(config.dataset.limit)
@@ -68,7 +68,8 @@ def validate(table: pd.DataFrame) -> None:
 def source_for(config: Config, workdir: str | Path, video_id: str) -> str:
     ds = config.dataset
     if ds.source == "local":
-        return str(resolve(workdir, ds.videos_dir or ".") / f"{video_id}{ds.video_ext}")
+        return portable(workdir,
+                        resolve(workdir, ds.videos_dir or ".") / f"{video_id}{ds.video_ext}")
     return ds.url_template.format(video_id=video_id)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from pipeline.core import atomic
-from pipeline.core.config import load_config
+from pipeline.core.config import load_config, portable
 from pipeline.demo.loopback_server import serve
 from pipeline.datasets.manifest import build_manifest
 from pipeline.core.sharding import Shard
@@ -37,11 +37,12 @@ class DemoSize:
 
 
 def demo_config(source: Path, url: str, size: DemoSize) -> dict[str, Any]:
+    """`source` as the config should name it (relative to the work directory)."""
     fps = size.frames_per_second
     return {
         "dataset": {"name": "ave", "source": "url", "url_template": url + "/{video_id}.mp4",
-                    "files": {"annotations": str(source / "Annotations.txt"),
-                              "orders_dir": str(source)}},
+                    "files": {"annotations": (source / "Annotations.txt").as_posix(),
+                              "orders_dir": source.as_posix()}},
         "download": {"mode": "full", "workers": 2, "requests_per_s": 50.0},
         "cut": {"audio_recipe": "ave", "frames_recipe": f"uniform-{fps}", "workers": 2},
         "extract": {"extractors": ["vggish", "vgg19"], "device": "cpu", "num_workers": 1,
@@ -67,7 +68,8 @@ def run_demo(workdir: str | Path, size: DemoSize | None = None) -> dict[str, Any
     shard = Shard(0, 1)
     with serve(source / "videos") as server:
         atomic.write_text(wd.config, "# written by `avel demo`\n"
-                          + yaml.safe_dump(demo_config(source, server.url, size), sort_keys=False))
+                          + yaml.safe_dump(demo_config(Path(portable(wd.root, source)), server.url, size),
+                                         sort_keys=False))
         config = load_config(wd.root)
         manifest = build_manifest(wd.root, config)
         downloaded = run_download(wd.root, config, shard, progress=False)

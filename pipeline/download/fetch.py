@@ -201,7 +201,7 @@ class Fetcher:
 
     # -- sources ------------------------------------------------------------
     def _link_local(self, job: ClipJob, work: Path) -> Path | Failure:
-        source = Path(job.target)
+        source = self.wd.root / job.target  # relative: inside the work directory
         if not source.is_file():
             return Failure(PERMANENT, "missing-file", f"no such local file: {source}")
         dest = self.wd.clip_path(work, job.clip_id, local_suffix(job.target))

@@ -2,8 +2,9 @@
 Annotations order, plus `{train,val,test}_order.h5` (key `order`, int64 row indices).
 
 Export writes `audio_feature.h5` [N,10,128] (store `vggish`), `visual_feature.h5`
-[N,10,7,7,512] (store `vgg19`), `right_labels.h5` [N,10,29], `mil_labels.h5` [N,29],
-`prob_label.h5` [N,29], `labels_closs.h5` [N,10] and the order files. A clip without
+[N,10,7,7,512] (store `vgg19`), `right_labels.h5` (= `labels.h5`) [N,10,29], `mil_labels.h5`
+[N,29], `prob_label.h5` [N,29], `labels_closs.h5` [N,10], the order files, and the weakly /
+CMM / CPSP-ResNet files of `ave_settings` and `cpsp_resnet`. A clip without
 features keeps a zero row and is listed in `missing.txt`. Features are float64 by default,
 as in the shipped `audio_feature_noisy.h5`; both original loaders cast on reading.
 Import reads the two feature files back into the store.
@@ -23,7 +24,8 @@ from pipeline.core import atomic
 
 from pipeline.datasets import labels
 
-from pipeline.export import transfer
+from pipeline.export import ave_settings, completeness, transfer
+from pipeline.export import cpsp_resnet as cpsp_resnet_layout
 from pipeline.core.errors import InputError
 from pipeline.datasets.manifest import load_manifest
 
@@ -71,36 +73,50 @@ def _write_h5(path: Path, key: str, data: np.ndarray) -> Path:
 
 
 def export(workdir: str | Path, out_dir: str | Path, *, dtype: str = "float64",
-           orders_dir: str | Path | None = None) -> transfer.ExportReport:
-    """Write the AVE files into `out_dir` from the store and the manifest."""
+           orders_dir: str | Path | None = None, background_workdir: str | Path | None = None,
+           cpsp_resnet: bool = False, allow_missing: bool = False) -> transfer.ExportReport:
+    """Write the AVE files into `out_dir` from the store and the manifest: every file the
+    AVE-ECCV18, PSP and CPSP scripts open (fully, weakly, CMM; see ave_settings), plus
+    CPSP's ResNet-path layout with `cpsp_resnet`. A file that cannot be made stops the
+    export before anything is written, unless `allow_missing`."""
     workdir, out = Path(workdir), Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(workdir)
     rows = annotation_rows(manifest)
     n = int(rows.max()) + 1 if len(rows) else 0
     if len(set(rows.tolist())) != len(rows):
         raise InputError("manifest rows repeat an Annotations row", field="row")
-    report = transfer.ExportReport(out_dir=out, rows=n)
+    bg = Path(background_workdir) if background_workdir else None
+    absent = {f: f"no '{name}' features in the store (avel extract --extractor {name})"
+              for f, (name, _) in FEATURES.items() if transfer.open_store(workdir, name) is None}
+    if "visual_feature.h5" in absent:
+        absent[ave_settings.VISUAL_VEC] = absent["visual_feature.h5"]
+    absent.update(ave_settings.background_absent(bg))
+    if cpsp_resnet:
+        absent.update(cpsp_resnet_layout.absent(workdir, manifest, rows))
+    completeness.refuse_if_absent(absent, out, allow_missing)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in absent:  # a file left by an earlier export would contradict missing.txt
+        if (out / name).is_file():
+            (out / name).unlink()
+    report = transfer.ExportReport(out_dir=out, rows=n, absent=absent)
     clip_ids = transfer.manifest_order(manifest)
-    provenance = {}
-    for filename, (name, shape) in FEATURES.items():
+    provenance: dict = {}
+    vec = ave_settings.VISUAL_VEC
+    for filename, (name, shape) in (*FEATURES.items(), (vec, ("vgg19", (10, 7, 7, 512)))):
+        if filename in absent:
+            continue
         reader = transfer.open_store(workdir, name)
         missing: list[str] = []
-        path = out / filename
-        with atomic.atomic_path(path) as temp:
-            with h5py.File(temp, "w") as fh:
-                ds = fh.create_dataset(KEY, shape=(n, *shape), dtype=dtype, fillvalue=0,
-                                       chunks=(1, *shape))
-                rows_iter = transfer.iter_rows(reader, clip_ids, shape, missing)
-                for r, row in tqdm(zip(rows, rows_iter), total=len(rows), desc=filename,
-                                   unit="clip", leave=False):
-                    if row is not None:
-                        ds[r] = row
-        report.files.append(path)
+        try:
+            report.files.append(ave_settings.write_rows(
+                out / filename, reader, clip_ids, rows, n, shape,
+                (10, 512) if filename == vec else shape, dtype, missing,
+                ave_settings.pooled if filename == vec else None))
+        finally:
+            if reader is not None:
+                reader.close()
         report.missing[filename] = missing
         provenance[filename] = (name, transfer.store_attrs(reader))
-        if reader is not None:
-            reader.close()
 
     def full(per_clip: np.ndarray) -> np.ndarray:
         # rows of the released arrays that no manifest clip fills stay zero
@@ -109,20 +125,40 @@ def export(workdir: str | Path, out_dir: str | Path, *, dtype: str = "float64",
         return array
 
     classes = labels.ave_classes(manifest)
+    segment_labels = full(labels.ave_segment_labels(manifest, classes))
     for filename, array in (
-            ("right_labels.h5", labels.ave_segment_labels(manifest, classes)),
-            ("mil_labels.h5", labels.ave_mil_labels(manifest, classes)),
-            ("prob_label.h5", labels.ave_prob_labels(manifest, classes)),
-            ("labels_closs.h5", labels.ave_event_indicator(manifest))):
-        report.files.append(_write_h5(out / filename, KEY, full(array)))
-    for split, order in split_orders(manifest, Path(orders_dir) if orders_dir else None).items():
+            ("right_labels.h5", segment_labels),
+            ("labels.h5", segment_labels),  # AVE-ECCV18's name for the same array
+            ("mil_labels.h5", full(labels.ave_mil_labels(manifest, classes))),
+            ("prob_label.h5", full(labels.ave_prob_labels(manifest, classes))),
+            ("labels_closs.h5", full(labels.ave_event_indicator(manifest)))):
+        report.files.append(_write_h5(out / filename, KEY, array))
+    orders = split_orders(manifest, Path(orders_dir) if orders_dir else None)
+    for split, order in orders.items():
         report.files.append(_write_h5(out / f"{split}_order.h5", "order", order.astype(np.int64)))
+    match, match_note = ave_settings.match_orders(Path(orders_dir) if orders_dir else None, n, orders)
+    for split, order in match.items():
+        report.files.append(_write_h5(out / f"{split}_order_match.h5", "order", order))
+    notes = [f"classes ({len(classes)} + background, column {len(classes)}): " + "; ".join(classes),
+             f"feature dtype: {dtype}; key 'avadataset'; rows in Annotations order",
+             "labels.h5 and right_labels.h5: the same per-second labels under the names "
+             "AVE-ECCV18 and PSP/CPSP open",
+             "order files: key 'order', int64 row indices", match_note]
+    if vec not in absent:
+        notes.append(f"{vec}: visual_feature.h5 globally average-pooled over 7x7 (CMM)")
+    if bg is not None and ave_settings.NOISY_LABELS not in absent:
+        ave_settings.export_background(bg, out, len(classes), dtype, report, provenance)
+        notes.append(f"*_noisy.h5: the background-only videos of {bg} (weakly setting), "
+                     f"{ave_settings.NOISY_LABELS} background column only")
+    if cpsp_resnet and not any(k in absent for k in ("Annotations.txt", cpsp_resnet_layout.MAPS)):
+        cpsp_resnet_layout.export(workdir, manifest, rows, out, report, provenance)
+        notes.append("CPSP ResNet path: Annotations.txt, {train,val,test}Set.txt, "
+                     f"{cpsp_resnet_layout.MAPS}/<split>/<VideoID>.pkl [10,1024,7,7] float32")
     why = transfer.failure_reasons(workdir, [name for name, _ in FEATURES.values()])
-    transfer.write_missing(out, report, {f: why[name] for f, (name, _) in FEATURES.items()})
-    transfer.write_readme(out, "ave", workdir, report, provenance, notes=[
-        f"classes ({len(classes)} + background, column {len(classes)}): " + "; ".join(classes),
-        f"feature dtype: {dtype}; key 'avadataset'; rows in Annotations order",
-        "order files: key 'order', int64 row indices"])
+    reasons = {f: why[name] for f, (name, _) in FEATURES.items()}
+    reasons[vec] = why["vgg19"]
+    transfer.write_missing(out, report, reasons)
+    transfer.write_readme(out, "ave", workdir, report, provenance, notes=notes)
     log.info("exported %d AVE rows to %s", n, out)
     return report
 

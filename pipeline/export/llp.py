@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from pipeline.core import atomic
 
-from pipeline.export import transfer
+from pipeline.export import completeness, transfer
 from pipeline.core.errors import InputError
 from pipeline.datasets.manifest import load_manifest
 from pipeline.core.workdir import check_clip_id
@@ -89,22 +89,42 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     transfer.write_clip_file(path, buffer.getvalue())
 
 
-def export(workdir: str | Path, out_dir: str | Path, *, dtype: str = "float32") -> transfer.ExportReport:
-    """Write `feats/<kind>/<id>.npy` for every manifest clip with features in the store."""
+def absent_outputs(workdir: Path, manifest: pd.DataFrame) -> dict[str, str]:
+    """Feature directories whose store was never extracted, eval CSVs the manifest has no
+    events for: what the AVVP code opens that this export cannot write."""
+    absent = {f"feats/{kind}": f"no '{name}' features in the store (avel extract --extractor {name})"
+              for kind, (name, _) in FEATURES.items() if transfer.open_store(workdir, name) is None}
+    for modality, name in EVENT_CSV.items():
+        if f"{modality}_events" not in manifest:
+            absent[name] = f"the manifest has no {modality}_events (the dataset's dense labels)"
+    return absent
+
+
+def export(workdir: str | Path, out_dir: str | Path, *, dtype: str = "float32",
+           allow_missing: bool = False) -> transfer.ExportReport:
+    """Write `feats/<kind>/<id>.npy` for every manifest clip with features in the store, and
+    the label CSVs. A feature kind or CSV that cannot be made stops the export before any
+    write, unless `allow_missing`."""
     workdir, out = Path(workdir), Path(out_dir)
     manifest = load_manifest(workdir)
     clip_ids = transfer.manifest_order(manifest)
     stems = file_ids(manifest)
-    report = transfer.ExportReport(out_dir=out, rows=len(clip_ids))
+    stem_of = dict(zip(clip_ids, stems))
+    absent = absent_outputs(workdir, manifest)
+    completeness.refuse_if_absent(absent, out, allow_missing)
+    out.mkdir(parents=True, exist_ok=True)
+    report = transfer.ExportReport(out_dir=out, rows=len(clip_ids), absent=absent)
     provenance = {}
     for kind, (name, shape) in FEATURES.items():
+        if f"feats/{kind}" in absent:
+            continue
         reader = transfer.open_store(workdir, name)
         missing: list[str] = []
         target = out / "feats" / kind
         target.mkdir(parents=True, exist_ok=True)
-        rows = transfer.iter_rows(reader, clip_ids, shape, missing)
-        for stem, row in tqdm(zip(stems, rows), total=len(stems), desc=kind, unit="clip", leave=False):
-            path = target / f"{stem}.npy"
+        rows = transfer.iter_rows_by_shard(reader, clip_ids, shape, missing)
+        for clip, row in tqdm(rows, total=len(stems), desc=kind, unit="clip", leave=False):
+            path = target / f"{stem_of[clip]}.npy"
             if row is None:  # a file left by an earlier export would contradict missing.txt
                 path.unlink(missing_ok=True)
                 continue
@@ -119,10 +139,10 @@ def export(workdir: str | Path, out_dir: str | Path, *, dtype: str = "float32") 
     transfer.flush_to_disk()
     why = transfer.failure_reasons(workdir, [name for name, _ in FEATURES.values()])
     transfer.write_missing(out, report, {f"feats/{k}": why[name] for k, (name, _) in FEATURES.items()})
+    csvs = [name for name in (*SPLIT_CSV.values(), FULL_CSV, *EVENT_CSV.values()) if name not in absent]
     transfer.write_readme(out, "llp", workdir, report, provenance, notes=[
         f"files: feats/<kind>/<first 11 characters of the filename>.npy, {dtype}",
-        "label CSVs (AVVP_train.csv, AVVP_val_pd.csv, AVVP_test_pd.csv, AVVP_dataset_full.csv, "
-        "AVVP_eval_audio.csv, AVVP_eval_visual.csv) written from the manifest"])
+        f"label CSVs ({', '.join(csvs)}) written from the manifest"])
     log.info("exported %d LLP clips to %s", len(clip_ids), out)
     return report
 

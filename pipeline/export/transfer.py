@@ -1,7 +1,8 @@
 """Moving features between the feature store and the authors' on-disk formats.
 
-What every export and import shares: reading a store clip by clip in manifest order (a
-clip without features becomes a row of zeros and a line in `missing.txt`), writing
+What every export and import shares: reading a store clip by clip in manifest order, or
+shard by shard for per-clip files (a clip without features becomes a row of zeros or an
+absent file, and a line in `missing.txt`), writing
 imported arrays back into the store shard by shard (parts, consolidate, index) with
 attrs that say where they came from, validating a released array's shape and dtype with
 an error that names the file, and the provenance `README.txt` beside an export.
@@ -47,6 +48,7 @@ class ExportReport:
     files: list[Path] = field(default_factory=list)
     missing: dict[str, list[str]] = field(default_factory=dict)  # feature -> clip ids
     rows: int = 0
+    absent: dict[str, str] = field(default_factory=dict)  # output not written -> why
 
 
 @dataclass
@@ -90,6 +92,26 @@ def iter_rows(reader: store.FeatureReader | None, clip_ids: Sequence[str], shape
         yield row
 
 
+def iter_rows_by_shard(reader: store.FeatureReader | None, clip_ids: Sequence[str],
+                       shape: tuple[int, ...], missing: list[str]
+                       ) -> Iterator[tuple[str, np.ndarray | None]]:
+    """(clip_id, row) for every clip of `clip_ids`: first those without features (None, and
+    listed in `missing`), then the stored ones shard by shard, each shard file read
+    sequentially in blocks -- the order that reads a whole store at disk speed, for
+    exports whose outputs do not depend on the order (one file per clip)."""
+    absent = [c for c in clip_ids if reader is None or c not in reader]
+    missing.extend(absent)
+    for clip_id in absent:
+        yield clip_id, None
+    if reader is None:
+        return
+    for clip_id, row in reader.iter_rows(clip_ids):
+        if row.shape != shape:
+            raise InputError(f"stored features of clip {clip_id!r} have shape {row.shape}, "
+                             f"expected {shape}", file=reader.dir)
+        yield clip_id, row
+
+
 def failure_reasons(workdir: str | Path, store_names: Iterable[str]) -> dict[str, dict[str, str]]:
     """Per store name, clip → why the extract stage has no features for it, from its
     ledgers (`state/extract-<name>/*.sqlite`): the failure reason, or 'pending'."""
@@ -108,18 +130,18 @@ def failure_reasons(workdir: str | Path, store_names: Iterable[str]) -> dict[str
 
 
 def write_missing(out_dir: Path, report: ExportReport,
-                  reasons: dict[str, dict[str, str]] | None = None) -> Path | None:
-    """`missing.txt`: one `file<TAB>clip_id<TAB>why` line per clip exported as a zero row
-    (h5) or not written (per-clip files). `reasons` maps output name → clip → reason."""
+                  reasons: dict[str, dict[str, str]] | None = None) -> Path:
+    """`missing.txt`, always (empty of entries when nothing is missing, so a stale one never
+    survives): one `file<TAB>clip_id<TAB>why` line per clip exported as a zero row (h5) or
+    not written (per-clip files), and `file<TAB>*<TAB>why` per output not written at all.
+    `reasons` maps output name → clip → reason."""
     reasons = reasons or {}
     lines = [f"{name}\t{clip}\t{reasons.get(name, {}).get(clip, 'not in the store')}"
              for name, clips in report.missing.items() for clip in clips]
+    lines += [f"{name}\t*\tnot written: {why}" for name, why in report.absent.items()]
     path = out_dir / "missing.txt"
-    if not lines:
-        path.unlink(missing_ok=True)
-        return None
     atomic.write_text(path, "# file\tclip_id\twhy (no features in the store: row left zero or "
-                      "file not written)\n" + "\n".join(lines) + "\n")
+                      "file not written; * = the whole file)\n" + "".join(f"{x}\n" for x in lines))
     report.files.append(path)
     return path
 
@@ -130,6 +152,8 @@ def write_readme(out_dir: Path, fmt: str, workdir: Path, report: ExportReport,
     lines = [f"Exported by avel {__version__} on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
              f"format: {fmt}", f"work directory: {workdir}", f"clips: {report.rows}", ""]
     for out_name, (store_name, attrs) in features.items():
+        if out_name in report.absent:
+            continue
         lines.append(f"{out_name}: from the feature store '{store_name}'")
         if not attrs:
             lines.append("  (no features in the store: every row is absent)")
@@ -142,6 +166,10 @@ def write_readme(out_dir: Path, fmt: str, workdir: Path, report: ExportReport,
         lines.append("")
     lines.append("labels: built from the manifest (pipeline/datasets/labels.py)")
     lines.extend(notes)
+    if report.absent:
+        lines.append("")
+        lines.append("NOT written (exported with --allow-missing; see missing.txt):")
+        lines.extend(f"  {name}: {why}" for name, why in report.absent.items())
     path = out_dir / "README.txt"
     atomic.write_text(path, "\n".join(lines) + "\n")
     report.files.append(path)

@@ -35,7 +35,7 @@ from pipeline.export import transfer
 from pipeline.core.config import load_config, resolve
 from pipeline.core.errors import InputError
 from pipeline.datasets.manifest import load_manifest
-from pipeline.datasets.readers.vggsound_avel import read_categories
+from pipeline.datasets.readers.vggsound_avel import categories_for
 from pipeline.core.workdir import Workdir
 
 log = logging.getLogger(__name__)
@@ -68,16 +68,10 @@ def _zip_pickle(path: Path, member: str, array: np.ndarray) -> None:
 def categories(workdir: Path, manifest: pd.DataFrame) -> list[str]:
     """The category list: the dataset's own file when the config names one, else rebuilt
     from the manifest's (category, class_id) pairs, which must then cover every id."""
+    files = {}
     if Workdir(workdir).config.is_file():
-        files = load_config(workdir).dataset.files
-        if "categories" in files and resolve(workdir, files["categories"]).is_file():
-            return read_categories(resolve(workdir, files["categories"]))
-    pairs = dict(zip(manifest["class_id"].astype(int), manifest["category"]))
-    n = max(pairs) + 1 if pairs else 0
-    if sorted(pairs) != list(range(n)):
-        raise InputError("the categories file is not available and the manifest does not use "
-                         "every class id, so the class list cannot be rebuilt", field="categories")
-    return [pairs[i] for i in range(n)]
+        files = {k: resolve(workdir, v) for k, v in load_config(workdir).dataset.files.items()}
+    return categories_for(workdir, manifest, files)
 
 
 def avc_labels(workdir: Path, manifest: pd.DataFrame) -> tuple[dict[str, np.ndarray], str]:
@@ -108,16 +102,15 @@ def export(workdir: str | Path, out_dir: str | Path, *, visual: str = "resnet_la
                                     (VISUAL_DIR, visual, visual_shapes)):
         reader = transfer.open_store(workdir, name)
         stored_shape = shapes[0]
-        if reader is not None and reader.clip_ids:
-            stored_shape = tuple(np.asarray(reader[reader.clip_ids[0]]).shape)
+        if reader is not None and len(reader):
+            stored_shape = reader.shape
             if stored_shape not in shapes:
                 raise InputError(f"store '{name}' holds {list(stored_shape)}, expected "
                                  f"{list(shapes[0])}", file=reader.dir)
         missing: list[str] = []
         (out / directory).mkdir(parents=True, exist_ok=True)
-        rows = transfer.iter_rows(reader, clip_ids, stored_shape, missing)
-        for clip, row in tqdm(zip(clip_ids, rows), total=len(clip_ids), desc=directory,
-                              unit="clip", leave=False):
+        rows = transfer.iter_rows_by_shard(reader, clip_ids, stored_shape, missing)
+        for clip, row in tqdm(rows, total=len(clip_ids), desc=directory, unit="clip", leave=False):
             path = out / directory / f"{clip}.zip"
             if row is None:  # a file left by an earlier export would contradict missing.txt
                 path.unlink(missing_ok=True)

@@ -8,8 +8,9 @@ there) → the main process packs the items of many clips into full batches per 
 (`fold`) and kept on the device → every `flush_clips` clips one copy to the host, a store
 part is written, THEN those clips are marked done in the ledger `extract-<extractor>`.
 At the end the parts are consolidated into `features/<name>/<shard>.h5` (manifest order)
-and `index.h5` is rebuilt. A kill loses at most the clips since the last part; a rerun
-reconciles clips found in parts but not yet marked done, and never stores a clip twice.
+and, when it was the last shard through, `index.h5` is built. A kill loses at most the clips
+since the last part; a rerun reconciles clips found in parts but not yet marked done, and
+never stores a clip twice.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from pipeline.store import clips as clip_store
 from pipeline.store import features as store
 from pipeline.core.config import Config, ExtractConfig
 from pipeline.core.errors import InputError
-from pipeline.store.index import manifest_order, rebuild_index  # noqa: F401 (rebuild_index: re-exported)
+from pipeline.store.index import index_when_complete, manifest_order, rebuild_index  # noqa: F401 (rebuild_index: re-exported)
 from pipeline.core.ledger import DONE, Ledger
 from pipeline.datasets.manifest import load_manifest
 from pipeline.core.sharding import Shard
@@ -369,8 +370,9 @@ def run_extract_many(workdir: str | Path, names: list[str], shard: Shard, config
         rows = store.consolidate(shard_file, order=order, attrs=job.attrs) if (
             shard_file.is_file() or store.parts_dir(shard_file).is_dir()) else 0
         job.summary["rows"] = rows
-        if rows:
-            job.summary["index"] = str(store.build_index(wd.features_dir(job.name), manifest_order(wd)))
+        index = index_when_complete(workdir, job.name, shard.count) if rows else None
+        if index is not None:
+            job.summary["index"] = str(index)
     return [job.summary for job in jobs]
 
 

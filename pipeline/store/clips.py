@@ -7,16 +7,15 @@ Layout of group `/<clip_id>`:
   attrs        recipe, frames_recipe, audio_recipe, ffmpeg_args (json), padded/trimmed samples,
                decoded_frames, anything else the cut stage records
 
-Same crash-safety scheme as the feature store: finished clips go to atomic part files,
-then `consolidate` folds them into the shard file by temp + rename. A clip is visible
-only once its part is complete, and appears once however often a run was killed.
+Same crash-safety scheme as the feature store (`pipeline.store.parts`): finished clips go to
+atomic part files, then `consolidate` folds them into the shard file by temp + rename. A
+clip is visible only once its part is complete, and appears once however often a run was
+killed.
 """
 
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,8 @@ import h5py
 import numpy as np
 
 from pipeline.core import atomic
+from pipeline.store import parts
+from pipeline.store.parts import parts_dir  # noqa: F401 (part of this API)
 
 JPEG = h5py.vlen_dtype(np.dtype("uint8"))
 
@@ -39,8 +40,24 @@ class ClipMedia:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
-def parts_dir(shard_file: Path) -> Path:
-    return shard_file.with_name(shard_file.stem + ".parts")
+class ClipGroups:
+    """The clip store's layout: one group per clip, named by its id."""
+
+    def clip_ids(self, fh: h5py.File) -> list[str]:
+        return list(fh.keys())
+
+    def create(self, out: h5py.File, sample: h5py.File, rows: int) -> None:
+        pass  # groups are made as they are copied
+
+    def copy(self, src: h5py.File, out: h5py.File, picks: list[parts.Pick]) -> None:
+        for clip_id, _, _ in picks:
+            src.copy(src[clip_id], out, name=clip_id)
+
+    def finish(self, out: h5py.File, ids: list[str]) -> None:
+        pass  # HDF5 lists groups by name; there is no row order to record
+
+
+LAYOUT = ClipGroups()
 
 
 def _put(fh: h5py.File, clip_id: str, media: ClipMedia) -> None:
@@ -61,52 +78,25 @@ def _put(fh: h5py.File, clip_id: str, media: ClipMedia) -> None:
 def write_part(shard_file: Path, clips: Mapping[str, ClipMedia],
                file_attrs: Mapping[str, Any] | None = None) -> Path:
     """Persist finished clips atomically; call before marking them done in the ledger."""
-    path = parts_dir(shard_file) / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.h5"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.atomic_path(path) as temp:
-        with h5py.File(temp, "w") as fh:
-            for clip_id, media in clips.items():
-                _put(fh, clip_id, media)
-            for key, value in (file_attrs or {}).items():
-                fh.attrs[key] = value
-    return path
+    def fill(fh: h5py.File) -> None:
+        for clip_id, media in clips.items():
+            _put(fh, clip_id, media)
+        for key, value in (file_attrs or {}).items():
+            fh.attrs[key] = value
+    return parts.write_part(shard_file, fill)
 
 
 def stored_clip_ids(shard_file: Path) -> set[str]:
-    ids: set[str] = set()
-    for path in ([shard_file] if shard_file.is_file() else []) + sorted(parts_dir(shard_file).glob("part-*.h5")):
-        with h5py.File(path, "r") as fh:
-            ids.update(fh.keys())
-    return ids
+    return parts.stored_clip_ids(shard_file, LAYOUT)
 
 
 def consolidate(shard_file: Path, file_attrs: Mapping[str, Any] | None = None) -> int:
     """Fold part files into the shard file (later parts win); returns the clip count."""
-    atomic.remove_stale_temps(shard_file.parent, shard_file.name)  # a killed consolidate's
-    atomic.remove_stale_temps(parts_dir(shard_file))  # and a killed write_part's leftovers
-    parts = sorted(parts_dir(shard_file).glob("part-*.h5"))  # names start with the write time
-    if not parts:
-        if not shard_file.is_file():
-            return 0
+    if not parts.part_paths(shard_file) and shard_file.is_file():
+        atomic.remove_stale_temps(shard_file.parent, shard_file.name)
         with h5py.File(shard_file, "r") as fh:
             return len(fh)
-    shard_file.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.atomic_path(shard_file) as temp:
-        with h5py.File(temp, "w") as out:
-            for path in ([shard_file] if shard_file.is_file() else []) + parts:
-                with h5py.File(path, "r") as src:
-                    for clip_id in src:
-                        if clip_id in out:
-                            del out[clip_id]
-                        src.copy(src[clip_id], out, name=clip_id)
-                    out.attrs.update(dict(src.attrs))
-            out.attrs.update(dict(file_attrs or {}))
-            count = len(out)
-    for path in parts:
-        path.unlink(missing_ok=True)
-    if not any(parts_dir(shard_file).iterdir()):
-        parts_dir(shard_file).rmdir()
-    return count
+    return parts.consolidate(shard_file, LAYOUT, attrs=file_attrs)
 
 
 def _read(group: h5py.Group) -> ClipMedia:
@@ -118,7 +108,7 @@ def _read(group: h5py.Group) -> ClipMedia:
 
 def read_clip(shard_file: Path, clip_id: str) -> ClipMedia:
     """One clip, from the shard file or (before consolidation) from a part."""
-    for path in [shard_file] + sorted(parts_dir(shard_file).glob("part-*.h5"), reverse=True):
+    for path in [shard_file] + parts.part_paths(shard_file)[::-1]:
         if path.is_file():
             with h5py.File(path, "r") as fh:
                 if clip_id in fh:
@@ -136,8 +126,8 @@ class ClipReader:
         self._files: list[h5py.File] | None = None
 
     def _open(self) -> list[h5py.File]:
-        if self._files is None:  # newest part first, then the shard file (as read_clip)
-            paths = sorted(parts_dir(self.shard_file).glob("part-*.h5"), reverse=True)
+        if self._files is None:  # newest part first, then the shard file: later parts win
+            paths = parts.part_paths(self.shard_file)[::-1]
             paths += [self.shard_file] if self.shard_file.is_file() else []
             self._files = [h5py.File(p, "r") for p in paths]
         return self._files

@@ -133,7 +133,7 @@ def evaluate_avvp(workdir: Path, config: Config, preset: Any, split: str,
     from models.training.avvp_data import CATEGORIES
     from models.metrics.avvp import AvvpScorer, format_table, per_class
     from models.metrics.avvp_report import plot_avvp_timelines
-    from pipeline.train.stage import network_to_evaluate
+    from pipeline.train.stage import eval_dir, network_to_evaluate
 
     splits = load_avvp_data(workdir, preset.options)
     if split not in splits or not len(splits[split]):
@@ -145,7 +145,7 @@ def evaluate_avvp(workdir: Path, config: Config, preset: Any, split: str,
     for so_a, so_v, gt_a, gt_v in zip(collected["so_a"], collected["so_v"],
                                       collected["gt_a"], collected["gt_v"]):
         scorer.add(so_a, so_v, gt_a, gt_v)
-    out_dir = trainer.out_dir / "eval" / split
+    out_dir = eval_dir(trainer.out_dir, split, checkpoint, official_arch)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [str(splits[split].weak["filename"][int(i)]) for i in collected["index"]]
     plot_avvp_timelines(collected["so_a"], collected["so_v"], collected["gt_a"], collected["gt_v"],

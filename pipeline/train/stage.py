@@ -8,12 +8,16 @@ Labels: AVE-style manifests (ave and the synthetic demo) give per-second one-hot
 in order of first appearance, so `num_classes` comes from the data. Splits come from the
 manifest's `split` column. Features: `features/<audio>` and `features/<visual>` of the store
 (vggish + vgg19 by default; `train.overrides: {options: {visual_features: NAME}}`).
-The whole feature set is loaded into memory when it fits (`train.in_memory`), else read
-per item from the store's HDF5 files by a worker-safe dataset.
+VGGSound-AVEL manifests give [N,10,C+1] from `class_id` and the per-second `avc` labels
+(as the CPSP loader does), with vggish + resnet_layer3 by default. The whole feature set is
+loaded into memory, in the stores' dtype and shard by shard, when it fits in half the
+available memory (`train.in_memory: auto`), else streamed per item from the shard files by
+a worker-safe dataset (`train.num_workers` processes).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -26,10 +30,13 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from models.training.ave_data import numpy_collate
 from pipeline.core import atomic
-from pipeline.core.config import Config, load_config
+from pipeline.core.config import Config, load_config, resolve
 from pipeline.core.errors import InputError
+from pipeline.datasets.labels import avc_from_manifest, vggsound_avel_labels
 from pipeline.datasets.manifest import load_manifest
+from pipeline.datasets.readers.vggsound_avel import categories_for
 from pipeline.store import open_features
 
 log = logging.getLogger(__name__)
@@ -60,9 +67,34 @@ def segment_labels(manifest: pd.DataFrame, classes: list[str] | None = None
     return ave_segment_labels(manifest, names), names
 
 
+def vggsound_avel_segment_labels(workdir: Path, config: Config, manifest: pd.DataFrame
+                                 ) -> tuple[np.ndarray, list[str]]:
+    """[N,10,C+1] as the CPSP loader's `_obtain_avel_label` builds them, from the manifest's
+    class_id and per-second `avc` (read by `avel manifest` from the released label zips)."""
+    if "avc" not in manifest.columns:
+        raise InputError("the manifest has no per-second 'avc' labels; point "
+                         "dataset.files.avc_labels at the released avc_label directory (per-video "
+                         "zips) and run `avel manifest` again", field="dataset.files.avc_labels")
+    files = {k: resolve(workdir, v) for k, v in config.dataset.files.items()}
+    names = categories_for(workdir, manifest, files)
+    return vggsound_avel_labels(manifest["class_id"].to_numpy(), avc_from_manifest(manifest),
+                                len(names)), names
+
+
+def default_visual(options: dict[str, Any]) -> str:
+    """The visual store a preset reads: VGG-19 maps for AVE, the CPSP loader's ResNet
+    layer-3 maps [10,1024,7,7] for VGGSound-AVEL."""
+    return options.get("visual_features", "resnet_layer3" if options.get("dataset") == "vggsound"
+                       else "vgg19")
+
+
 class StoreDataset(Dataset):
-    """Items read from the feature store on demand; each worker process opens its own
-    readers (h5py handles must not cross a fork)."""
+    """Items streamed from the feature store: each worker process opens its own readers
+    (h5py handles must not cross a fork), and a read is one row of one shard file (O(1)).
+    Arrays keep the store's dtype (float16 stays float16: half the bytes from disk and
+    through the worker queues); the trainer casts them on its device."""
+
+    collate_fn = staticmethod(numpy_collate)
 
     def __init__(self, workdir: Path, audio_name: str, visual_name: str, clip_ids: list[str],
                  labels: np.ndarray, rows: np.ndarray) -> None:
@@ -82,21 +114,36 @@ class StoreDataset(Dataset):
         assert self._readers is not None
         r = int(self.rows[i])
         cid = self.clip_ids[r]
-        return {"audio": torch.as_tensor(np.asarray(self._readers[0][cid], dtype=np.float32)),
-                "video": torch.as_tensor(np.asarray(self._readers[1][cid], dtype=np.float32)),
+        return {"audio": torch.from_numpy(np.asarray(self._readers[0][cid])),
+                "video": torch.from_numpy(np.asarray(self._readers[1][cid])),
                 "labels": torch.as_tensor(self.labels[r]), "index": torch.tensor(r)}
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_pid": None, "_readers": None}
 
 
-def _fits_in_memory(n: int, shapes: list[tuple[int, ...]]) -> bool:
-    need = n * sum(int(np.prod(s)) * 4 for s in shapes)
+def available_memory() -> int | None:
+    """Bytes the kernel can hand out now (MemAvailable: free plus reclaimable cache)."""
     try:
-        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):
-        return need < 2 << 30
-    return need < avail // 2
+        return None
+
+
+def in_memory_bytes(n: int, readers: list[Any]) -> int:
+    """What holding `n` clips of every reader in memory costs, in the stores' own dtypes."""
+    return n * sum(int(np.prod(r.shape)) * r.dtype.itemsize for r in readers)
+
+
+def fits_in_memory(need: int, available: int | None) -> bool:
+    """Half of what is available, so the model, the batches and the workers keep room."""
+    return need < (available // 2 if available is not None else 2 << 30)
 
 
 def load_training_data(workdir: str | Path, config: Config, audio_name: str = "vggish",
@@ -107,13 +154,17 @@ def load_training_data(workdir: str | Path, config: Config, audio_name: str = "v
     if config.train.original_vggsound_avel:
         return _original_vggsound_avel_data(workdir, config)
     manifest = load_manifest(workdir).reset_index(drop=True)
-    labels, classes = segment_labels(manifest)
+    if config.dataset.name.startswith("vggsound-avel"):
+        labels, classes = vggsound_avel_segment_labels(workdir, config, manifest)
+    else:
+        labels, classes = segment_labels(manifest)
     try:
         audio_r, visual_r = open_features(workdir, audio_name), open_features(workdir, visual_name)
     except FileNotFoundError as exc:
         raise InputError(f"{exc}; run `avel extract` first", file=workdir / "features") from None
     with audio_r, visual_r:
-        have = [i for i, c in enumerate(manifest["clip_id"]) if c in audio_r and c in visual_r]
+        clip_ids = [str(c) for c in manifest["clip_id"]]
+        have = [i for i, c in enumerate(clip_ids) if c in audio_r and c in visual_r]
         missing = len(manifest) - len(have)
         if missing:
             log.warning("%d of %d clips have no %s/%s features (failed or not extracted); "
@@ -121,20 +172,23 @@ def load_training_data(workdir: str | Path, config: Config, audio_name: str = "v
         if not have:
             raise InputError(f"no clip has both {audio_name} and {visual_name} features",
                              file=workdir / "features")
-        clip_ids = list(manifest["clip_id"])
-        first = clip_ids[have[0]]
-        shapes = [tuple(audio_r[first].shape), tuple(visual_r[first].shape)]
         mode = config.train.in_memory
-        in_memory = mode == "always" or (mode == "auto" and _fits_in_memory(len(have), shapes))
-        splits = {s: np.array([i for i in have if manifest.at[i, "split"] == s], dtype=np.int64)
+        need = in_memory_bytes(len(have), [audio_r, visual_r])
+        in_memory = mode == "always" or (mode == "auto" and fits_in_memory(need, available_memory()))
+        log.info("training data: %d clips, %.1f GB in the stores' dtypes; %s", len(have),
+                 need / 1e9, "in memory" if in_memory else "streamed from the store")
+        split_col = manifest["split"].to_numpy()
+        splits = {s: np.array([i for i in have if split_col[i] == s], dtype=np.int64)
                   for s in SPLITS}
         if in_memory:
             from models.training.ave_data import ArrayAVEDataset
-            audio = np.zeros((len(manifest), *shapes[0]), dtype=np.float32)
-            video = np.zeros((len(manifest), *shapes[1]), dtype=np.float32)
-            for i in have:
-                audio[i] = audio_r[clip_ids[i]]
-                video[i] = visual_r[clip_ids[i]]
+            row_of = {c: i for i, c in enumerate(clip_ids)}
+            audio = np.zeros((len(manifest), *audio_r.shape), dtype=audio_r.dtype)
+            video = np.zeros((len(manifest), *visual_r.shape), dtype=visual_r.dtype)
+            wanted = {clip_ids[i] for i in have}
+            for target, reader in ((audio, audio_r), (video, visual_r)):
+                for c, row in reader.iter_rows(wanted):  # shard by shard, sequential reads
+                    target[row_of[c]] = row
             datasets: dict[str, Dataset] = {s: ArrayAVEDataset(audio, video, labels, idx)
                                             for s, idx in splits.items()}
         else:
@@ -222,7 +276,7 @@ def train(workdir: str | Path, config: Config | None = None, *, task: str | None
         return train_avvp(workdir, config, preset, device, resume, progress)
     opts = preset.options
     data = load_training_data(workdir, config, opts.get("audio_features", "vggish"),
-                              opts.get("visual_features", "vgg19"))
+                              default_visual(opts))
     trainer = _trainer(workdir, config, preset, data, device, progress)
     test = data.datasets["test"] if len(data.datasets["test"]) else None
     result = trainer.fit(data.datasets["train"], data.datasets["val"], test, resume=resume)
@@ -232,6 +286,18 @@ def train(workdir: str | Path, config: Config | None = None, *, task: str | None
         out["test_accuracy"] = result["test"]["accuracy"]
         out["chance_accuracy"] = result["test"]["chance"]
     return out
+
+
+def eval_dir(run: Path, split: str, checkpoint: str | Path | None,
+             official_arch: str | None = None) -> Path:
+    """Where an evaluation writes: `eval/<split>` for the run's own best.pt; a checkpoint
+    passed in gets its own folder, `eval/checkpoints/<stem>-<hash of its path>[-arch]/<split>`,
+    so evaluating a foreign file never overwrites the run's results."""
+    if checkpoint is None:
+        return run / "eval" / split
+    path = Path(checkpoint).resolve()
+    tag = f"{path.stem}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+    return run / "eval" / "checkpoints" / (f"{tag}-{official_arch}" if official_arch else tag) / split
 
 
 def network_to_evaluate(trainer: Any, checkpoint: str | Path | None, official_arch: str | None,
@@ -267,13 +333,13 @@ def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | N
                              trust_pickles, device, n_timelines)
     opts = preset.options
     data = load_training_data(workdir, config, opts.get("audio_features", "vggish"),
-                              opts.get("visual_features", "vgg19"))
+                              default_visual(opts))
     if split not in data.datasets or not len(data.datasets[split]):
         raise InputError(f"no '{split}' clips with features", field="split")
     trainer = _trainer(workdir, config, preset, data, device, progress=False)
     net = network_to_evaluate(trainer, checkpoint, official_arch, trust_pickles)
     metrics, collected = trainer.evaluate(net, data.datasets[split])
-    out_dir = trainer.out_dir / "eval" / split
+    out_dir = eval_dir(trainer.out_dir, split, checkpoint, official_arch)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = write_per_class_table(collected["pred"], collected["target"], data.class_names,
                                  out_dir / "per_class.csv")
