@@ -1,22 +1,24 @@
 # The README's two commands: `make demo` and `make test` (plus `make bench`).
 # Each makes .venv if missing, installs system ffmpeg when absent (apt-get, as root),
-# installs avel with its extras once (re-installs only when pyproject.toml changes), then runs.
+# installs avel with its extras once, at the versions constraints.txt pins (re-installs only when
+# pyproject.toml or constraints.txt changes), then runs. `make test` lints and type-checks first.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.avel-installed
-EXTRAS ?= dev,tf,ray
+EXTRAS ?= dev,tf,ray,demo,tensorboard
+CONSTRAINTS ?= constraints.txt
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test bench ffmpeg install clean
+.PHONY: demo test lint bench ffmpeg install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
+$(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -37,7 +39,11 @@ ffmpeg: | $(BIN)/python
 demo: ffmpeg $(STAMP)
 	$(BIN)/avel demo --workdir demo-run
 
-test: ffmpeg $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint ffmpeg $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: ffmpeg $(STAMP)

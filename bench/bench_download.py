@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
             four = ours(root, server.url, names, workers=4)
         probe_s = probe_cost(root / "served" / f"{names[0]}.mp4")
         n = len(names)
-        print(f"clips: {n} (loopback HTTP, ~{(root / 'served' / (names[0] + '.mp4')).stat().st_size // 1000} kB each, full mode)")
+        size_kb = (root / "served" / (names[0] + ".mp4")).stat().st_size // 1000
+        print(f"clips: {n} (loopback HTTP, ~{size_kb} kB each, full mode)")
         print(f"yt-dlp direct loop      : {base:7.2f} s  {1000 * base / n:7.1f} ms/clip")
         print(f"avel download, 1 worker : {one:7.2f} s  {1000 * one / n:7.1f} ms/clip"
               f"  ratio {one / base:5.2f}  overhead {1000 * (one - base) / n:+.1f} ms/clip")

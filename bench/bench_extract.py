@@ -63,7 +63,8 @@ def per_frame_baseline(name: str, opts: dict, frame_dir: Path, clip_ids: list[st
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--extractors", default="vgg19,resnet152")
     parser.add_argument("--clips", type=int, default=4)
     parser.add_argument("--frames", type=int, default=8, help="frames per clip (small recipe)")
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
         root = Path(tmp)
         for name in args.extractors.split(","):
             opts = options(name, args.frames, args.full)
-            n_frames = catalog.create(name, weights="random", **opts).frame_count() if args.full else args.frames
+            n_frames = (catalog.create(name, weights="random", **opts).frame_count() if args.full
+                        else args.frames)
             clips = {f"{name}{i:04d}": n_frames for i in range(args.clips)}
             wd = write_workdir(root / name, clips, extract={
                 "options": {name: opts}, "weights": {name: "random"}, "seed": 0,
@@ -94,8 +96,8 @@ def main(argv: list[str] | None = None) -> None:
             # the runner's own clock: workers start → last part written (network build excluded,
             # as it is for the baseline)
             ours_fps = summary["done"] * n_frames / summary["seconds"]
-            line = (f"{name}: ours {ours_fps:.2f} frames/s ({args.device}, {args.precision}, batch {args.batch_size},"
-                    f" time split {summary['timings']})")
+            line = (f"{name}: ours {ours_fps:.2f} frames/s ({args.device}, {args.precision}, "
+                    f"batch {args.batch_size}, time split {summary['timings']})")
             if not args.skip_baseline and args.device == "cpu":
                 base_fps, base = per_frame_baseline(name, opts, frame_dir, list(clips))
                 with open_features(wd.root, name) as reader:

@@ -235,8 +235,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"{build_store(root, 'resnet_layer3', maps, args.shards, 'float16'):.1f} s", flush=True)
         if "index" not in skip:
             r = in_process("step_index", str(root))
-            print(f"avel index: {r.get('s', 0):.1f} s, peak RSS {r.get('rss_mb', 0):.0f} MB {r.get('error', '')}",
-                  flush=True)
+            print(f"avel index: {r.get('s', 0):.1f} s, peak RSS {r.get('rss_mb', 0):.0f} MB "
+                  f"{r.get('error', '')}", flush=True)
         if "read" not in skip:
             r = in_process("step_random_read", str(root), ids, args.shards)
             print(f"random read: open {r.get('open_s', 0):.2f} s, {r.get('ms', 0):.3f} ms/clip vs "

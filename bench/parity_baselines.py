@@ -78,8 +78,10 @@ def main(argv: list[str] | None = None) -> None:
         e = _by_path("eccv18_models", args.eccv18 / "models.py")
         f = _by_path("eccv18_fusion", args.eccv18 / "models_fusion.py")
         w = _by_path("eccv18_weakly", args.eccv18 / "models_weakly.py")
-        compare("av_att", e.att_Net(128, 128, 512, 29), registry.build("av_att"), lambda m: m(a, v), lambda m: m(a, v))
-        compare("dmrn", f.TBMRF_Net(128, 128, 512, 29, 1), registry.build("dmrn"), lambda m: m(a, v), lambda m: m(a, v))
+        compare("av_att", e.att_Net(128, 128, 512, 29), registry.build("av_att"),
+                lambda m: m(a, v), lambda m: m(a, v))
+        compare("dmrn", f.TBMRF_Net(128, 128, 512, 29, 1), registry.build("dmrn"),
+                lambda m: m(a, v), lambda m: m(a, v))
         compare("av_att_weak", w.att_Net(128, 128, 512, 29), registry.build("av_att_weak"),
                 lambda m: m(a, v), lambda m: m(a, v))
     if args.cpsp:

@@ -8,6 +8,7 @@ and writes `build_network` and, if the output needs folding, `fold`.
 from __future__ import annotations
 
 from abc import abstractmethod
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -54,7 +55,7 @@ class FrameExtractor(Extractor):
         """The network with random init, cut at the layer the recipe reads."""
 
     @abstractmethod
-    def pretrained_file(self):  # type: ignore[no-untyped-def]
+    def pretrained_file(self) -> Path:
         """Path of the pretrained weights file in the cache."""
 
     @abstractmethod
@@ -104,5 +105,7 @@ class FrameExtractor(Extractor):
         return [self.net]
 
     def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> FrameExtractor:
-        self.net.to(device=device, dtype=dtype, memory_format=self.memory_format).eval()
+        # torch's stubs omit Module.to's memory_format keyword, which the runtime accepts
+        self.net.to(device=device, dtype=dtype,  # type: ignore[call-overload]
+                    memory_format=self.memory_format).eval()
         return self

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import io
-from dataclasses import asdict, replace, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -29,7 +29,8 @@ from torchvision.transforms import functional as TF
 
 from extractors.base import ClipRejected
 
-_PIL_FILTERS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+_PIL_FILTERS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+                "bicubic": Image.Resampling.BICUBIC}
 _TV_MODES = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR,
              "bicubic": InterpolationMode.BICUBIC}
 
@@ -87,7 +88,7 @@ def require_frames(frames: list[bytes], minimum: int) -> None:
 def decode(jpeg: bytes, recipe: ImageRecipe) -> np.ndarray:
     """One JPEG → uint8 [size, size, 3] RGB after the recipe's resize (and crop)."""
     try:
-        image = Image.open(io.BytesIO(jpeg))
+        image: Image.Image = Image.open(io.BytesIO(jpeg))
         image = image.convert("RGB")
     except Exception as exc:  # PIL raises several types for broken data
         raise ClipRejected("bad_frame", f"JPEG does not decode: {exc}") from None

@@ -23,6 +23,14 @@ class Layer3Trunk(torch.nn.Module):
     """ResNet stem + layers 1–3 + average pool to a fixed map size; keeps torchvision's
     parameter names so its checkpoint loads directly."""
 
+    conv1: torch.nn.Module
+    bn1: torch.nn.Module
+    relu: torch.nn.Module
+    maxpool: torch.nn.Module
+    layer1: torch.nn.Module
+    layer2: torch.nn.Module
+    layer3: torch.nn.Module
+
     def __init__(self, map_side: int) -> None:
         super().__init__()
         full = resnet152(weights=None)

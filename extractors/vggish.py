@@ -22,10 +22,18 @@ import torch
 from torch import nn
 
 from extractors.base import ClipInput, ClipRejected, Extractor
-from extractors.vggish_frontend import (EXAMPLE_FRAMES, EXAMPLE_SAMPLES, RECIPES,
-                                        AudioError, LogMel, Recipe, example_chunks,
-                                        example_start_seconds, int_to_float,
-                                        waveform_to_examples)
+from extractors.vggish_frontend import (
+    EXAMPLE_FRAMES,
+    EXAMPLE_SAMPLES,
+    RECIPES,
+    AudioError,
+    LogMel,
+    Recipe,
+    example_chunks,
+    example_start_seconds,
+    int_to_float,
+    waveform_to_examples,
+)
 from extractors.vggish_postprocess import Rounding, load_pca_params, postprocess
 from extractors.weights_cache import cached_file, sha256_of
 
@@ -67,7 +75,8 @@ class VGGish(nn.Module):
         for layer in self.modules():
             if isinstance(layer, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-                nn.init.zeros_(layer.bias)
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
 
     def forward(self, examples: torch.Tensor) -> torch.Tensor:
         if examples.dim() == 3:
@@ -146,6 +155,8 @@ class VGGishExtractor(Extractor):
         self.log_mel = LogMel().float()
         self.device = torch.device("cpu")
         self.dtype = torch.float32
+        self.net: VGGish | None
+        self.tf_model: Any
         if backend == "torch":
             self.net, self.weights_id = vggish(weights, fc2_relu=fc2_relu, seed=seed)
             self.tf_model = None
@@ -227,11 +238,11 @@ class VGGishExtractor(Extractor):
         if items.shape[-1] != EXAMPLE_SAMPLES:
             raise ValueError(f"VGGish items must be [B, {EXAMPLE_SAMPLES}], got {tuple(items.shape)}")
         examples, missing = self.examples(items)
-        if self.tf_model is not None:
+        if self.net is not None:
+            raw = self.net(examples.to(self.dtype))
+        else:
             raw = torch.from_numpy(self.tf_model.embed(examples.float().cpu().numpy()))
             raw = raw.to(self.device)
-        else:
-            raw = self.net(examples.to(self.dtype))
         out = raw.float()
         if self.pca_path is not None:
             out = self._quantize(out)

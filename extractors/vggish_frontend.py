@@ -214,6 +214,9 @@ class LogMel(torch.nn.Module):
     network's precision, since log of small mel energies is sensitive).
     """
 
+    window: torch.Tensor
+    mel: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("window", torch.from_numpy(periodic_hann()), persistent=False)

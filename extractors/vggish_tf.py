@@ -9,6 +9,7 @@ checked against, and a backend for users who want the original graph itself.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ INPUT_TENSOR = "vggish/input_features:0"
 OUTPUT_TENSOR = "vggish/embedding:0"
 
 
-def _tf():
+def _tf() -> Any:
     return import_tf()
 
 

@@ -60,3 +60,10 @@ def make_workdir(root: Path, n: int = 48, n_classes: int = 4, seed: int = 0,
         store.consolidate(target, ids)
         store.build_index(target.parent, ids)
     return wd
+
+
+def per_second_truth(n: int, n_classes: int = 4, seed: int = 0) -> dict[str, list[str]]:
+    """Per-second class names ("background" outside the event) of make_workdir's clips, from
+    the generator's own rows: the reference a test counts predictions against."""
+    rows, _, _ = separable_features(n, n_classes, seed)
+    return {vid: [c if s <= t < e else "background" for t in range(10)] for c, vid, s, e in rows}

@@ -98,8 +98,9 @@ def test_keras_weight_layout_loads_and_matches_a_numpy_forward(tmp_path):
     def leaky(x):
         return np.where(x > 0, x, 0.3 * x)
 
-    fv = leaky(v @ weights["dense_1"][0] + weights["dense_1"][1]) @ weights["dense_2"][0] + weights["dense_2"][1]
-    fa = leaky(a @ weights["dense_3"][0] + weights["dense_3"][1]) @ weights["dense_4"][0] + weights["dense_4"][1]
+    w = weights
+    fv = leaky(v @ w["dense_1"][0] + w["dense_1"][1]) @ w["dense_2"][0] + w["dense_2"][1]
+    fa = leaky(a @ w["dense_3"][0] + w["dense_3"][1]) @ w["dense_4"][0] + w["dense_4"][1]
     expected = np.sqrt(((fv - fa) ** 2).sum(1))
     got = model(torch.from_numpy(v), torch.from_numpy(a)).detach().numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-5)

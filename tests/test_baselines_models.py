@@ -60,11 +60,13 @@ AVINTER = {4: mha(256) + ln(256), 2: mha(256) + ln(256)}
 EXPECTED_PARAMS = {
     ("av_att", "fully"): ECCV18_ATT + bilstm(128, 128) + bilstm(512, 128) + lin(512, 64) + lin(64, 29),
     ("dmrn", "fully"): ECCV18_ATT + bilstm(128, 128) + bilstm(512, 128) + DMRN_BLOCK + lin(256, 29),
-    ("avel", "fully"): ECCV18_ATT + bilstm(128, 128) + bilstm(512, 128) + DMRN_BLOCK + lin(256, 1) + lin(256, 28),
+    ("avel", "fully"): (ECCV18_ATT + bilstm(128, 128) + bilstm(512, 128) + DMRN_BLOCK + lin(256, 1)
+                        + lin(256, 28)),
     ("avsdn", "fully"): (ECCV18_ATT + bilstm(128, 128) + bilstm(512, 128) + bilstm(640, 128)
                          + 2 * 2 * lin(128, 128) + lin(256, 1) + lin(256, 28)),
     ("cmran", "fully"): (CMRAN_ATT + lin(512, 512) + itrm(512, 256, 2048) + cmra(512, 256, 2048)
-                         + itrm(128, 256, 2048) + cmra(128, 256, 2048) + AVINTER[4] + lin(256, 1) + lin(256, 28)),
+                         + itrm(128, 256, 2048) + cmra(128, 256, 2048) + AVINTER[4] + lin(256, 1)
+                         + lin(256, 28)),
     ("cmbs", "fully"): (CMBS_ATT + lin(512, 512) + itrm(512, 256, 1024) + cmra(512, 256, 1024)
                         + itrm(256, 256, 1024) + cmra(256, 256, 1024) + bilstm(128, 128) + bilstm(512, 256)
                         + 2 * lin(256, 1) + 2 * AVINTER[4] + lin(256, 1) + lin(256, 28) + 2 * ln(256)

@@ -36,6 +36,18 @@ def test_ave_selection_is_video_frame_sample_16_per_second():
     assert ave_selection(301).tolist() == got.tolist()
 
 
+@pytest.mark.parametrize("n", [159, 299, 305])
+def test_ave_frame_step_truncates_like_video_frame_sample(n):
+    # AVE-ECCV18 attention_visualization.py: frame_interval = int(vid_len / t), then
+    # int(l * frame_interval + (i * 1.0 / 16) * frame_interval). Where int and round differ
+    # (159 → 15 not 16; 299, a 29.97 fps clip, → 29 not 30; 305 → 30 either way) the step
+    # truncates.
+    step = n // 10
+    want = [int(s * step + (i * 1.0 / 16) * step) for s in range(10) for i in range(16)]
+    assert select(frames_recipe("ave-vgg19"), n, 10).tolist() == want
+    assert max(want) < n
+
+
 def test_uniform_recipe_keeps_every_frame_at_its_rate():
     recipe = frames_recipe("uniform-4")
     assert recipe.rate == 4.0 and recipe.per_second == 4

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +27,16 @@ def test_every_stage_finishes_every_clip(demo):
     assert summary["clips"] == summary["downloaded"] == summary["cut"] == 20
     assert summary["features"] == {"vggish": 20, "vgg19": 20}
     assert "random" in summary["weights"]
+    # the test accuracy, counted second by second: predictions.json against the generated
+    # dataset's own Annotations.txt (AVE format: Category&VideoID&Quality&StartTime&EndTime)
+    lines = (Path(summary["workdir"]) / "source" / "Annotations.txt").read_text().splitlines()
+    truth = {vid: [cat if int(s) <= t < int(e) else "background" for t in range(10)]
+             for cat, vid, _, s, e in (line.split("&") for line in lines)}
     for run in summary["runs"].values():
-        assert 0.0 <= run["test_accuracy"] <= 100.0
+        predicted = json.loads((Path(run["eval_dir"]) / "predictions.json").read_text())
+        assert len(predicted) == 4  # the test split
+        hits = sum(p == t for vid, seq in predicted.items() for p, t in zip(seq, truth[vid], strict=True))
+        assert run["test_accuracy"] == pytest.approx(100 * hits / 40, abs=1e-6)
 
 
 @pytest.mark.slow

@@ -121,5 +121,6 @@ def test_retry_failed_with_a_reason_requeues_only_that_reason(faulty_run):
 
 def test_no_temp_or_part_files_are_left(faulty_run):
     raw = faulty_run["wd"] / "raw"
-    leftovers = [p for p in raw.rglob("*") if p.name.startswith(".") or p.suffix in (".part", ".ytdl", ".tmp")]
+    leftovers = [p for p in raw.rglob("*")
+                 if p.name.startswith(".") or p.suffix in (".part", ".ytdl", ".tmp")]
     assert leftovers == []

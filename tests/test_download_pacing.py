@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 import threading
-import time
+
+import pytest
 
 from pipeline.download.pacing import ThrottleGate, TokenBucket, backoff_delay
 
@@ -28,25 +29,33 @@ def test_bucket_allows_burst_then_one_token_per_interval():
 
 
 def test_bucket_rate_holds_across_threads():
-    # 4 threads draw 9 tokens at 20/s with burst 1: the 1st is free, 8 more need >= 0.4 s
-    bucket = TokenBucket(rate=20.0, burst=1)
-    taken: list[float] = []
-    lock = threading.Lock()
+    # 4 threads race for tokens at 16/s with burst 1 on a clock that stands still: the one
+    # saved token goes out once; each 1/16 s step of the clock (exact in binary) frees one more.
+    # The rate the real clock gives is measured in bench/bench_pacing.py.
+    clock = FakeClock()
+    bucket = TokenBucket(rate=16.0, burst=1, clock=clock)
 
-    def draw(n: int) -> None:
-        for _ in range(n):
-            bucket.acquire()
-            with lock:
-                taken.append(time.monotonic())
+    def race() -> int:
+        granted: list[int] = []
+        start = threading.Barrier(4)
 
-    threads = [threading.Thread(target=draw, args=(n,)) for n in (3, 2, 2, 2)]
-    start = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(taken) == 9
-    assert max(taken) - start >= 8 / 20 - 0.02
+        def draw() -> None:
+            start.wait()
+            granted.append(sum(bucket.try_acquire() == 0 for _ in range(200)))
+
+        threads = [threading.Thread(target=draw) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sum(granted)
+
+    assert race() == 1
+    for _ in range(8):
+        clock.t += 1 / 16
+        assert race() == 1
+    clock.t += 3 / 16  # three intervals idle: still only `burst` (1) saved up
+    assert race() == 1
 
 
 def test_bucket_acquire_returns_false_when_stopped():
@@ -105,9 +114,30 @@ def test_gate_success_resets_the_run_of_throttles():
     assert not gate.tripped.is_set()
 
 
+class RecordingStop:
+    """A stop event that is never set; its waits advance the fake clock and are recorded."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.waits: list[float] = []
+
+    def is_set(self) -> bool:
+        return False
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        self.clock.t += seconds
+        return False
+
+
 def test_gate_wait_blocks_until_the_pause_ends():
-    gate = ThrottleGate(limit=5, base_s=0.4, max_s=0.4, rng=random.Random(0))
+    clock = FakeClock()
+    gate = ThrottleGate(limit=5, base_s=2.0, max_s=2.0, rng=random.Random(0), clock=clock)
     pause = gate.throttled("bot-check", ticket=gate.ticket())
-    start = time.monotonic()
-    assert gate.wait() is True
-    assert time.monotonic() - start >= pause - 0.02
+    assert 1.0 <= pause <= 2.0  # equal jitter: half of the 2 s step fixed
+    stop = RecordingStop(clock)
+    assert gate.wait(stop) is True  # type: ignore[arg-type]
+    # waited out the whole pause, in slices of at most 0.5 s so a stop is seen quickly
+    assert sum(stop.waits) == pytest.approx(pause)
+    assert len(stop.waits) >= 2 and max(stop.waits) <= 0.5
+    assert gate.remaining() == 0

@@ -51,8 +51,10 @@ def test_llp_export_trains_back(tmp_path):
     root = tmp_path / "w"
     data = root / "data"
     data.mkdir(parents=True)
-    splits = {"train": ["aaaaaaaaaa1_0_10", "aaaaaaaaaa2_0_10", "aaaaaaaaaa3_0_10", "aaaaaaaaaa4_0_10"],
-              "val": ["bbbbbbbbbb1_0_10", "bbbbbbbbbb2_0_10"], "test": ["ccccccccc-1_5_15", "cccc_ccccc2_0_10"]}
+    splits = {"train": ["aaaaaaaaaa1_0_10", "aaaaaaaaaa2_0_10", "aaaaaaaaaa3_0_10",
+                        "aaaaaaaaaa4_0_10"],
+              "val": ["bbbbbbbbbb1_0_10", "bbbbbbbbbb2_0_10"],
+              "test": ["ccccccccc-1_5_15", "cccc_ccccc2_0_10"]}
     names = {"train": "AVVP_train.csv", "val": "AVVP_val_pd.csv", "test": "AVVP_test_pd.csv"}
     for split, clips in splits.items():
         (data / names[split]).write_text("filename\tevent_labels\n" + "".join(

@@ -47,7 +47,7 @@ def cpsp_item(out: Path, split: str, index: int):
     cats = [line.strip() for line in open(out / "VggsoundAVEL100kCategories.txt")]
 
     def load(d):
-        with zipfile.ZipFile(os.path.join(out, d, "%s.zip" % row["video_id"])) as zf:
+        with zipfile.ZipFile(os.path.join(out, d, f"{row['video_id']}.zip")) as zf:
             for name in zf.namelist():
                 if ".pkl" in name:
                     with zf.open(name) as fh:

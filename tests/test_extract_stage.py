@@ -155,6 +155,7 @@ def test_video_clip_items_go_through_the_same_runner(tmp_path: Path):
     alone = catalog.create("r2plus1d_18", weights="random", seed=0, **tiny)
     with open_features(wd.root, "r2plus1d_18") as reader:
         for clip_id, n in (("a", 12), ("b", 10)):
-            want = _alone(alone, alone.preprocess(ClipInput(frames=jpeg_frames(n, seed={"a": 0, "b": 1}[clip_id]))))
+            frames = jpeg_frames(n, seed={"a": 0, "b": 1}[clip_id])
+            want = _alone(alone, alone.preprocess(ClipInput(frames=frames)))
             assert reader[clip_id].shape == (10, 512)
             np.testing.assert_allclose(reader[clip_id], want, rtol=0, atol=1e-5 * np.abs(want).max())

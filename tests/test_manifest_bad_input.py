@@ -89,7 +89,8 @@ def test_a_failed_rebuild_keeps_the_previous_manifest(tmp_path):
 def test_clip_paths_never_leave_the_workdir(tmp_path):
     from pipeline.core.workdir import Workdir
     wd = Workdir(tmp_path)
-    assert wd.clip_path(tmp_path / "raw", "abc_000001", ".mp4") == (tmp_path / "raw" / "abc_000001.mp4").resolve()
+    want = (tmp_path / "raw" / "abc_000001.mp4").resolve()
+    assert wd.clip_path(tmp_path / "raw", "abc_000001", ".mp4") == want
     for bad in ["../x", "..", "a/b", "a\x00b", ".hidden", "a\\b", "x y"]:
         with pytest.raises(ValueError):
             wd.clip_path(tmp_path / "raw", bad)

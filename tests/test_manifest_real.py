@@ -31,12 +31,12 @@ def test_ave_manifest_follows_annotations_and_order_files(tmp_path, shared_data)
     ave = shared_data / "ave"
     table = build(tmp_path, {"name": "ave", "files": {"annotations": str(ave / "Annotations.txt"),
                                                        "orders_dir": str(ave)}})
-    lines = [l.split("&") for l in (ave / "Annotations.txt").read_text().splitlines() if l.strip()]
+    lines = [ln.split("&") for ln in (ave / "Annotations.txt").read_text().splitlines() if ln.strip()]
     assert len(table) == len(lines) == 4143
-    assert list(table["video_id"]) == [l[1] for l in lines]
-    assert [c[0] for c in table["labels"]] == [l[0] for l in lines]
-    assert list(table["event_start"]) == [int(l[3]) for l in lines]
-    assert list(table["event_end"]) == [int(l[4]) for l in lines]
+    assert list(table["video_id"]) == [row[1] for row in lines]
+    assert [c[0] for c in table["labels"]] == [row[0] for row in lines]
+    assert list(table["event_start"]) == [int(row[3]) for row in lines]
+    assert list(table["event_end"]) == [int(row[4]) for row in lines]
     assert table["clip_id"].is_unique
     counts = table["split"].value_counts().to_dict()
     assert counts == {"train": 3339, "val": 402, "test": 402}

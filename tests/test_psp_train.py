@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,10 +18,18 @@ from models.training.trainer import Trainer, make_family, register_family
 from pipeline.core.errors import InputError
 from pipeline.train.stage import evaluate, train
 from tests.conftest import avel_cmd, cli_env
-from tests.fixtures_psp import make_workdir
+from tests.fixtures_psp import make_workdir, per_second_truth
 
 EPOCHS = 4
 FAST = {"epochs": EPOCHS, "batch_size": 8}
+
+
+def counted_accuracy(eval_dir, truth: dict[str, list[str]]) -> float:
+    """Percent of seconds whose class in eval_dir/predictions.json equals `truth`, counted."""
+    predicted = json.loads((eval_dir / "predictions.json").read_text())
+    assert sorted(predicted) == sorted(truth)
+    hits = sum(p == t for name in truth for p, t in zip(predicted[name], truth[name], strict=True))
+    return 100 * hits / sum(len(t) for t in truth.values())
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +108,10 @@ def test_cli_eval_json(trained):
                           env=cli_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["split"] == "val" and 0 <= doc["metrics"]["accuracy"] <= 100
+    assert doc["split"] == "val"
+    val = {k: v for k, v in per_second_truth(40).items() if 24 <= int(k[3:]) < 32}  # splits (24, 32)
+    eval_dir = wd / "train" / "ave-fully__cpsp" / "eval" / "val"
+    assert doc["metrics"]["accuracy"] == pytest.approx(counted_accuracy(eval_dir, val), abs=1e-6)
 
 
 def test_unknown_override_names_the_key(trained):
@@ -120,7 +132,8 @@ def test_presets_carry_original_hyperparameters():
         (45, 64, 1e-3, (10, 20, 30), 0.5, 0.1, 123, 0.099)
     assert (f.options["lambda_avps"], f.options["lambda_scon"], f.options["lambda_vcon"]) == (100, 0.01, 1)
     w = get_preset("ave-weakly", "cpsp")
-    assert (w.milestones, w.threshold, w.options["margin"], w.options["neg_num"]) == ((5, 20, 40), 0.095, 0.6, 4)
+    assert (w.milestones, w.threshold, w.options["margin"], w.options["neg_num"]) == \
+        ((5, 20, 40), 0.095, 0.6, 4)
     p = get_preset("ave-fully", "psp-cvpr21")
     assert (p.epochs, p.batch_size, p.milestones, p.gamma, p.clip_grad, p.drop_last, p.select_on) == \
         (300, 128, (60, 120), 0.8, None, True, "val")
@@ -135,7 +148,7 @@ def test_psp_repo_schedule_matches_scheduled_optim():
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=p.lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(p.milestones), p.gamma)
     lrs, lr_hand = [], 1e-3
-    for epoch in range(300):
+    for _epoch in range(300):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
@@ -234,7 +247,9 @@ def test_every_family_takes_a_step_and_predicts(task, model):
     assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
     metrics, collected = trainer.evaluate(net, ds)
     assert collected["pred"].shape == (4, 10) and set(np.unique(collected["pred"])) <= {0, 1, 2}
-    assert 0 <= metrics["accuracy"] <= 100
+    assert np.array_equal(collected["target"], labels.argmax(-1)[collected["index"]])
+    hits = sum(int(p == t) for p, t in zip(collected["pred"].ravel(), collected["target"].ravel()))
+    assert metrics["accuracy"] == pytest.approx(100 * hits / 40)
 
 
 @pytest.mark.slow
@@ -271,6 +286,12 @@ def test_vggsound_avel_from_released_files_trains_and_evaluates(tmp_path):
                                         "label_dir": str(tmp_path / "l")}
     result = train(wd, cfg, task="vggsound-avel-fully", model="cpsp",
                    overrides={"epochs": 1, "batch_size": 4}, device="cpu", progress=False)
-    assert result["num_classes"] == 2 and 0 <= result["test_accuracy"] <= 100
+    assert result["num_classes"] == 2
     rep = evaluate(wd, cfg, task="vggsound-avel-fully", model="cpsp", device="cpu", n_timelines=2)
+    # test videos v6 (dog) and v7 (cat), each with its event on seconds 2-6
+    truth = {f"v{i}": [("dog", "cat")[i % 2] if 2 <= t < 7 else "background" for t in range(10)]
+             for i in (6, 7)}
+    counted = counted_accuracy(Path(rep["out_dir"]), truth)
+    assert rep["metrics"]["accuracy"] == pytest.approx(counted, abs=1e-6)
+    assert result["test_accuracy"] == pytest.approx(counted, abs=1e-6)  # one epoch: best = last
     assert [r["class"] for r in rep["per_class"]] == ["dog", "cat", "background"]

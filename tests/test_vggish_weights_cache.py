@@ -74,7 +74,8 @@ def test_fetch_vggish_from_mirror_checks_every_file(home, tmp_path, shared_data)
 
     site = tmp_path / "mirror"
     site.mkdir()
-    (site / "vggish_pca_params.npz").write_bytes((shared_data / "vggish" / "vggish_pca_params.npz").read_bytes())
+    pca = shared_data / "vggish" / "vggish_pca_params.npz"
+    (site / "vggish_pca_params.npz").write_bytes(pca.read_bytes())
     (site / "vggish_model.ckpt").write_bytes(b"not really a checkpoint")
     (site / "vggish-10086976.pth").write_bytes(b"not the torch port")
     with serve(site) as server:

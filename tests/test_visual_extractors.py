@@ -117,8 +117,12 @@ def test_resnet_layer3_maps_are_1024_by_7_by_7():
     with torch.inference_mode():
         maps = net.forward(items[:2])
     assert maps.shape == (2, 1024, 7, 7)
-    folded = net.assemble(torch.ones(160, 1024, 7, 7))
+    outputs = torch.randn(160, 1024, 7, 7, generator=torch.Generator().manual_seed(0))
+    folded = net.assemble(outputs)
     assert folded.shape == net.output_shape() == (10, 1024, 7, 7)
+    # segment 3 = frames 48..63, averaged (not summed) over its 16 frames
+    want = outputs.numpy()[48:64].astype(np.float64).sum(0) / 16
+    np.testing.assert_allclose(folded[3], want, rtol=1e-5, atol=1e-5)
 
 
 def test_random_weights_are_seeded_and_recorded():

@@ -63,8 +63,10 @@ class RNNEncoder(nn.Module):
     def __init__(self, audio_dim: int, video_dim: int, d_model: int, num_layers: int = 1) -> None:
         super().__init__()
         # dropout=0.2 on a one-layer LSTM has no effect (PyTorch warns); kept as 0 to stay quiet
-        self.audio_rnn = nn.LSTM(audio_dim, d_model // 2, num_layers=num_layers, batch_first=True, bidirectional=True)
-        self.visual_rnn = nn.LSTM(video_dim, d_model, num_layers=num_layers, batch_first=True, bidirectional=True)
+        self.audio_rnn = nn.LSTM(audio_dim, d_model // 2, num_layers=num_layers, batch_first=True,
+                                 bidirectional=True)
+        self.visual_rnn = nn.LSTM(video_dim, d_model, num_layers=num_layers, batch_first=True,
+                                  bidirectional=True)
 
     def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.audio_rnn(audio)[0], self.visual_rnn(visual)[0]

@@ -82,7 +82,8 @@ class CMRANBase(nn.Module):
 class CMRAN(CMRANBase):
     """Fully supervised: returns (is_event logits [T,B,1], class logits [B,C])."""
 
-    def __init__(self, vis_fea_type: str = "vgg", category_num: int = 28, channels_first: bool = False) -> None:
+    def __init__(self, vis_fea_type: str = "vgg", category_num: int = 28,
+                 channels_first: bool = False) -> None:
         super().__init__(vis_fea_type, category_num, n_head=4, channels_first=channels_first)
         self.localize_module = SupvLocalizeModule(self.d_model, category_num)
 
@@ -110,7 +111,8 @@ class CMRANWeak(CMRANBase):
     The CPSP code forces 1024-d channels-first input (VGGSound-AVEL ResNet); here the input
     kind is a parameter so AVE VGG features (512, channels last) work."""
 
-    def __init__(self, vis_fea_type: str = "vgg", category_num: int = 28, channels_first: bool = False) -> None:
+    def __init__(self, vis_fea_type: str = "vgg", category_num: int = 28,
+                 channels_first: bool = False) -> None:
         super().__init__(vis_fea_type, category_num, n_head=2, channels_first=channels_first)
         self.localize_module = WeaklyLocalizationModule(self.d_model, category_num)
 

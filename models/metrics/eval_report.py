@@ -51,7 +51,7 @@ def plot_timelines(pred: np.ndarray, target: np.ndarray, names: Sequence[str],
     cmap = plt.get_cmap("tab20")
     fig, axes = plt.subplots(len(pick), 1, figsize=(10, 1.2 * len(pick) + 0.4), squeeze=False)
     for ax, i in zip(axes[:, 0], sorted(pick)):
-        for row, (label, seq) in enumerate((("truth", target[i]), ("pred", pred[i]))):
+        for row, (_label, seq) in enumerate((("truth", target[i]), ("pred", pred[i]))):
             for t, c in enumerate(seq):
                 colour = (0.85, 0.85, 0.85) if c == bg else cmap(int(c) % 20)
                 ax.add_patch(plt.Rectangle((t, 1 - row), 1, 0.9, color=colour))

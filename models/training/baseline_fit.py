@@ -153,7 +153,8 @@ def train_baseline(model_name: str, task: str, data: AVEFeatures, out_dir: str |
             scheduler.step()
         row = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan")}
         if epoch % preset.eval_every == 0 or epoch == preset.epochs - 1:
-            row.update({f"{s}_accuracy": evaluate(model, objective, p, preset, dev) for s, p in splits.items()})
+            row.update({f"{s}_accuracy": evaluate(model, objective, p, preset, dev)
+                        for s, p in splits.items()})
             key = preset.select_on
             score = row.get(f"{key}_accuracy", 0.0) if key != "last" else epoch
             if best is None or score > best[0]:

@@ -214,7 +214,8 @@ class Trainer:
                         row.update({f"{name}_{k}": v for k, v in metrics.items()})
                 score = row[f"{p.select_on}_{self.family.selection_metric}"]
                 if score > best["score"]:
-                    best = {"score": score, "epoch": epoch, "metric": f"{p.select_on}_{self.family.selection_metric}"}
+                    best = {"score": score, "epoch": epoch,
+                            "metric": f"{p.select_on}_{self.family.selection_metric}"}
                     _atomic_save({"model": model.state_dict(), "epoch": epoch, "preset": p.to_dict(),
                                   "score": score}, self.ckpt_dir / "best.pt")
             sched.step()
@@ -303,7 +304,7 @@ class Trainer:
             sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
         try:
             from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # tensorboard is a core dependency; stay usable without it
+        except ImportError:  # tensorboard comes with the tensorboard extra; train without it
             log.warning("tensorboard not installed; no TensorBoard scalars")
             return None
         return SummaryWriter(str(self.out_dir / "tb"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import click
@@ -15,6 +16,9 @@ import click
 @click.option("--epochs", default=30, show_default=True)
 def command(workdir: Path, clips: int, classes: int, epochs: int) -> None:
     """Generate, serve, download, cut, extract (random weights), train CPSP + AV_att, evaluate."""
+    if importlib.util.find_spec("moviepy") is None:
+        raise click.UsageError("the demo renders its clips with moviepy, which comes with the demo "
+                               "extra: pip install 'avel[demo]'")
     from pipeline.demo.runner import DemoSize, render_summary, run_demo
     summary = run_demo(workdir, DemoSize(clips=clips, classes=classes, epochs=epochs))
     click.echo(render_summary(summary))

@@ -1,1 +1,2 @@
-"""What every stage stands on: config, work directory layout, sharding, ledgers, atomic writes, errors, media probing."""
+"""What every stage stands on: config, work directory layout, sharding, ledgers, atomic writes,
+errors, media probing."""

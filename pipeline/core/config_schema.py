@@ -52,7 +52,7 @@ def _convert(value: Any, tp: Any, key: str, file: str) -> Any:
             except InputError:
                 continue
         fail()
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if value is None:
             value = {}
         if not isinstance(value, dict):

@@ -85,14 +85,14 @@ class Ledger:
         self._db.execute("UPDATE clips SET attempts = attempts + 1, updated_at = ? WHERE clip_id = ?",
                          (time.time(), clip_id))
 
-    def done(self, clip_id: str, checksum: str | None = None, info: dict | None = None) -> None:
+    def done(self, clip_id: str, checksum: str | None = None, info: dict[str, Any] | None = None) -> None:
         self._db.execute(
             "UPDATE clips SET status='done', reason=NULL, permanent=0, detail=NULL,"
             " checksum=?, info=?, updated_at=? WHERE clip_id=?",
             (checksum, json.dumps(info or {}, sort_keys=True), time.time(), clip_id))
 
     def failed(self, clip_id: str, reason: str, *, permanent: bool, detail: str = "",
-               info: dict | None = None) -> None:
+               info: dict[str, Any] | None = None) -> None:
         self._db.execute(
             "UPDATE clips SET status='failed', reason=?, permanent=?, detail=?, info=?,"
             " updated_at=? WHERE clip_id=?",
@@ -151,6 +151,6 @@ class Ledger:
         return out
 
 
-def _entry(row: tuple) -> Entry:
+def _entry(row: tuple[Any, ...]) -> Entry:
     return Entry(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6], row[7], row[8],
                  json.loads(row[9]) if row[9] else {})

@@ -11,9 +11,9 @@ import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import ffmpeg
-
 
 TEXT_FORMATS = {"tty", "bin", "xbin", "adf", "idf", "srt", "webvtt", "ass", "subviewer", "lrc"}
 
@@ -68,7 +68,7 @@ def _rate(text: str | None) -> float:
         return 0.0
 
 
-def _rotation(stream: dict) -> int:
+def _rotation(stream: dict[str, Any]) -> int:
     for side in stream.get("side_data_list", []) or []:
         if "rotation" in side:
             return int(round(float(side["rotation"]))) % 360
@@ -123,7 +123,8 @@ def probe(path: str | Path, timeout_s: float = 60.0) -> MediaInfo:
         pix_fmt=(video or {}).get("pix_fmt", ""), video_codec=(video or {}).get("codec_name", ""),
         r_frame_rate=_rate((video or {}).get("r_frame_rate")),
         avg_frame_rate=_rate((video or {}).get("avg_frame_rate")),
-        n_frames=int((video or {}).get("nb_frames") or 0) if str((video or {}).get("nb_frames", "")).isdigit() else 0,
+        n_frames=(int((video or {}).get("nb_frames") or 0)
+                  if str((video or {}).get("nb_frames", "")).isdigit() else 0),
         rotation=_rotation(video or {}),
         audio_codec=(audio or {}).get("codec_name", ""),
         sample_rate=int((audio or {}).get("sample_rate") or 0),

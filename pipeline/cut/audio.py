@@ -41,8 +41,9 @@ def _channels(recipe: AudioRecipe, native_channels: int) -> int:
 
 def moviepy_pick(source: np.ndarray, source_rate: int, rate: int, n_out: int) -> np.ndarray:
     """moviepy's resampling: output sample k is source sample round(source_rate * k / rate)
-    (zero past the end), computed with moviepy's float steps; the float signal x/32768 is clipped to +-0.99 and multiplied by
-    32768 with truncation, which on int16 input is clipping to +-32440."""
+    (zero past the end), computed with moviepy's float steps; the float signal x/32768 is
+    clipped to +-0.99 and multiplied by 32768 with truncation, which on int16 input is
+    clipping to +-32440."""
     times = (1.0 / rate) * np.arange(n_out)  # moviepy's exact float steps decide the .5 ties
     index = np.round(source_rate * times).astype(int)
     out = np.zeros((n_out,) + source.shape[1:], dtype=np.int16)

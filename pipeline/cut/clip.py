@@ -98,7 +98,7 @@ def _cut(task: CutTask, s: CutSettings) -> CutResult:
     # a file ending within the slack after the clip is decoded whole, as the originals did
     duration = None if info.duration_s - span.end_s <= s.span_slack_s else span.duration_s
     seconds = max(int(round(span.duration_s)), 1)
-    a_recipe, f_recipe = audio_recipe(s.audio_recipe), frames_recipe(s.frames_recipe)
+    f_recipe = frames_recipe(s.frames_recipe)  # the config checked both recipe names
     times = pick = None
     if f_recipe.rate is None and info.has_video:  # native frames: known before decoding
         times = clip_frame_times(path, file_start_s=info.start_s, seek_s=seek,

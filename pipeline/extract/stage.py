@@ -96,7 +96,8 @@ def package_versions() -> dict[str, str]:
 def provenance(extractor: Extractor, settings: ExtractConfig, device: torch.device,
                config_hash: str) -> dict[str, Any]:
     """Attrs that make a feature file self-describing and reproducible."""
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    device_name = (torch.cuda.get_device_name(device) if device.type == "cuda"
+                   else platform.processor() or "cpu")
     return {"extractor": extractor.name, "recipe": json.dumps(extractor.recipe(), sort_keys=True),
             "weights": extractor.weights_id, "precision": settings.precision,
             "device": f"{device.type} ({device_name})", "store_dtype": settings.store_dtype,

@@ -196,8 +196,8 @@ def load_training_data(workdir: str | Path, config: Config, audio_name: str = "v
                         for s, idx in splits.items()}
     for s in ("train", "val"):
         if len(splits[s]) == 0:
-            raise InputError(f"the manifest has no '{s}' clip with features", file=workdir / "manifest.parquet",
-                             field="split")
+            raise InputError(f"the manifest has no '{s}' clip with features",
+                             file=workdir / "manifest.parquet", field="split")
     return TrainingData(datasets, len(classes), classes + ["background"], clip_ids)
 
 
