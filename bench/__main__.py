@@ -9,8 +9,9 @@ import sys
 import time
 import traceback
 
-BENCHES = ["bench_download", "bench_pacing", "bench_cut", "bench_vggish", "bench_extract", "bench_host_ceiling",
-           "bench_export", "bench_train", "bench_baselines", "bench_avvp_eval", "bench_scale"]
+BENCHES = ["bench_download", "bench_pacing", "bench_cut", "bench_vggish", "bench_extract",
+           "bench_host_ceiling", "bench_export", "bench_train", "bench_baselines", "bench_avvp_eval",
+           "bench_scale"]
 
 
 def main(names: list[str]) -> int:

@@ -60,6 +60,7 @@ class DeviceSideClock:
                 return fn(*args, **kwargs)
             finally:
                 self.seconds += time.thread_time() - t0
+
         return wrapper
 
 
@@ -76,9 +77,19 @@ def run_once(name: str, decode: str, clips: int, scratch: Path) -> tuple[int, fl
     config = load_config(wd)
     try:
         self0, kids0 = cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN)
-        (summary,) = run_extract_many(wd, [name], Shard(0, 1), config, progress=False,
-                                      extractors={name: extractor}, device="cpu", decode=decode,
-                                      num_workers=1, batch_size=256, cpu_threads=1)
+        (summary,) = run_extract_many(
+            wd,
+            [name],
+            Shard(0, 1),
+            config,
+            progress=False,
+            extractors={name: extractor},
+            device="cpu",
+            decode=decode,
+            num_workers=1,
+            batch_size=256,
+            cpu_threads=1,
+        )
         main = cpu_seconds(resource.RUSAGE_SELF) - self0
         worker = cpu_seconds(resource.RUSAGE_CHILDREN) - kids0
     finally:
@@ -93,12 +104,18 @@ def measure(name: str, decode: str, clips: int, scratch: Path) -> dict[str, floa
     large = run_once(name, decode, 2 * clips, scratch)
     n = large[0] - small[0]
     main_s, worker_s, device_s = (large[i] - small[i] for i in (1, 2, 3))
-    return {"frames": n, "worker_us": 1e6 * worker_s / n, "main_us": 1e6 * main_s / n,
-            "device_decode_us": 1e6 * device_s / n}
+    return {
+        "frames": n,
+        "worker_us": 1e6 * worker_s / n,
+        "main_us": 1e6 * main_s / n,
+        "device_decode_us": 1e6 * device_s / n,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clips", type=int, default=4, help="clips of the small run (the large one: twice)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,12 +124,19 @@ def main(argv: list[str] | None = None) -> None:
             per_core = {}
             for mode, r in rows.items():
                 per_core[mode] = 1e6 / (r["worker_us"] + r["main_us"])
-                print(f"{name} decode={mode}: {r['frames']} frames | worker {r['worker_us']:.0f} µs/frame | main "
-                      f"{r['main_us']:.0f} µs/frame (main-process ceiling {1e6 / r['main_us']:,.0f} frames/s) | "
-                      f"device-side work on the CPU stand-in {r['device_decode_us']:.0f} µs/frame | "
-                      f"host {per_core[mode]:,.0f} frames/s per core", flush=True)
-            print(f"{name}: host ceiling per core, device decode / cpu decode: "
-                  f"x{per_core['device'] / per_core['cpu']:.2f}", flush=True)
+                print(
+                    f"{name} decode={mode}: {r['frames']} frames | worker {r['worker_us']:.0f} µs/frame"
+                    f" | main {r['main_us']:.0f} µs/frame"
+                    f" (main-process ceiling {1e6 / r['main_us']:,.0f} frames/s) | "
+                    f"device-side work on the CPU stand-in {r['device_decode_us']:.0f} µs/frame | "
+                    f"host {per_core[mode]:,.0f} frames/s per core",
+                    flush=True,
+                )
+            print(
+                f"{name}: host ceiling per core, device decode / cpu decode: "
+                f"x{per_core['device'] / per_core['cpu']:.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

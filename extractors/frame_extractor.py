@@ -15,8 +15,14 @@ import numpy as np
 import torch
 
 from extractors.base import ClipInput, Extractor
-from extractors.frames import (ImageRecipe, decode_many, normalise, require_frames, resize_on_device,
-                               select_indices)
+from extractors.frames import (
+    ImageRecipe,
+    decode_many,
+    normalise,
+    require_frames,
+    resize_on_device,
+    select_indices,
+)
 from extractors.weights_source import build_seeded, load_state
 
 

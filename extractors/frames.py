@@ -131,7 +131,9 @@ def pack_jpegs(jpegs: list[bytes]) -> tuple[torch.Tensor, torch.Tensor]:
     """JPEGs → (all bytes as one uint8 tensor, byte length of each): two tensors cross the
     worker boundary through shared memory, whatever the frame count."""
     lengths = torch.tensor([len(j) for j in jpegs], dtype=torch.int64)
-    data = torch.frombuffer(bytearray(b"".join(jpegs)), dtype=torch.uint8) if jpegs else torch.empty(0, dtype=torch.uint8)
+    if not jpegs:
+        return torch.empty(0, dtype=torch.uint8), lengths
+    data = torch.frombuffer(bytearray(b"".join(jpegs)), dtype=torch.uint8)
     return data, lengths
 
 
@@ -227,6 +229,7 @@ def resize_on_device(images: list[torch.Tensor], recipe: ImageRecipe) -> torch.T
     return out
 
 
-def decode_on_device(jpegs: list[torch.Tensor], recipe: ImageRecipe, device: torch.device | str) -> torch.Tensor:
+def decode_on_device(jpegs: list[torch.Tensor], recipe: ImageRecipe,
+                     device: torch.device | str) -> torch.Tensor:
     """The device twin of `decode_many`: uint8 [N, 3, size, size] on `device`."""
     return resize_on_device(decode_batch(jpegs, device), recipe)

@@ -19,8 +19,16 @@ from PIL import Image
 
 from extractors import catalog
 from extractors.base import ClipInput
-from extractors.frames import (DEVICE_DECODE_PIXEL_BOUND, ImageRecipe, decode_batch, decode_many, decode_on_device,
-                               pack_jpegs, pil_nearest_index, unpack_jpegs)
+from extractors.frames import (
+    DEVICE_DECODE_PIXEL_BOUND,
+    ImageRecipe,
+    decode_batch,
+    decode_many,
+    decode_on_device,
+    pack_jpegs,
+    pil_nearest_index,
+    unpack_jpegs,
+)
 from extractors.r2plus1d_18 import KINETICS
 from extractors.resnet152 import IMAGENET
 from extractors.vgg19 import RECIPES as VGG_RECIPES
@@ -35,13 +43,21 @@ from tests.conftest import avel_cmd, cli_env
 from tests.fixtures_visual import TINY_VGG, jpeg_frames, write_workdir
 
 TINY_RESNET = {"image_size": 32, "frames": 4, "min_frames": 2}
-TWO = {"options": {"vgg19": TINY_VGG, "resnet152": TINY_RESNET},
-       "weights": {"vgg19": "random", "resnet152": "random"}, "seed": 2, "batch_size": 3, "cpu_threads": 1}
+TWO = {
+    "options": {"vgg19": TINY_VGG, "resnet152": TINY_RESNET},
+    "weights": {"vgg19": "random", "resnet152": "random"},
+    "seed": 2,
+    "batch_size": 3,
+    "cpu_threads": 1,
+}
 CLIPS = {"a": 4, "b": 6, "short": 1, "c": 5}  # "short": too few frames for both recipes
 
-FULL_RECIPES = {"vgg19 keras-imagenet": VGG_RECIPES["keras-imagenet"],
-                "vgg19 torchvision-imagenet": VGG_RECIPES["torchvision-imagenet"],
-                "resnet152": IMAGENET, "r2plus1d_18": KINETICS}
+FULL_RECIPES = {
+    "vgg19 keras-imagenet": VGG_RECIPES["keras-imagenet"],
+    "vgg19 torchvision-imagenet": VGG_RECIPES["torchvision-imagenet"],
+    "resnet152": IMAGENET,
+    "r2plus1d_18": KINETICS,
+}
 
 
 def _features(root: Path, name: str) -> dict[str, np.ndarray]:
@@ -54,8 +70,14 @@ def _features(root: Path, name: str) -> dict[str, np.ndarray]:
 def test_one_pass_of_two_extractors_equals_separate_runs(tmp_path: Path, decode: str):
     together = write_workdir(tmp_path / "together", CLIPS, extract=TWO)
     apart = write_workdir(tmp_path / "apart", CLIPS, extract=TWO)
-    summaries = run_extract_many(together.root, ["vgg19", "resnet152"], Shard(0, 1), load_config(together.root),
-                                 progress=False, decode=decode)
+    summaries = run_extract_many(
+        together.root,
+        ["vgg19", "resnet152"],
+        Shard(0, 1),
+        load_config(together.root),
+        progress=False,
+        decode=decode,
+    )
     assert [s["extractor"] for s in summaries] == ["vgg19", "resnet152"]
     for s in summaries:
         assert (s["done"], s["failed"], s["rows"], s["decode"]) == (3, 1, 3, decode)
@@ -89,7 +111,10 @@ def test_one_pass_resumes_each_extractor_on_its_own(tmp_path: Path):
 
 def test_frames_only_pass_reads_no_audio_and_ships_each_frame_once(tmp_path: Path):
     wd = write_workdir(tmp_path / "w", {"a": 6}, extract=TWO)
-    ex = [catalog.create("vgg19", weights="random", **TINY_VGG), catalog.create("resnet152", weights="random", **TINY_RESNET)]
+    ex = [
+        catalog.create("vgg19", weights="random", **TINY_VGG),
+        catalog.create("resnet152", weights="random", **TINY_RESNET),
+    ]
     clips_file = wd.clips_file(Shard(0, 1))
     clip_id, payloads, packed = ClipItems(clips_file, ["a"], ex, decode_on_device=True)[0]
     stored = clip_store.read_clip(clips_file, "a").frames
@@ -119,9 +144,11 @@ def test_pil_nearest_index_is_the_pixel_pil_picks():
 
 def _frame_sets(shared_data: Path) -> dict[str, list[bytes]]:
     real = sorted((shared_data / "llp" / "reference_frames_BjCEufrlXm4").glob("*.jpg"))[:12]
-    return {"real 320x240": [p.read_bytes() for p in real],
-            "synthetic 480x360": jpeg_frames(6, seed=4, size=(480, 360)),
-            "synthetic 176x144": jpeg_frames(6, seed=5, size=(176, 144))}
+    return {
+        "real 320x240": [p.read_bytes() for p in real],
+        "synthetic 480x360": jpeg_frames(6, seed=4, size=(480, 360)),
+        "synthetic 176x144": jpeg_frames(6, seed=5, size=(176, 144)),
+    }
 
 
 @pytest.mark.parametrize("recipe_name", list(FULL_RECIPES))
@@ -137,13 +164,18 @@ def test_device_decode_stand_in_equals_pil_within_the_stated_pixel_bound(shared_
         assert float(gap.float().mean()) < 0.5, label  # rounding, not a shifted or blurred image
 
 
-@pytest.mark.parametrize("name,options,bound", [
-    ("vgg19", {**TINY_VGG, "image_size": 64}, 0.0),  # nearest: the same pixels, the same features
-    ("vgg19", {**TINY_VGG, "image_size": 64, "recipe": "torchvision-imagenet"}, 1e-2),
-    ("resnet152", {"image_size": 64, "frames": 4, "min_frames": 1}, 1e-2),
-    ("r2plus1d_18", {"image_size": 32, "clips": 1, "clip_len": 4, "min_frames": 1}, 1e-2),
-])
-def test_device_decode_features_stay_within_the_bound_of_the_cpu_path(shared_data: Path, name, options, bound):
+@pytest.mark.parametrize(
+    "name,options,bound",
+    [
+        ("vgg19", {**TINY_VGG, "image_size": 64}, 0.0),  # nearest: the same pixels, the same features
+        ("vgg19", {**TINY_VGG, "image_size": 64, "recipe": "torchvision-imagenet"}, 1e-2),
+        ("resnet152", {"image_size": 64, "frames": 4, "min_frames": 1}, 1e-2),
+        ("r2plus1d_18", {"image_size": 32, "clips": 1, "clip_len": 4, "min_frames": 1}, 1e-2),
+    ],
+)
+def test_device_decode_features_stay_within_the_bound_of_the_cpu_path(
+    shared_data: Path, name, options, bound
+):
     """Feature bound per recipe: max |device - cpu| / max |cpu| over a clip (fp32, random weights)."""
     extractor = catalog.create(name, weights="random", seed=1, **options)
     clip = ClipInput(frames=_frame_sets(shared_data)["real 320x240"])
@@ -163,7 +195,9 @@ def test_a_broken_jpeg_rejects_the_clip_with_device_decode_too(tmp_path: Path):
     media.frames[1] = b"\xff\xd8 not a jpeg"
     clip_store.write_part(shard_file, {"b": media})
     clip_store.consolidate(shard_file)
-    summary = run_extract(wd.root, "vgg19", Shard(0, 1), load_config(wd.root), progress=False, decode="device")
+    summary = run_extract(
+        wd.root, "vgg19", Shard(0, 1), load_config(wd.root), progress=False, decode="device"
+    )
     assert (summary["done"], summary["failed"]) == (1, 1)
     with Ledger(wd.ledger(stage_name("vgg19"), Shard(0, 1))) as ledger:
         assert ledger.get("b").reason == "bad_frame"
@@ -180,9 +214,24 @@ def _rows(root: Path, name: str) -> tuple[list[str], np.ndarray]:
 
 
 def _extract_two(root: Path) -> subprocess.Popen:
-    return subprocess.Popen(avel_cmd("extract", "--workdir", str(root), "-e", "vgg19", "-e", "resnet152",
-                                     "--decode", "device", "--no-progress"),
-                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        avel_cmd(
+            "extract",
+            "--workdir",
+            str(root),
+            "-e",
+            "vgg19",
+            "-e",
+            "resnet152",
+            "--decode",
+            "device",
+            "--no-progress",
+        ),
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.slow
@@ -232,12 +281,16 @@ def test_jpeg_bytes_pack_round_trip():
 def test_avel_run_extracts_every_configured_extractor_in_one_pass(tmp_path: Path):
     from pipeline.run.runner import run
 
-    wd = write_workdir(tmp_path / "w", {"a": 4, "b": 5}, extract={**TWO, "extractors": ["vgg19", "resnet152"]})
+    wd = write_workdir(
+        tmp_path / "w", {"a": 4, "b": 5}, extract={**TWO, "extractors": ["vgg19", "resnet152"]}
+    )
     report = run(wd.root, ["extract"], executor="local")
     assert report["exit_code"] == 0
     for name in ("vgg19", "resnet152"):
         (summary,) = report["stages"][f"extract-{name}"]
-        assert summary["done"] == 2 and summary["one_pass_with"] == [{"vgg19": "resnet152"}.get(name, "vgg19")]
+        assert summary["done"] == 2 and summary["one_pass_with"] == [
+            {"vgg19": "resnet152"}.get(name, "vgg19")
+        ]
         assert list(_features(wd.root, name)) == ["a", "b"]
 
 
@@ -269,23 +322,31 @@ def test_audio_and_frame_extractors_share_one_pass(tmp_path: Path, shared_data: 
     import soundfile as sf
 
     real, rate = sf.read(shared_data / "vggsound" / "FwVYUHKoLtQ_000034.wav", dtype="int16")
-    settings = {"options": {"vgg19": TINY_VGG, "vggish": {"recipe": "ave"}},
-                "weights": {"vgg19": "random", "vggish": "random"}, "seed": 2, "batch_size": 5, "cpu_threads": 1}
+    settings = {
+        "options": {"vgg19": TINY_VGG, "vggish": {"recipe": "ave"}},
+        "weights": {"vgg19": "random", "vggish": "random"},
+        "seed": 2,
+        "batch_size": 5,
+        "cpu_threads": 1,
+    }
     roots = []
     for label in ("together", "apart"):
         wd = write_workdir(tmp_path / label, {"a": 4, "b": 4}, extract=settings)
         shard_file = wd.clips_file(Shard(0, 1))
         media = {c: clip_store.read_clip(shard_file, c) for c in ("a", "b")}
         for k, m in enumerate(media.values()):
-            m.audio, m.sample_rate = real[k * 16000:k * 16000 + 16000 * 4], rate
+            m.audio, m.sample_rate = real[k * 16000 : k * 16000 + 16000 * 4], rate
         clip_store.write_part(shard_file, media)
         clip_store.consolidate(shard_file)
         roots.append(wd.root)
     together, apart = roots
-    summaries = run_extract_many(together, ["vggish", "vgg19"], Shard(0, 1), load_config(together),
-                                 progress=False, decode="device")
+    summaries = run_extract_many(
+        together, ["vggish", "vgg19"], Shard(0, 1), load_config(together), progress=False, decode="device"
+    )
     assert [(s["extractor"], s["done"], s["decode"]) for s in summaries] == [
-        ("vggish", 2, "cpu"), ("vgg19", 2, "device")]  # audio has no device decode
+        ("vggish", 2, "cpu"),
+        ("vgg19", 2, "device"),
+    ]  # audio has no device decode
     for name in ("vggish", "vgg19"):
         run_extract(apart, name, Shard(0, 1), load_config(apart), progress=False, decode="device")
         one, two = _features(together, name), _features(apart, name)

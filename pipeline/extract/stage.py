@@ -37,15 +37,15 @@ from extractors import catalog
 from extractors.base import ClipInput, ClipRejected, Extractor
 from extractors.frame_extractor import FrameExtractor
 from extractors.frames import decode_batch, pack_jpegs, unpack_jpegs
-from pipeline.store import clips as clip_store
-from pipeline.store import features as store
 from pipeline.core.config import Config, ExtractConfig
 from pipeline.core.errors import InputError
-from pipeline.store.index import index_when_complete, manifest_order, rebuild_index  # noqa: F401 (rebuild_index: re-exported)
 from pipeline.core.ledger import DONE, Ledger
-from pipeline.datasets.manifest import load_manifest
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
+from pipeline.datasets.manifest import load_manifest
+from pipeline.store import clips as clip_store
+from pipeline.store import features as store
+from pipeline.store.index import index_when_complete, manifest_order, rebuild_index  # noqa: F401 (rebuild_index: re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,8 @@ class ClipItems(torch.utils.data.Dataset):
             extractor = self.extractors[name]
             try:
                 if self.decode_on_device and isinstance(extractor, FrameExtractor):
-                    positions = [shipped.setdefault(int(j), len(shipped)) for j in extractor.frame_indices(clip)]
+                    positions = [shipped.setdefault(int(j), len(shipped))
+                                 for j in extractor.frame_indices(clip)]
                     out[name] = ("frames", torch.tensor(positions, dtype=torch.int64))
                 else:
                     out[name] = ("items", extractor.preprocess(clip))
@@ -344,7 +345,8 @@ def run_extract_many(workdir: str | Path, names: list[str], shard: Shard, config
             ledger.done(clip_id, info={"reconciled": True})
         todo = {c for c in ledger.todo(settings.max_attempts) if c not in stored and c in available}
         summary: dict[str, Any] = {"extractor": name, "shard": shard.name, "todo": len(todo), "done": 0,
-                                   "failed": 0, "reconciled": len(reconciled), "weights": extractor.weights_id,
+                                   "failed": 0, "reconciled": len(reconciled),
+                                   "weights": extractor.weights_id,
                                    "device": str(device), "precision": settings.precision,
                                    "decode": attrs["decode"]}
         jobs.append(_Job(name, extractor, shard_file, attrs, ledger, todo, summary))
@@ -378,7 +380,8 @@ def run_extract_many(workdir: str | Path, names: list[str], shard: Shard, config
 
 
 def _extract_clips(jobs: list[_Job], clips_file: Path, order: list[str], settings: ExtractConfig,
-                   device: torch.device, on_device: bool, progress: bool) -> tuple[dict[str, int], dict[str, float]]:
+                   device: torch.device, on_device: bool,
+                   progress: bool) -> tuple[dict[str, int], dict[str, float]]:
     clip_ids = [c for c in order if any(c in j.todo for j in jobs)]
     wanted = [tuple(j.name for j in jobs if c in j.todo) for c in clip_ids]
     dataset = ClipItems(clips_file, clip_ids, [j.extractor for j in jobs], wanted, on_device)

@@ -17,8 +17,8 @@ from pipeline.core import atomic
 from pipeline.core.config import Config, load_config
 from pipeline.core.ledger import Ledger
 from pipeline.core.sharding import Shard, resolve_shard
-from pipeline.run.stages import GLOBAL_STAGES, SHARD_STAGES, ledger_stage, one_pass_task, shard_tasks
 from pipeline.core.workdir import Workdir
+from pipeline.run.stages import GLOBAL_STAGES, SHARD_STAGES, ledger_stage, one_pass_task, shard_tasks
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ def run(workdir: str | Path, stages: list[str], *, executor: str | None = None,
     for stage in [s for s in stages if s in SHARD_STAGES]:
         if stage == "extract" and len(config.extract.extractors) > 1:
             task = one_pass_task(config)
-            log.info("extract %s in one pass on %d shard(s) with the %s executor", task, len(shards), executor)
+            log.info("extract %s in one pass on %d shard(s) with the %s executor",
+                     task, len(shards), executor)
             for result in run_shards(wd.root, config, stage, shards, task):
                 for summary in result["extractors"]:
                     report["stages"].setdefault(f"extract-{summary['extractor']}", []).append(summary)

@@ -63,9 +63,9 @@ def run_on_shard(workdir: str | Path, config: Config, stage: str, shard: Shard,
         from pipeline.cut.stage import run_cut
         return _plain(run_cut(workdir, config, shard, progress=False))
     if stage == "extract":
-        from pipeline.store import clips as clip_store
-        from pipeline.extract.stage import run_extract, run_extract_many
         from pipeline.core.workdir import Workdir
+        from pipeline.extract.stage import run_extract, run_extract_many
+        from pipeline.store import clips as clip_store
         names = (extractor or "").split(PASS_SEPARATOR)
         clips_file = Workdir(workdir).clips_file(shard)
         if not clips_file.is_file() and not clip_store.parts_dir(clips_file).is_dir():
