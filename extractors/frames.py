@@ -167,10 +167,8 @@ def _decode_cuda(jpegs: list[torch.Tensor], device: torch.device) -> list[torch.
     pytorch/vision#9606). Decoding with a stream of its own as the current one keeps the
     outputs in a pool only decode outputs use, and `record_stream` keeps each block from
     being handed out again before the consuming stream is done with it. No host sync."""
-    if device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
-    if device not in _DECODE_STREAMS:
-        _DECODE_STREAMS[device] = torch.cuda.Stream(device)
+    if device not in _DECODE_STREAMS:  # "cuda" and "cuda:0" may get a stream each: harmless
+        _DECODE_STREAMS[device] = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
     side, consumer = _DECODE_STREAMS[device], torch.cuda.current_stream(device)
     with torch.cuda.stream(side):
         images = decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
