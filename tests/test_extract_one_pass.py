@@ -35,7 +35,8 @@ from extractors.vgg19 import RECIPES as VGG_RECIPES
 from pipeline.core.config import load_config
 from pipeline.core.ledger import Ledger
 from pipeline.core.sharding import Shard
-from pipeline.extract.stage import ClipItems, run_extract, run_extract_many, stage_name
+from pipeline.core.workdir import ledger_stage
+from pipeline.extract.stage import ClipItems, run_extract, run_extract_many
 from pipeline.store import clips as clip_store
 from pipeline.store import open_features
 from pipeline.store.features import parts_dir
@@ -89,7 +90,7 @@ def test_one_pass_of_two_extractors_equals_separate_runs(tmp_path: Path, decode:
             np.testing.assert_array_equal(one[clip_id], two[clip_id], err_msg=f"{name} {clip_id}")
         with open_features(together.root, name) as reader:  # each its own provenance
             assert reader.attrs["extractor"] == name and reader.attrs["decode"] == decode
-        with Ledger(together.ledger(stage_name(name), Shard(0, 1))) as ledger:  # and its own ledger
+        with Ledger(together.ledger(ledger_stage("extract", name), Shard(0, 1))) as ledger:  # and its own ledger
             assert ledger.get("short").reason == "too_few_frames"
             assert {c: ledger.get(c).status for c in ("a", "b", "c")} == dict.fromkeys("abc", "done")
 
@@ -199,7 +200,7 @@ def test_a_broken_jpeg_rejects_the_clip_with_device_decode_too(tmp_path: Path):
         wd.root, "vgg19", Shard(0, 1), load_config(wd.root), progress=False, decode="device"
     )
     assert (summary["done"], summary["failed"]) == (1, 1)
-    with Ledger(wd.ledger(stage_name("vgg19"), Shard(0, 1))) as ledger:
+    with Ledger(wd.ledger(ledger_stage("extract", "vgg19"), Shard(0, 1))) as ledger:
         assert ledger.get("b").reason == "bad_frame"
 
 
@@ -260,7 +261,7 @@ def test_sigkill_mid_one_pass_then_rerun_loses_and_duplicates_nothing(tmp_path: 
         ref_ids, ref_values = _rows(unbroken.root, name)
         assert ids == ref_ids == list(KILL_CLIPS), name  # each clip exactly once, manifest order
         np.testing.assert_allclose(values, ref_values, rtol=0, atol=1e-5 * np.abs(ref_values).max())
-        with Ledger(broken.ledger(stage_name(name), Shard(0, 1))) as ledger:
+        with Ledger(broken.ledger(ledger_stage("extract", name), Shard(0, 1))) as ledger:
             assert all(ledger.get(c).status == "done" for c in KILL_CLIPS)
 
 
