@@ -61,9 +61,15 @@ class Extractor(ABC):
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """Batched device work on items from any number of clips → one output per item."""
 
+    def fold(self, outputs: torch.Tensor) -> torch.Tensor:
+        """One clip's item outputs → its feature tensor, on their device (default: reshape).
+        The runner keeps folded clips on the device until a store flush, so the device never
+        waits for the host between batches."""
+        return outputs.reshape(self.output_shape())
+
     def assemble(self, outputs: torch.Tensor) -> np.ndarray:
-        """One clip's item outputs → its feature array (default: reshape)."""
-        return outputs.reshape(self.output_shape()).float().cpu().numpy()
+        """One clip's item outputs → its feature array on the host."""
+        return self.fold(outputs).float().cpu().numpy()
 
     # -- device placement -----------------------------------------------------
     def modules(self) -> list[torch.nn.Module]:

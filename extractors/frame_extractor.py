@@ -2,7 +2,7 @@
 picking a clip's frames, building the network with its weights, and the device-side step.
 
 A subclass states its recipe as class data (frames it takes, `ImageRecipe`, weights entry)
-and writes `build_network` and, if the output needs folding, `assemble`.
+and writes `build_network` and, if the output needs folding, `fold`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ import torch
 
 from extractors.base import ClipInput, Extractor
 from extractors.frame_selection import select_indices
-from extractors.frames import ImageRecipe, decode_many, normalise, require_frames
+from extractors.frames import (
+    ImageRecipe,
+    decode_many,
+    normalise,
+    require_frames,
+    resize_on_device,
+)
 from extractors.weights_source import build_seeded, load_state
 
 
@@ -79,10 +85,19 @@ class FrameExtractor(Extractor):
         """Frames used: all of them when the count matches, else evenly spaced ones."""
         return select_indices(n_frames, self.frame_count())
 
-    def preprocess(self, clip: ClipInput) -> torch.Tensor:
+    def frame_indices(self, clip: ClipInput) -> np.ndarray:
+        """Indices of the clip's frames this recipe uses (ClipRejected when too few)."""
         require_frames(clip.frames, self.min_frames())
-        chosen = [clip.frames[i] for i in self.select(len(clip.frames))]
+        return self.select(len(clip.frames))
+
+    def preprocess(self, clip: ClipInput) -> torch.Tensor:
+        chosen = [clip.frames[i] for i in self.frame_indices(clip)]
         return self.items_from_pixels(decode_many(chosen, self.image))
+
+    def items_on_device(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """The device-decode twin of `preprocess`: the decoded uint8 [3, H, W] images of
+        `frame_indices` (on the device) → items, resized there."""
+        return self.items_from_pixels(resize_on_device(images, self.image))
 
     def items_from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 [frames, 3, H, W] → the items `forward` takes (default: one per frame)."""

@@ -2,13 +2,20 @@
 takes, how a JPEG becomes the network's pixels, and how those pixels are normalised.
 
 Preprocessing is described as data (`ImageRecipe`) so it is recorded with every output and
-travels with the weights it belongs to. Decode and resize run in the runner's worker
-processes with PIL (the library the original scripts used, so resampling matches); mean/std
-normalisation runs on the device in `normalise`, so only uint8 crosses the bus.
+travels with the weights it belongs to. Two decode paths:
+  cpu     decode and resize in the runner's worker processes with PIL (the library the
+          original scripts used, so resampling matches): the exact reference;
+  device  workers ship the JPEG bytes (`pack_jpegs`, 3-9 KB a frame instead of 150 KB of
+          pixels) and the main process decodes a clip's frames in one batched
+          `torchvision.io.decode_jpeg` call on the device (nvjpeg on CUDA) and resizes
+          there (`decode_on_device`). Run with device="cpu" it is the stand-in the tests
+          compare with the reference; the bound is `DEVICE_DECODE_PIXEL_BOUND`.
+mean/std normalisation runs on the device in `normalise`, so only uint8 crosses the bus.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
@@ -16,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
@@ -25,6 +33,14 @@ _PIL_FILTERS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resamplin
                 "bicubic": Image.Resampling.BICUBIC}
 _TV_MODES = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR,
              "bicubic": InterpolationMode.BICUBIC}
+
+#: Largest |device path - PIL path| per pixel value (0-255) the tests allow, per resize
+#: kind, with the CPU stand-in (the same libjpeg-turbo decode on both sides). Nearest picks
+#: PIL's very source pixels (`pil_nearest_index`), so it is exact; antialiased bilinear on
+#: tensors rounds differently from PIL's fixed-point filter (measured: at most 1 on real
+#: 320x240 frames and synthetic 320x240 / 480x360 ones). nvjpeg on CUDA adds its own
+#: IDCT / chroma-upsampling rounding on top; bench/gpu.sh measures and prints that.
+DEVICE_DECODE_PIXEL_BOUND = {"nearest": 0, "bilinear": 2, "bicubic": 3}
 
 
 @dataclass(frozen=True)
@@ -102,3 +118,110 @@ def normalise(items: torch.Tensor, recipe: ImageRecipe, channel_dim: int = 1) ->
     if recipe.scale != 1.0:
         x = x * recipe.scale
     return (x - mean) / std
+
+
+# -- device decode ------------------------------------------------------------------------
+def pack_jpegs(jpegs: list[bytes]) -> tuple[torch.Tensor, torch.Tensor]:
+    """JPEGs → (all bytes as one uint8 tensor, byte length of each): two tensors cross the
+    worker boundary through shared memory, whatever the frame count."""
+    lengths = torch.tensor([len(j) for j in jpegs], dtype=torch.int64)
+    if not jpegs:
+        return torch.empty(0, dtype=torch.uint8), lengths
+    data = torch.frombuffer(bytearray(b"".join(jpegs)), dtype=torch.uint8)
+    return data, lengths
+
+
+def unpack_jpegs(data: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+    """Inverse of `pack_jpegs`: one 1-D uint8 CPU tensor per JPEG (views, no copy)."""
+    return list(torch.split(data, lengths.tolist()))
+
+
+_DECODE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
+
+
+def decode_batch(jpegs: list[torch.Tensor], device: torch.device | str) -> list[torch.Tensor]:
+    """JPEG byte tensors → uint8 [3, H, W] RGB images on `device`, in one batched call."""
+    if not jpegs:
+        return []
+    device = torch.device(device)
+    try:
+        if device.type != "cuda":
+            return decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
+        return _decode_cuda(jpegs, device)
+    except torch.cuda.OutOfMemoryError:  # the device's trouble, not the clip's
+        raise
+    except RuntimeError as exc:  # one bad frame fails the batch; the clip is rejected either way
+        raise ClipRejected("bad_frame", f"JPEG does not decode: {exc}") from None
+
+
+def _decode_cuda(jpegs: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """torchvision's CUDA decoder allocates its outputs on the current stream but writes
+    them from a private stream that does not wait for it, so it can be handed a block that
+    kernels still queued on the current stream will read, and overwrite it (reported as
+    pytorch/vision#9606). Decoding with a stream of its own as the current one keeps the
+    outputs in a pool only decode outputs use, and `record_stream` keeps each block from
+    being handed out again before the consuming stream is done with it. No host sync."""
+    if device not in _DECODE_STREAMS:  # "cuda" and "cuda:0" may get a stream each: harmless
+        _DECODE_STREAMS[device] = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
+    side, consumer = _DECODE_STREAMS[device], torch.cuda.current_stream(device)
+    with torch.cuda.stream(side):
+        images = decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
+    consumer.wait_stream(side)
+    for image in images:
+        image.record_stream(consumer)
+    return images
+
+
+@functools.lru_cache(maxsize=64)
+def pil_nearest_index(n_in: int, n_out: int) -> tuple[int, ...]:
+    """Source index of each output pixel in PIL's nearest resize: it starts at half a step
+    and adds the step (n_in / n_out) in doubles, truncating each sum, so the accumulated
+    rounding decides ties that floor((i + 0.5) * step) (torch's nearest-exact) breaks the
+    other way for sizes like 320 → 224."""
+    step, pos, out = n_in / n_out, n_in / n_out * 0.5, []
+    for _ in range(n_out):
+        out.append(int(pos))
+        pos += step
+    return tuple(out)
+
+
+def _nearest(batch: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    h, w = batch.shape[-2:]
+    rows = torch.tensor(pil_nearest_index(h, height), device=batch.device)
+    cols = torch.tensor(pil_nearest_index(w, width), device=batch.device)
+    return batch.index_select(-2, rows).index_select(-1, cols)
+
+
+def resize_on_device(images: list[torch.Tensor], recipe: ImageRecipe) -> torch.Tensor:
+    """uint8 [3, H, W] images (one device) → uint8 [N, 3, size, size] after the recipe's
+    resize (and crop), on their device; frames of one size are resized as one batch."""
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, image in enumerate(images):
+        by_shape.setdefault(tuple(image.shape), []).append(i)
+    mode = _TV_MODES[recipe.interpolation]
+    out = torch.empty((len(images), 3, recipe.size, recipe.size), dtype=torch.uint8,
+                      device=images[0].device if images else "cpu")
+    for indices in by_shape.values():
+        batch = torch.stack([images[i] for i in indices])
+        if recipe.resize == "exact" and recipe.interpolation == "nearest":
+            batch = _nearest(batch, recipe.size, recipe.size)
+        elif recipe.resize == "exact":
+            batch = TF.resize(batch, [recipe.size, recipe.size], interpolation=mode, antialias=True)
+        else:
+            if recipe.interpolation == "nearest":
+                h, w = batch.shape[-2:]
+                short = recipe.resize_to or recipe.size
+                # torchvision's own output size for a shorter-side resize
+                height, width = (short, int(short * w / h)) if h <= w else (int(short * h / w), short)
+                batch = _nearest(batch, height, width)
+            else:
+                batch = TF.resize(batch, recipe.resize_to or recipe.size, interpolation=mode, antialias=True)
+            batch = TF.center_crop(batch, recipe.size)
+        out[indices] = batch
+    return out
+
+
+def decode_on_device(jpegs: list[torch.Tensor], recipe: ImageRecipe,
+                     device: torch.device | str) -> torch.Tensor:
+    """The device twin of `decode_many`: uint8 [N, 3, size, size] on `device`."""
+    return resize_on_device(decode_batch(jpegs, device), recipe)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torchvision.models import ResNet152_Weights, resnet152
 
@@ -73,7 +72,7 @@ class ResNetLayer3(FrameExtractor):
     def output_shape(self) -> tuple[int, ...]:
         return (self.segments, 1024, self.map_side, self.map_side)
 
-    def assemble(self, outputs: torch.Tensor) -> np.ndarray:
+    def fold(self, outputs: torch.Tensor) -> torch.Tensor:
         s = self.map_side
         maps = outputs.float().reshape(self.segments, self.frames_per_segment, 1024, s, s).mean(1)
-        return maps.contiguous().cpu().numpy()
+        return maps.contiguous()

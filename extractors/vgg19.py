@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torchvision.models import VGG19_Weights, vgg19
 
@@ -87,8 +86,8 @@ class VGG19Pool5(FrameExtractor):
         s = self.map_side()
         return (self.segments, s, s, 512)
 
-    def assemble(self, outputs: torch.Tensor) -> np.ndarray:
+    def fold(self, outputs: torch.Tensor) -> torch.Tensor:
         """[frames, 512, h, w] → mean over each segment's frames → [segments, h, w, 512]."""
         s = self.map_side()
         maps = outputs.float().reshape(self.segments, self.frames_per_segment, 512, s, s).mean(1)
-        return maps.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        return maps.permute(0, 2, 3, 1).contiguous()

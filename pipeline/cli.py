@@ -45,7 +45,8 @@ SUMMARIES = {
     "export": "Write the store's features and the manifest's labels in an original on-disk format.",
     # click's short help also ends at "(module." (the first word ending in a full stop)
     "export-checkpoint": "Write a trained run's weights as the authors' repository saves them (module.",
-    "extract": "Run extractors over this shard's cut clips; resumable per clip; prints a JSON summary.",
+    "extract": "Run extractors over this shard's cut clips in one pass (each clip read once); "
+               "resumable per clip and extractor; prints one JSON summary per extractor.",
     "import": "Read the authors' released features into the feature store, one row per manifest "
               'clip, with attrs weights="imported: <path>".',
     "index": "Fold leftover parts into shard files and rebuild features/<name>/index.h5.",

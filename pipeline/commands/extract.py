@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from pipeline.commands.options import config_and_shard, shard_options, workdir_option
-from pipeline.extract.stage import run_extract
-from pipeline.run.runner import check_extractors
+from pipeline.extract.stage import run_extract_many
 from pipeline.store.index import rebuild_index
 
 
@@ -30,22 +28,25 @@ from pipeline.store.index import rebuild_index
 @click.option("--weights", default=None,
               help="pretrained (from the cache), random (seeded, recorded), or a state_dict file.")
 @click.option("--store-dtype", type=click.Choice(["float32", "float16"]), default=None)
+@click.option("--decode", type=click.Choice(["auto", "cpu", "device"]), default=None,
+              help="Where frame JPEGs are decoded: cpu (PIL in the workers, the exact reference) or "
+                   "device (batched on the device); default: extract.decode (auto = device on CUDA).")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 @click.option("--verify", is_flag=True,
               help="Also check every stored row against its ledger checksum (reads the shard).")
 def extract_command(workdir: Path, shard_index: int | None, num_shards: int | None,
                     extractors: tuple[str, ...], device: str | None, precision: str | None,
                     batch_size: int | None, num_workers: int | None, weights: str | None,
-                    store_dtype: str | None, no_progress: bool, verify: bool) -> None:
-    """Run extractors over this shard's cut clips; resumable per clip; prints a JSON summary."""
+                    store_dtype: str | None, decode: str | None, no_progress: bool, verify: bool) -> None:
+    """Run extractors over this shard's cut clips in one pass (each clip read once);
+    resumable per clip and extractor; prints one JSON summary per extractor."""
     config, shard = config_and_shard(workdir, shard_index, num_shards)
-    names = extractors or tuple(config.extract.extractors)
-    if len(names) > 1:  # every name and recipe checked before the first one runs for hours
-        check_extractors(replace(config, extract=replace(config.extract, extractors=list(names))))
-    for name in names:
-        summary = run_extract(workdir, name, shard, config, weights=weights, progress=not no_progress,
-                              device=device, precision=precision, batch_size=batch_size,
-                              num_workers=num_workers, store_dtype=store_dtype, verify=verify)
+    names = list(dict.fromkeys(extractors or config.extract.extractors))
+    summaries = run_extract_many(workdir, names, shard, config, weights=weights, progress=not no_progress,
+                                 device=device, precision=precision, batch_size=batch_size,
+                                 num_workers=num_workers, store_dtype=store_dtype, decode=decode,
+                                 verify=verify)
+    for summary in summaries:
         click.echo(json.dumps(summary, sort_keys=True))
 
 

@@ -175,8 +175,15 @@ class ExtractConfig:
     # CPU threads for the network on a CPU device (None: torch's default). Results depend
     # on it in the last float bits (reduction order), so pin it to compare runs exactly.
     cpu_threads: int | None = None
+    # where frame JPEGs are decoded and resized: "cpu" = PIL in the workers (the exact
+    # reference), "device" = workers ship the bytes, the device decodes them batched
+    # (nvjpeg on CUDA); "auto" = device on CUDA, else cpu
+    decode: Literal["auto", "cpu", "device"] = "auto"
+    compile: bool = False  # torch.compile the network (fixed batch shapes); off until measured
 
     def validate(self) -> None:
+        if self.decode not in ("auto", "cpu", "device"):
+            raise ValueError("decode must be auto, cpu or device")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if self.num_workers < 0:

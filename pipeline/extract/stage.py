@@ -1,9 +1,11 @@
 """The extract stage: one runner that drives every extractor over one shard's cut clips.
 
-Flow: cut clips (`clips/<shard>.h5`) → worker processes decode and preprocess one clip each
-(torch DataLoader: shared memory, pinned-memory prefetch) → the main process packs the items
-of many clips into full batches on the device (channels_last, inference_mode, autocast for
-bf16/fp16) → each finished clip is folded (`assemble`) → every `flush_clips` clips a store
+Flow: cut clips (`clips/<shard>.h5`) → worker processes read each clip once for every
+extractor of the pass and either decode and preprocess it (decode=cpu) or ship its JPEG
+bytes (decode=device; the main process decodes them batched on the device and resizes
+there) → the main process packs the items of many clips into full batches per extractor
+(channels_last, inference_mode, autocast for bf16/fp16) → each finished clip is folded
+(`fold`) and kept on the device → every `flush_clips` clips one copy to the host, a store
 part is written, THEN those clips are marked done in the ledger `extract-<extractor>`.
 At the end the parts are consolidated into `features/<name>/<shard>.h5` (manifest order)
 and, when it was the last shard through, `index.h5` is built. A kill loses at most the clips
@@ -40,6 +42,8 @@ from tqdm import tqdm
 import pipeline
 from extractors import catalog
 from extractors.base import ClipInput, ClipRejected, Extractor
+from extractors.frame_extractor import FrameExtractor
+from extractors.frames import decode_batch, pack_jpegs, unpack_jpegs
 from models.device import resolve_device
 from pipeline.core.config import Config, ExtractConfig
 from pipeline.core.errors import InputError
@@ -99,28 +103,57 @@ def provenance(extractor: Extractor, settings: ExtractConfig, device: torch.devi
             "feature_shape": json.dumps(list(extractor.output_shape()))}
 
 
-# -- worker side: one clip → its items ------------------------------------------------
-class ClipItems(torch.utils.data.Dataset):
-    """Reads a cut clip and runs the extractor's CPU `preprocess` (in a worker process).
-    Returns (clip_id, items, None) or (clip_id, None, (reason, detail))."""
+# -- worker side: one clip → what each extractor needs ---------------------------------
+Payload = tuple[str, Any]  # ("items", tensor) | ("frames", positions) | ("rejected", (reason, detail))
 
-    def __init__(self, clips_file: Path, clip_ids: list[str], extractor: Extractor) -> None:
-        self.clips_file, self.clip_ids, self.extractor = clips_file, clip_ids, extractor
+
+class ClipItems(torch.utils.data.Dataset):
+    """Reads a cut clip once (in a worker process, its shard files opened once per worker)
+    and prepares it for every extractor that still needs it: CPU `preprocess` items, or,
+    with device decode, the positions of the extractor's frames among the JPEG bytes shipped
+    once for all of them. Audio is read only when an audio extractor needs the clip.
+    Returns (clip_id, {extractor: payload}, packed JPEGs or None)."""
+
+    def __init__(self, clips_file: Path, clip_ids: list[str], extractors: list[Extractor],
+                 wanted: list[tuple[str, ...]] | None = None, decode_on_device: bool = False) -> None:
+        self.clips_file, self.clip_ids = clips_file, clip_ids
+        self.extractors = {e.name: e for e in extractors}
+        self.wanted = wanted or [tuple(self.extractors)] * len(clip_ids)
+        self.decode_on_device = decode_on_device
+        self.reader: clip_store.ClipReader | None = None
 
     def __len__(self) -> int:
         return len(self.clip_ids)
 
-    def __getitem__(self, i: int) -> tuple[str, torch.Tensor | None, tuple[str, str] | None]:
-        clip_id = self.clip_ids[i]
+    def __getitem__(self, i: int) -> tuple[str, dict[str, Payload], tuple[torch.Tensor, torch.Tensor] | None]:
+        clip_id, names = self.clip_ids[i], self.wanted[i]
+        if self.reader is None:
+            self.reader = clip_store.ClipReader(self.clips_file)
+        kinds = {self.extractors[n].input_kind for n in names}
+        out: dict[str, Payload] = {}
         try:
-            media = clip_store.read_clip(self.clips_file, clip_id)
-            clip = ClipInput(audio=media.audio, sample_rate=media.sample_rate,
-                             frames=media.frames, frame_times=media.frame_times)
-            return clip_id, self.extractor.preprocess(clip), None
-        except ClipRejected as exc:
-            return clip_id, None, (exc.reason, str(exc))
-        except Exception as exc:  # a broken clip must not stop the shard
-            return clip_id, None, ("preprocess_error", f"{type(exc).__name__}: {exc}")
+            media = self.reader.read(clip_id, audio="waveform" in kinds, frames=kinds != {"waveform"})
+        except Exception as exc:  # an unreadable clip fails for every extractor, not the shard
+            return clip_id, {n: ("rejected", ("preprocess_error", f"{type(exc).__name__}: {exc}"))
+                             for n in names}, None
+        clip = ClipInput(audio=media.audio, sample_rate=media.sample_rate,
+                         frames=media.frames, frame_times=media.frame_times)
+        shipped: dict[int, int] = {}  # frame index in the clip → position among shipped JPEGs
+        for name in names:
+            extractor = self.extractors[name]
+            try:
+                if self.decode_on_device and isinstance(extractor, FrameExtractor):
+                    positions = [shipped.setdefault(int(j), len(shipped))
+                                 for j in extractor.frame_indices(clip)]
+                    out[name] = ("frames", torch.tensor(positions, dtype=torch.int64))
+                else:
+                    out[name] = ("items", extractor.preprocess(clip))
+            except ClipRejected as exc:
+                out[name] = ("rejected", (exc.reason, str(exc)))
+            except Exception as exc:  # a broken clip must not stop the shard
+                out[name] = ("rejected", ("preprocess_error", f"{type(exc).__name__}: {exc}"))
+        packed = pack_jpegs([clip.frames[j] for j in shipped]) if shipped else None
+        return clip_id, out, packed
 
 
 # -- device side: items of many clips → full batches ------------------------------------
@@ -137,8 +170,9 @@ class BatchPacker:
     """Packs the items of consecutive clips into batches of exactly `batch_size` (the last
     one may be short), runs `forward`, and hands back each clip once all its items are done."""
 
-    def __init__(self, extractor: Extractor, batch_size: int) -> None:
+    def __init__(self, extractor: Extractor, batch_size: int, forward: Any = None) -> None:
         self.extractor, self.batch_size = extractor, batch_size
+        self.forward = forward or extractor.forward
         self.queue: deque[_Pending] = deque()
         self.queued = 0
         self.items_done = 0
@@ -166,7 +200,7 @@ class BatchPacker:
                     need -= take
             batch = (pieces[0][0].items[pieces[0][1]:pieces[0][2]] if len(pieces) == 1
                      else torch.cat([p.items[a:b] for p, a, b in pieces]))
-            out = self.extractor.forward(batch)
+            out = self.forward(batch)
             self.queued -= len(batch)
             self.items_done += len(batch)
             offset = 0
@@ -226,8 +260,8 @@ def build_extractor(name: str, settings: ExtractConfig, weights: str | None = No
 
 def check_same_recipe(shard_file: Path, attrs: dict[str, Any]) -> None:
     """Refuse to mix features of different recipes or weights in one shard file."""
-    keys = ("recipe", "weights", "precision", "store_dtype")
-    found = differing_settings(shard_file, store.parts_dir(shard_file), {k: attrs[k] for k in keys})
+    keys = ("recipe", "weights", "precision", "store_dtype", "decode")
+    found = differing_settings(shard_file, store.parts_dir(shard_file), {k: attrs[k] for k in keys if k in attrs})
     if found:
         path, changed = found
         key, (old, new) = next(iter(changed.items()))
@@ -237,26 +271,68 @@ def check_same_recipe(shard_file: Path, attrs: dict[str, Any]) -> None:
             file=path, field=key)
 
 
+def decodes_on_device(settings: ExtractConfig, device: torch.device) -> bool:
+    """`extract.decode`: auto = on the device when it is a CUDA one."""
+    return settings.decode == "device" or (settings.decode == "auto" and device.type == "cuda")
+
+
+@dataclass
+class _Job:
+    """One extractor's share of a pass: its own ledger, store file, provenance and batches."""
+
+    name: str
+    extractor: Extractor
+    shard_file: Path
+    attrs: dict[str, Any]
+    ledger: Ledger
+    todo: set[str]
+    summary: dict[str, Any]
+    packer: BatchPacker | None = None
+    finished_ids: list[str] = field(default_factory=list)
+    finished: list[torch.Tensor] = field(default_factory=list)  # folded clips, on the device
+    done: int = 0
+    failed: int = 0
+
+
 def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
                 weights: str | None = None, progress: bool = True, extractor: Extractor | None = None,
-                verify: bool = False, **overrides: Any) -> dict[str, Any]:
+                **overrides: Any) -> dict[str, Any]:
     """Extract features of every cut clip of `shard` not yet done; returns a summary.
 
     `extractor`: an already built one (a Ray actor or a test reuses it across shards);
-    overrides: device, precision, batch_size, num_workers, store_dtype, flush_clips, prefetch.
-    A second run of one extractor on the same shard is refused at once (`shard_lock`);
-    `verify` also redoes rows whose bytes no longer match the checksum in the ledger.
+    overrides: device, precision, batch_size, num_workers, store_dtype, flush_clips, prefetch, decode.
     """
-    with shard_lock(Workdir(workdir).root, ledger_stage("extract", name), shard.name):
-        return _run_extract(workdir, name, shard, config, weights=weights, progress=progress,
-                            extractor=extractor, verify=verify, **overrides)
+    return run_extract_many(workdir, [name], shard, config, weights=weights, progress=progress,
+                            extractors={name: extractor} if extractor is not None else None,
+                            **overrides)[0]
 
 
-def _run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
-                 weights: str | None, progress: bool, extractor: Extractor | None,
-                 verify: bool = False, **overrides: Any) -> dict[str, Any]:
+def run_extract_many(workdir: str | Path, names: list[str], shard: Shard, config: Config, *,
+                     weights: str | None = None, progress: bool = True,
+                     extractors: dict[str, Extractor] | None = None, verify: bool = False,
+                     **overrides: Any) -> list[dict[str, Any]]:
+    """One pass over the shard's cut clips for several extractors: each clip is read (and,
+    with device decode, decoded) once; each extractor keeps its own ledger, store and
+    provenance, so each resumes on its own. Returns one summary per extractor, in order.
+    A second run of an extractor on the same shard is refused at once (`shard_lock`);
+    `verify` also redoes rows whose bytes no longer match the checksum in the ledger."""
+    if len(set(names)) != len(names):
+        raise InputError(f"extractor listed twice: {', '.join(names)}", field="extractor")
+    with contextlib.ExitStack() as locks:
+        for name in names:
+            locks.enter_context(shard_lock(Workdir(workdir).root, ledger_stage("extract", name),
+                                           shard.name))
+        return _run_extract_many(workdir, names, shard, config, weights=weights,
+                                 progress=progress, extractors=extractors, verify=verify,
+                                 **overrides)
+
+
+def _run_extract_many(workdir: str | Path, names: list[str], shard: Shard, config: Config, *,
+                      weights: str | None, progress: bool,
+                      extractors: dict[str, Extractor] | None, verify: bool,
+                      **overrides: Any) -> list[dict[str, Any]]:
     wd = Workdir(workdir)
-    settings = settings_for(config, name, **overrides)
+    settings = settings_for(config, names[0], **overrides)
     clips_file = wd.clips_file(shard)
     if not clips_file.is_file() and not clip_store.parts_dir(clips_file).is_dir():
         raise InputError("no cut clips for this shard; run `avel cut` first", file=clips_file)
@@ -268,64 +344,80 @@ def _run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *
 
     if settings.cpu_threads:
         torch.set_num_threads(settings.cpu_threads)
-    if extractor is None:
-        extractor = build_extractor(name, settings, weights)
-    elif extractor.name != name:
-        raise ValueError(f"extractor {extractor.name!r} passed for {name!r}")
     try:
         device = resolve_device(settings.device)
     except ValueError as exc:
         raise InputError(str(exc), field="device") from None
-    attrs = provenance(extractor, settings, device, config.hash())
-    shard_file = wd.features_file(name, shard)
-    check_same_recipe(shard_file, attrs)
+    on_device = decodes_on_device(settings, device)
+    jobs: list[_Job] = []
+    for name in names:
+        extractor = (extractors or {}).get(name)
+        if extractor is None:
+            extractor = build_extractor(name, settings, weights)
+        elif extractor.name != name:
+            raise ValueError(f"extractor {extractor.name!r} passed for {name!r}")
+        attrs = provenance(extractor, settings, device, config.hash())
+        attrs["decode"] = "device" if on_device and isinstance(extractor, FrameExtractor) else "cpu"
+        shard_file = wd.features_file(name, shard)
+        check_same_recipe(shard_file, attrs)
 
-    ledger = Ledger(wd.ledger(ledger_stage("extract", name), shard))
-    ledger.ensure(order)
+        ledger = Ledger(wd.ledger(ledger_stage("extract", name), shard))
+        ledger.ensure(order)
+        try:
+            stored = store.stored_clip_ids(shard_file)
+        except OSError as exc:
+            raise InputError(f"unreadable features file ({str(exc).splitlines()[0][:200]}); "
+                             "move it aside and rerun, which extracts its clips again",
+                             file=shard_file) from None
+        # the file is the truth: a row deleted (or a shard file removed) is extracted again
+        if verify:
+            changed = rows_not_matching_ledger(shard_file, ledger)
+            if changed:
+                log.warning("%s: %d rows differ from their ledger checksum (e.g. %s); "
+                            "extracting them again", shard_file, len(changed), changed[0])
+            stored = stored - set(changed)
+        lost = ledger.requeue_missing(stored, "output-missing", f"not in {shard_file.name}")
+        if lost:
+            log.warning("%s: %d clips marked done have no feature row (e.g. %s); extracting "
+                        "them again", shard_file, len(lost), lost[0])
+        status = ledger.status_of()
+        reconciled = [c for c in stored if status.get(c) != DONE]
+        for clip_id in reconciled:  # killed after its part was written, before the ledger update
+            ledger.done(clip_id, info={"reconciled": True})
+        todo = {c for c in ledger.todo(settings.max_attempts) if c not in stored and c in available}
+        summary: dict[str, Any] = {"extractor": name, "shard": shard.name, "todo": len(todo), "done": 0,
+                                   "failed": 0, "reconciled": len(reconciled),
+                                   "requeued": len(lost), "weights": extractor.weights_id,
+                                   "device": str(device), "precision": settings.precision,
+                                   "decode": attrs["decode"]}
+        jobs.append(_Job(name, extractor, shard_file, attrs, ledger, todo, summary))
+
     try:
-        stored = store.stored_clip_ids(shard_file)
-    except OSError as exc:
-        raise InputError(f"unreadable features file ({str(exc).splitlines()[0][:200]}); move "
-                         "it aside and rerun, which extracts its clips again",
-                         file=shard_file) from None
-    # the file is the truth: a row deleted (or a shard file removed) is extracted again
-    if verify:
-        changed = rows_not_matching_ledger(shard_file, ledger)
-        if changed:
-            log.warning("%s: %d rows differ from their ledger checksum (e.g. %s); extracting "
-                        "them again", shard_file, len(changed), changed[0])
-        stored = stored - set(changed)
-    lost = ledger.requeue_missing(stored, "output-missing", f"not in {shard_file.name}")
-    if lost:
-        log.warning("%s: %d clips marked done have no feature row (e.g. %s); extracting them "
-                    "again", shard_file, len(lost), lost[0])
-    status = ledger.status_of()
-    reconciled = [c for c in stored if status.get(c) != DONE]
-    for clip_id in reconciled:  # killed after its part was written, before the ledger update
-        ledger.done(clip_id, info={"reconciled": True})
-    todo = [c for c in ledger.todo(settings.max_attempts) if c not in stored and c in available]
+        pending = [j for j in jobs if j.todo]
+        if pending:
+            started = time.perf_counter()
+            items, timings = _extract_clips(pending, clips_file, order, settings, device, on_device, progress)
+            seconds = time.perf_counter() - started
+            for job in pending:
+                job.summary.update(done=job.done, failed=job.failed, seconds=round(seconds, 3),
+                                   clips_per_s=round(job.done / seconds, 3) if seconds else None,
+                                   items_per_s=round(items[job.name] / seconds, 3) if seconds else None,
+                                   timings=timings)
+                if len(jobs) > 1:
+                    job.summary["one_pass_with"] = [j.name for j in pending if j is not job]
+    finally:
+        for job in jobs:
+            job.ledger.close()
 
-    summary: dict[str, Any] = {"extractor": name, "shard": shard.name, "todo": len(todo), "done": 0,
-                               "failed": 0, "reconciled": len(reconciled), "requeued": len(lost),
-                               "weights": extractor.weights_id,
-                               "device": str(device), "precision": settings.precision}
-    if todo:
-        started = time.perf_counter()
-        done, failed, items, timings = _extract_clips(extractor, clips_file, todo, settings, device,
-                                                      shard_file, attrs, ledger, progress)
-        seconds = time.perf_counter() - started
-        summary.update(done=done, failed=failed, seconds=round(seconds, 3),
-                       clips_per_s=round(done / seconds, 3) if seconds else None,
-                       items_per_s=round(items / seconds, 3) if seconds else None, timings=timings)
-    ledger.close()
-
-    rows = store.consolidate(shard_file, order=order, attrs=attrs) if (
-        shard_file.is_file() or store.parts_dir(shard_file).is_dir()) else 0
-    summary["rows"] = rows
-    index = index_when_complete(workdir, name, shard.count) if rows else None
-    if index is not None:
-        summary["index"] = str(index)
-    return summary
+    for job in jobs:
+        shard_file = job.shard_file
+        rows = store.consolidate(shard_file, order=order, attrs=job.attrs) if (
+            shard_file.is_file() or store.parts_dir(shard_file).is_dir()) else 0
+        job.summary["rows"] = rows
+        index = index_when_complete(workdir, job.name, shard.count) if rows else None
+        if index is not None:
+            job.summary["index"] = str(index)
+    return [job.summary for job in jobs]
 
 
 def rows_not_matching_ledger(shard_file: Path, ledger: Ledger) -> list[str]:
@@ -346,85 +438,114 @@ def rows_not_matching_ledger(shard_file: Path, ledger: Ledger) -> list[str]:
     return changed
 
 
-def _extract_clips(extractor: Extractor, clips_file: Path, todo: list[str], settings: ExtractConfig,
-                   device: torch.device, shard_file: Path, attrs: dict[str, Any], ledger: Ledger,
-                   progress: bool) -> tuple[int, int, int, dict[str, float]]:
+def _extract_clips(jobs: list[_Job], clips_file: Path, order: list[str], settings: ExtractConfig,
+                   device: torch.device, on_device: bool,
+                   progress: bool) -> tuple[dict[str, int], dict[str, float]]:
+    clip_ids = [c for c in order if any(c in j.todo for j in jobs)]
+    wanted = [tuple(j.name for j in jobs if c in j.todo) for c in clip_ids]
+    dataset = ClipItems(clips_file, clip_ids, [j.extractor for j in jobs], wanted, on_device)
     loader = torch.utils.data.DataLoader(
-        ClipItems(clips_file, todo, extractor), batch_size=None, shuffle=False,
+        dataset, batch_size=None, shuffle=False,
         num_workers=settings.num_workers, pin_memory=device.type == "cuda",
         prefetch_factor=settings.prefetch if settings.num_workers else None,
         persistent_workers=False, worker_init_fn=functools.partial(die_with_stage, os.getpid()))
-    packer = BatchPacker(extractor, settings.batch_size)
-    out_dtype = np.float16 if settings.store_dtype == "float16" else np.float32
-    finished_ids: list[str] = []
-    finished: list[np.ndarray] = []
-    done = failed = 0
-    bar = tqdm(total=len(todo), unit="clip", file=sys.stderr, disable=not progress,
-               desc=f"extract {extractor.name}", dynamic_ncols=True)
-    # where the time goes: waiting for workers (decode), device work (transfer + forward +
-    # assemble; .cpu() in assemble waits for the device), store + ledger writes
-    timings = {"wait_s": 0.0, "device_s": 0.0, "store_s": 0.0}
-    batches = iter(loader)  # workers fork here, before the network touches the device
-    extractor.to(device)
+    out_dtype = torch.float16 if settings.store_dtype == "float16" else torch.float32
+    by_name = {j.name: j for j in jobs}
+    label = "+".join(by_name)
+    bar = tqdm(total=len(clip_ids), unit="clip", file=sys.stderr, disable=not progress,
+               desc=f"extract {label}", dynamic_ncols=True)
+    # where the time goes: waiting for workers (read + CPU decode, or read + pack with device
+    # decode), device decode + resize, device work (transfer + forward + fold; asynchronous
+    # on CUDA, so it shows up where the host next waits: in store_s, at the flush's copy),
+    # store + ledger writes
+    timings = {"wait_s": 0.0, "decode_s": 0.0, "device_s": 0.0, "store_s": 0.0}
+    batches = iter(loader)  # workers fork here, before the networks touch the device
+    for job in jobs:
+        job.extractor.to(device)
+        forward = job.extractor.forward
+        if settings.compile:
+            forward = torch.compile(forward, dynamic=False)
+        job.packer = BatchPacker(job.extractor, settings.batch_size, forward=forward)
     started = time.perf_counter()
 
-    def write(final: bool) -> None:
-        nonlocal finished_ids, finished
-        if finished_ids and (final or len(finished_ids) >= settings.flush_clips):
+    def write(job: _Job, final: bool) -> None:
+        if job.finished_ids and (final or len(job.finished_ids) >= settings.flush_clips):
             t0 = time.perf_counter()
-            store.write_part(shard_file, finished_ids, np.stack(finished), attrs)
-            for clip_id, arr in zip(finished_ids, finished):
-                ledger.done(clip_id, checksum=hashlib.sha256(arr.tobytes()).hexdigest()[:16])
-            finished_ids, finished = [], []
+            arrays = torch.stack(job.finished).cpu().numpy()  # the one host sync per flush
+            store.write_part(job.shard_file, job.finished_ids, arrays, job.attrs)
+            for clip_id, arr in zip(job.finished_ids, arrays):
+                job.ledger.done(clip_id, checksum=hashlib.sha256(arr.tobytes()).hexdigest()[:16])
+            job.finished_ids, job.finished = [], []
             timings["store_s"] += time.perf_counter() - t0
 
-    def collect(ready: list[tuple[str, torch.Tensor]]) -> None:
-        nonlocal done
+    def collect(job: _Job, ready: list[tuple[str, torch.Tensor]]) -> None:
         t0 = time.perf_counter()
         for clip_id, outputs in ready:
-            array = extractor.assemble(outputs).astype(out_dtype, copy=False)
-            if array.shape != tuple(extractor.output_shape()):
-                raise RuntimeError(f"{extractor.name} gave {array.shape} for {clip_id}, "
-                                   f"expected {extractor.output_shape()}")
-            finished_ids.append(clip_id)
-            finished.append(array)
-            done += 1
-            bar.update(1)
+            folded = job.extractor.fold(outputs).to(out_dtype)
+            if tuple(folded.shape) != tuple(job.extractor.output_shape()):
+                raise RuntimeError(f"{job.name} gave {tuple(folded.shape)} for {clip_id}, "
+                                   f"expected {job.extractor.output_shape()}")
+            job.finished_ids.append(clip_id)
+            job.finished.append(folded)
+            job.done += 1
         timings["device_s"] += time.perf_counter() - t0
-        write(final=False)
-        elapsed = max(time.perf_counter() - started, 1e-9)
-        bar.set_postfix(frames_s=f"{packer.items_done * _frames_per_item(extractor) / elapsed:.1f}",
-                        refresh=False)
+        write(job, final=False)
+
+    def reject(job: _Job, clip_id: str, reason: str, detail: str) -> None:
+        job.ledger.failed(clip_id, reason, permanent=reason != "preprocess_error", detail=detail)
+        log.warning("%s (%s): %s", clip_id, job.name, detail)
+        job.failed += 1
 
     try:
         with torch.inference_mode(), precision_mode(device, settings.precision):
             while True:
                 t0 = time.perf_counter()
                 try:
-                    clip_id, items, rejected = next(batches)
+                    clip_id, payloads, packed = next(batches)
                 except StopIteration:
                     break
                 timings["wait_s"] += time.perf_counter() - t0
-                ledger.start(clip_id)
-                if rejected is not None:
-                    reason, detail = rejected
-                    ledger.failed(clip_id, reason, permanent=reason != "preprocess_error", detail=detail)
-                    log.warning("%s: %s", clip_id, detail)
-                    failed += 1
-                    bar.update(1)
-                    continue
+                images: list[torch.Tensor] | ClipRejected | None = None
+                for name, (kind, payload) in payloads.items():
+                    job = by_name[name]
+                    job.ledger.start(clip_id)
+                    if kind == "rejected":
+                        reject(job, clip_id, *payload)
+                        continue
+                    t0 = time.perf_counter()
+                    if kind == "frames":
+                        if images is None:  # once per clip, for every extractor
+                            try:
+                                images = decode_batch(unpack_jpegs(*packed), device)
+                            except ClipRejected as exc:
+                                images = exc
+                        if isinstance(images, ClipRejected):
+                            reject(job, clip_id, images.reason, str(images))
+                            continue
+                        items = job.extractor.items_on_device([images[k] for k in payload.tolist()])
+                        timings["decode_s"] += time.perf_counter() - t0
+                        t0 = time.perf_counter()
+                    else:
+                        items = payload.to(device, non_blocking=True)
+                    ready = job.packer.add(clip_id, items)
+                    timings["device_s"] += time.perf_counter() - t0
+                    collect(job, ready)
+                bar.update(1)
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                frames = sum(j.packer.items_done * _frames_per_item(j.extractor) for j in jobs)
+                bar.set_postfix(frames_s=f"{frames / elapsed:.1f}", refresh=False)
+            for job in jobs:
                 t0 = time.perf_counter()
-                ready = packer.add(clip_id, items.to(device, non_blocking=True))
+                ready = job.packer.flush()
                 timings["device_s"] += time.perf_counter() - t0
-                collect(ready)
-            t0 = time.perf_counter()
-            ready = packer.flush()
-            timings["device_s"] += time.perf_counter() - t0
-            collect(ready)
-        write(final=True)
+                collect(job, ready)
+        for job in jobs:
+            write(job, final=True)
     finally:
         bar.close()
-    return done, failed, packer.items_done, {k: round(v, 3) for k, v in timings.items()}
+        if dataset.reader is not None:
+            dataset.reader.close()
+    return {j.name: j.packer.items_done for j in jobs}, {k: round(v, 3) for k, v in timings.items()}
 
 
 def _frames_per_item(extractor: Extractor) -> int:

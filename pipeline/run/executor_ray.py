@@ -11,7 +11,7 @@ from typing import Any
 from pipeline.core.config import Config, load_config
 from pipeline.core.sharding import Shard
 from pipeline.extract.stage import build_extractor, settings_for
-from pipeline.run.stages import run_on_shard
+from pipeline.run.stages import PASS_SEPARATOR, run_on_shard
 
 
 def connect(config: Config) -> None:
@@ -32,13 +32,15 @@ def _shard_task(workdir: str, stage: str, shard: Shard) -> dict[str, Any]:
 
 
 class _ExtractWorker:
-    """Holds one loaded extractor and runs shards with it."""
+    """Holds the loaded extractor(s) of one extract task and runs shards with them."""
 
     def __init__(self, workdir: str, name: str) -> None:
         self.workdir = workdir
         self.config = load_config(workdir)
         self.name = name
-        self.extractor = build_extractor(name, settings_for(self.config, name))
+        names = name.split(PASS_SEPARATOR)
+        built = {n: build_extractor(n, settings_for(self.config, n)) for n in names}
+        self.extractor = built[name] if len(names) == 1 else built
 
     def run(self, shard: Shard) -> dict[str, Any]:
         return run_on_shard(self.workdir, self.config, "extract", shard, self.name, self.extractor)

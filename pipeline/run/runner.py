@@ -22,7 +22,7 @@ from pipeline.datasets.manifest import build_manifest, load_manifest, shard_rows
 from pipeline.export.formats import export_for_run
 from pipeline.extract.stage import build_extractor, settings_for
 from pipeline.run import executor_local, executor_ray
-from pipeline.run.stages import GLOBAL_STAGES, SHARD_STAGES, shard_tasks
+from pipeline.run.stages import GLOBAL_STAGES, SHARD_STAGES, one_pass_task, shard_tasks
 from pipeline.store.index import rebuild_index
 from pipeline.train.stage import resolve_preset, train
 
@@ -65,6 +65,14 @@ def run(workdir: str | Path, stages: list[str], *, executor: str | None = None,
     run_shards = executor_ray.run_shards if executor == "ray" else executor_local.run_shards
     report: dict[str, Any] = {"shards": [s.name for s in shards], "executor": executor, "stages": {}}
     for stage in [s for s in stages if s in SHARD_STAGES]:
+        if stage == "extract" and len(config.extract.extractors) > 1:
+            task = one_pass_task(config)
+            log.info("extract %s in one pass on %d shard(s) with the %s executor",
+                     task, len(shards), executor)
+            for result in run_shards(wd.root, config, stage, shards, task):
+                for summary in result["extractors"]:
+                    report["stages"].setdefault(f"extract-{summary['extractor']}", []).append(summary)
+            continue
         for name, extractor in shard_tasks(stage, config):
             key = f"{name}-{extractor}" if extractor else name
             log.info("%s on %d shard(s) with the %s executor", key, len(shards), executor)

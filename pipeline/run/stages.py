@@ -17,7 +17,7 @@ from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
 from pipeline.cut.stage import run_cut
 from pipeline.download.stage import run_download
-from pipeline.extract.stage import run_extract
+from pipeline.extract.stage import run_extract, run_extract_many
 from pipeline.store import clips as clip_store
 
 SHARD_STAGES = ("download", "cut", "extract")
@@ -44,6 +44,16 @@ def shard_tasks(stage: str, config: Config) -> list[tuple[str, str | None]]:
     return [(stage, None)]
 
 
+#: joins extractor names into one task: `avel run` extracts them in one pass over a shard
+PASS_SEPARATOR = "+"
+
+
+def one_pass_task(config: Config) -> str:
+    """The extract task of `avel run`: every configured extractor in one pass per shard
+    (each clip read and decoded once; each extractor keeps its own ledger and store)."""
+    return PASS_SEPARATOR.join(config.extract.extractors)
+
+
 def run_on_shard(workdir: str | Path, config: Config, stage: str, shard: Shard,
                  extractor: str | None = None, extractor_obj: Any = None) -> dict[str, Any]:
     """Run one per-shard stage on one shard; returns the stage's summary as plain data."""
@@ -52,11 +62,16 @@ def run_on_shard(workdir: str | Path, config: Config, stage: str, shard: Shard,
     if stage == "cut":
         return _plain(run_cut(workdir, config, shard, progress=False))
     if stage == "extract":
+        names = (extractor or "").split(PASS_SEPARATOR)
         clips_file = Workdir(workdir).clips_file(shard)
         if not clips_file.is_file() and not clip_store.parts_dir(clips_file).is_dir():
             # an empty shard, or one whose every clip failed to cut: nothing to extract
-            return {"extractor": extractor, "shard": shard.name, "todo": 0, "done": 0,
-                    "note": "no cut clips in this shard"}
+            empty = [{"extractor": n, "shard": shard.name, "todo": 0, "done": 0,
+                      "note": "no cut clips in this shard"} for n in names]
+            return empty[0] if len(names) == 1 else {"extractors": empty}
+        if len(names) > 1:  # extractor_obj: {name: built extractor} (a Ray actor's)
+            return {"extractors": run_extract_many(workdir, names, shard, config, progress=False,
+                                                   extractors=extractor_obj)}
         return run_extract(workdir, extractor, shard, config, progress=False, extractor=extractor_obj)
     raise ValueError(f"{stage!r} is not a per-shard stage")
 

@@ -116,6 +116,39 @@ def read_clip(shard_file: Path, clip_id: str) -> ClipMedia:
     raise KeyError(f"clip {clip_id!r} is not in {shard_file}")
 
 
+class ClipReader:
+    """Reads clips of one shard with its files opened once, not once per clip (a runner
+    worker keeps one for its lifetime), and only what the caller uses: frames-only
+    extractors never read the audio. Open it in the process that reads (after a fork)."""
+
+    def __init__(self, shard_file: Path) -> None:
+        self.shard_file = shard_file
+        self._files: list[h5py.File] | None = None
+
+    def _open(self) -> list[h5py.File]:
+        if self._files is None:  # newest part first, then the shard file: later parts win
+            paths = parts.part_paths(self.shard_file)[::-1]
+            paths += [self.shard_file] if self.shard_file.is_file() else []
+            self._files = [h5py.File(p, "r") for p in paths]
+        return self._files
+
+    def read(self, clip_id: str, *, audio: bool = True, frames: bool = True) -> ClipMedia:
+        for fh in self._open():
+            if clip_id in fh:
+                g = fh[clip_id]
+                return ClipMedia(
+                    audio=g["audio"][()] if audio else np.zeros(0, np.int16),
+                    sample_rate=int(g["audio"].attrs["sample_rate"]),
+                    frames=[bytes(f) for f in g["frames"][()]] if frames else [],
+                    frame_times=g["frame_times"][()], attrs=dict(g.attrs))
+        raise KeyError(f"clip {clip_id!r} is not in {self.shard_file}")
+
+    def close(self) -> None:
+        for fh in self._files or []:
+            fh.close()
+        self._files = None
+
+
 def iter_clips(shard_file: Path) -> Iterator[tuple[str, ClipMedia]]:
     with h5py.File(shard_file, "r") as fh:
         for clip_id in fh:

@@ -1,0 +1,143 @@
+"""Host ceiling of the extract runner: the real runner (`run_extract_many`) with the network
+replaced by a no-op, one loader worker, on the CPU; frames per CPU-second for each recipe and
+decode mode, and where the CPU time goes. Device-side work the CPU stand-in does in the main
+process (decode + resize with decode=device, normalise, fold) is timed apart and not
+counted as host work.
+
+Baseline (measured in the same run): decode=cpu, today's path — the worker decodes and
+resizes every frame with PIL and ships the pixels. Ours: decode=device — the worker ships
+the JPEG bytes and the device decodes them.
+
+    python -m bench.bench_host_ceiling               # < 2 min on a laptop core
+Per-frame costs come from the difference of two runs (N and 2N clips), so fixed per-run
+costs drop out; CPU times (getrusage), not wall times, so a busy machine does not skew them.
+Prints per recipe and mode: worker µs/frame, main-process µs/frame (without device decode),
+host frames/s per core (worker + main), the main process's own ceiling, and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.gpu_extract import build_store, fresh_workdir, with_noop_net  # noqa: E402
+from extractors import catalog  # noqa: E402
+from pipeline.core.config import load_config  # noqa: E402
+from pipeline.core.sharding import Shard  # noqa: E402
+from pipeline.extract import stage  # noqa: E402
+from pipeline.extract.stage import run_extract_many  # noqa: E402
+
+RECIPES = {  # name → (frame size, frames per clip), as the papers' cut clips hold them
+    "vgg19": ((320, 240), 160),
+    "resnet152": ((480, 360), 80),
+}
+
+
+def cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+class DeviceSideClock:
+    """Main-thread CPU time spent in device-side work on the CPU stand-in: decode + resize,
+    normalise + (no-op) network, fold. A GPU node runs these on the device, not on a host
+    core, so they are reported apart from the host's share."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.decode_batch = stage.decode_batch
+
+    def timed(self, fn):  # type: ignore[no-untyped-def]
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            t0 = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.thread_time() - t0
+
+        return wrapper
+
+
+def run_once(name: str, decode: str, clips: int, scratch: Path) -> tuple[int, float, float, float]:
+    """(frames, main CPU s without the device side, worker CPU s, device-side CPU s)."""
+    size, frames = RECIPES[name]
+    store = build_store(scratch / f"{name}-{clips}-store", size, frames, clips, 1)
+    extractor = with_noop_net(catalog.create(name, weights="random"))
+    clock = DeviceSideClock()
+    for method in ("items_on_device", "forward", "fold"):  # what a GPU node runs on the device
+        setattr(extractor, method, clock.timed(getattr(extractor, method)))
+    stage.decode_batch = clock.timed(clock.decode_batch)
+    wd = fresh_workdir(store, scratch / f"{name}-{decode}-{clips}")
+    config = load_config(wd)
+    try:
+        self0, kids0 = cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN)
+        (summary,) = run_extract_many(
+            wd,
+            [name],
+            Shard(0, 1),
+            config,
+            progress=False,
+            extractors={name: extractor},
+            device="cpu",
+            decode=decode,
+            num_workers=1,
+            batch_size=256,
+            cpu_threads=1,
+        )
+        main = cpu_seconds(resource.RUSAGE_SELF) - self0
+        worker = cpu_seconds(resource.RUSAGE_CHILDREN) - kids0
+    finally:
+        stage.decode_batch = clock.decode_batch
+    return summary["done"] * frames, main - clock.seconds, worker, clock.seconds
+
+
+def measure(name: str, decode: str, clips: int, scratch: Path) -> dict[str, float]:
+    """Per-frame costs from the difference of a run of `clips` and one of 2 x `clips`, so
+    the fixed per-run costs (ledger, consolidate, index, worker start) drop out."""
+    small = run_once(name, decode, clips, scratch)
+    large = run_once(name, decode, 2 * clips, scratch)
+    n = large[0] - small[0]
+    main_s, worker_s, device_s = (large[i] - small[i] for i in (1, 2, 3))
+    return {
+        "frames": n,
+        "worker_us": 1e6 * worker_s / n,
+        "main_us": 1e6 * main_s / n,
+        "device_decode_us": 1e6 * device_s / n,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clips", type=int, default=4, help="clips of the small run (the large one: twice)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in RECIPES:
+            rows = {mode: measure(name, mode, args.clips, Path(tmp)) for mode in ("cpu", "device")}
+            per_core = {}
+            for mode, r in rows.items():
+                per_core[mode] = 1e6 / (r["worker_us"] + r["main_us"])
+                print(
+                    f"{name} decode={mode}: {r['frames']} frames | worker {r['worker_us']:.0f} µs/frame"
+                    f" | main {r['main_us']:.0f} µs/frame"
+                    f" (main-process ceiling {1e6 / r['main_us']:,.0f} frames/s) | "
+                    f"device-side work on the CPU stand-in {r['device_decode_us']:.0f} µs/frame | "
+                    f"host {per_core[mode]:,.0f} frames/s per core",
+                    flush=True,
+                )
+            print(
+                f"{name}: host ceiling per core, device decode / cpu decode: "
+                f"x{per_core['device'] / per_core['cpu']:.2f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
