@@ -254,8 +254,8 @@ def build_extractor(name: str, settings: ExtractConfig, weights: str | None = No
     except (KeyError, RuntimeError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
         first = f"{type(exc).__name__}: {first}" if isinstance(exc, KeyError) else first
-        raise InputError(f"cannot build {name}: {first}",
-                         field=f"extract.options.{name} / extract.weights.{name} / --weights") from None
+        where = f"extract.options.{name} / extract.weights.{name} / --weights"
+        raise InputError(f"cannot build {name}: {first}", field=where) from None
 
 
 def check_same_recipe(shard_file: Path, attrs: dict[str, Any]) -> None:
