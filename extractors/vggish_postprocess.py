@@ -24,7 +24,7 @@ def load_pca_params(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"VGGish PCA params not found: {path} (get them with "
                                 "`avel weights fetch vggish`)")
-    with np.load(path) as params:
+    with np.load(path, allow_pickle=False) as params:
         for key in ("pca_eigen_vectors", "pca_means"):
             if key not in params:
                 raise KeyError(f"{path}: key {key!r} missing (has {sorted(params.files)})")

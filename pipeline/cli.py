@@ -15,7 +15,7 @@ import click
 
 from models.registry import LazyTable
 from pipeline import __version__
-from pipeline.core.errors import InputError, StageStopped
+from pipeline.core.errors import explain
 
 #: `avel NAME` → "module:click command"
 COMMANDS = LazyTable("command", {
@@ -73,12 +73,14 @@ class AvelGroup(click.Group):
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
-        except InputError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-        except StageStopped as exc:
-            click.echo(f"stopped: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:  # every error becomes one line and a code
+            code, message = explain(exc)
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                logging.getLogger("avel").exception("traceback (-vv)")
+            click.echo(message, err=True)
+            ctx.exit(code)
 
 
 @click.group(cls=AvelGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,6 +4,7 @@ torch, so `avel manifest` and `avel index` stay light."""
 
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -43,14 +44,25 @@ class _NumpyOnlyUnpickler:
         return U(fh).load()
 
 
+# one VGGSound-AVEL feature member is ~1 MB (VGG-19 pool5, 10 s); a zip bomb stops at the cap
+MAX_MEMBER_BYTES = 64 << 20
+
+
 def read_zipped_array(path: str | Path) -> np.ndarray:
     """The single .pkl inside a VGGSound-AVEL `{video_id}.zip`, as a numpy array."""
     with zipfile.ZipFile(path) as zf:
         names = [n for n in zf.namelist() if n.endswith(".pkl")]
         if len(names) != 1:
             raise ValueError(f"{path}: expected one .pkl inside, found {len(names)}")
-        with zf.open(names[0]) as fh:
-            obj = _NumpyOnlyUnpickler.load(fh)
+        info = zf.getinfo(names[0])
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise ValueError(f"{path}: {names[0]} inflates to {info.file_size} bytes, over the "
+                             f"{MAX_MEMBER_BYTES >> 20} MB cap")
+        with zf.open(info) as fh:
+            data = fh.read(MAX_MEMBER_BYTES + 1)  # zipfile stops at the declared size anyway
+        if len(data) > MAX_MEMBER_BYTES:
+            raise ValueError(f"{path}: {names[0]} inflates past the {MAX_MEMBER_BYTES >> 20} MB cap")
+        obj = _NumpyOnlyUnpickler.load(io.BytesIO(data))
     if not isinstance(obj, np.ndarray) or obj.dtype == object:
         raise ValueError(f"{path}: the .pkl holds {type(obj).__name__}, not a numeric array "
                          "(only numpy arrays are read)")

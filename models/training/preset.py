@@ -65,10 +65,39 @@ def with_overrides(preset: Preset, overrides: dict[str, Any]) -> Preset:
             if key == "options":
                 opts.update(value or {})
                 continue
-            top[key] = value
+            top[key] = _same_kind(key, getattr(preset, key), value)
         elif key in opts:
-            opts[key] = value
+            opts[key] = _same_kind(key, opts[key], value)
         else:
             known = sorted(set(fields) | set(opts))
             raise ValueError(f"train.overrides.{key}: unknown setting; known: {', '.join(known)}")
     return dataclasses.replace(preset, options=opts, **top)
+
+
+def _same_kind(key: str, old: Any, new: Any) -> Any:
+    """`new` when it is the kind of value `old` is (a number for a number, text for text, a
+    flag for a flag), so `--set lr=abc` fails here and not inside the optimiser."""
+    if old is None or new is None:
+        return new
+    number = (int, float)
+    if isinstance(old, number) and not isinstance(old, bool) and isinstance(new, str):
+        try:  # YAML reads 5e-4 (no dot) as text
+            new = float(new)
+        except ValueError:
+            pass
+    if isinstance(old, bool) or isinstance(new, bool):
+        ok = isinstance(old, bool) == isinstance(new, bool)
+    elif isinstance(old, number):
+        ok = isinstance(new, number) and (isinstance(new, float) <= isinstance(old, float)
+                                          or float(new).is_integer())
+        new = type(old)(new) if ok else new
+    elif isinstance(old, str):
+        ok = isinstance(new, str)
+    elif isinstance(old, (list, tuple)):
+        ok = isinstance(new, (list, tuple))
+    else:
+        ok = True
+    if not ok:
+        raise ValueError(f"train.overrides.{key}: {new!r} is not a {type(old).__name__} "
+                         f"like the preset's {old!r}")
+    return new

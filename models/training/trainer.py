@@ -34,11 +34,13 @@ import json
 import logging
 import math
 import os
+import pickle
 import random
 import sys
 import tempfile
 import time
 import types
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -104,6 +106,47 @@ def to_device(batch: Any, device: torch.device, dtype: torch.dtype) -> Any:
     if isinstance(batch, (list, tuple)):
         return type(batch)(to_device(v, device, dtype) for v in batch)
     return batch
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be trusted or read; the message names the file."""
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """A trainer checkpoint read with `weights_only=True`: a planted `last.pt`/`best.pt` can hold
+    tensors and plain containers only, never objects whose unpickling runs code."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        # torch's message opens with advice to load anyway; quote the line that says why
+        first = next((ln for ln in lines if "Unsupported global" in ln), "")
+        first = first[first.find("Unsupported"):].split(" was not")[0][:200]
+        if "Unsupported global" not in str(exc):  # not a hostile pickle: just not a checkpoint
+            why = next((ln for ln in lines if ln.startswith("Unsupported") or "load key" in ln),
+                       "unpickling failed")
+            raise CheckpointError(f"{path}: not a readable checkpoint ({why[:200]})") from None
+        raise CheckpointError(f"{path}: refused, it holds Python objects beyond tensors and plain "
+                              f"containers; loading them could run code ({first})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: "
+                              f"{first})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        raise CheckpointError(f"{path}: not an avel checkpoint (no 'model' state dict)")
+    return state
+
+
+def _numpy_rng_as_tensors() -> tuple:
+    """numpy's RNG state with its key array as a tensor, so `weights_only` loading accepts it."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return (name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
+            float(cached))
+
+
+def _numpy_rng_from(state: tuple) -> tuple:
+    name, keys, pos, has_gauss, cached = state
+    return (name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, cached)
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -188,13 +231,13 @@ class Trainer:
         start = 0
         last = self.ckpt_dir / "last.pt"
         if resume and last.is_file():
-            state = torch.load(last, map_location=self.device, weights_only=False)
+            state = load_checkpoint(last, self.device)
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
             history, best, start = state["history"], state["best"], state["epoch"] + 1
             random.setstate(state["rng"]["python"])
-            np.random.set_state(state["rng"]["numpy"])
+            np.random.set_state(_numpy_rng_from(state["rng"]["numpy"]))
             torch.set_rng_state(state["rng"]["torch"])
             log.info("resumed from %s at epoch %d", last, start)
         select = {"val": val, "test": test}[p.select_on]
@@ -227,7 +270,7 @@ class Trainer:
             _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                           "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
                           "best": best, "preset": p.to_dict(),
-                          "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
+                          "rng": {"python": random.getstate(), "numpy": _numpy_rng_as_tensors(),
                                   "torch": torch.get_rng_state()}}, last)
             self._write_metrics(history, best)
             log.info("epoch %d: %s", epoch, {k: (round(v, 4) if isinstance(v, float) else v)
@@ -236,8 +279,7 @@ class Trainer:
             writer.close()
         result = {"history": history, "best": best}
         if test is not None and (self.ckpt_dir / "best.pt").is_file():
-            model.load_state_dict(torch.load(self.ckpt_dir / "best.pt", map_location=self.device,
-                                             weights_only=False)["model"])
+            model.load_state_dict(load_checkpoint(self.ckpt_dir / "best.pt", self.device)["model"])
             result["test"], _ = self.evaluate(model, test)
         self._write_metrics(history, best, result.get("test"))
         self.plot_curves(history)
@@ -289,7 +331,7 @@ class Trainer:
             path = self.ckpt_dir / "last.pt"
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint in {self.ckpt_dir}; train first")
-        model.load_state_dict(torch.load(path, map_location=self.device, weights_only=False)["model"])
+        model.load_state_dict(load_checkpoint(path, self.device)["model"])
         return model
 
     # ---- outputs -----------------------------------------------------------------------

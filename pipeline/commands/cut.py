@@ -12,7 +12,7 @@ from pipeline.cut.stage import run_cut
 
 @click.command("cut")
 @shard_options
-@click.option("--workers", "-j", type=int, default=None,
+@click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: cut.workers from the config).")
 @click.option("--loose/--no-loose", default=None,
               help="Write frames/<clip_id>/%06d.jpg and audio/<clip_id>.wav under clips/loose "
@@ -28,4 +28,6 @@ def command(workdir: Path, shard_index: int | None, num_shards: int | None,
     s = run_cut(workdir, config, shard, workers=workers, loose=loose, retry_failed=retry_failed)
     reasons = ", ".join(f"{r}: {n}" for r, n in sorted(s.reasons.items())) or "-"
     click.echo(f"shard {s.shard}: {s.done} cut, {s.failed} failed ({reasons}), "
-               f"{s.skipped} already done, {s.waiting} waiting for download -> {s.output}")
+               f"{s.skipped} already done, {s.waiting} waiting for download -> {s.output}"
+               + (f" ({s.requeued} marked done but missing from the file: cut again)"
+                  if s.requeued else ""))

@@ -32,17 +32,20 @@ from pipeline.store.index import rebuild_index
               help="Where frame JPEGs are decoded: cpu (PIL in the workers, the exact reference) or "
                    "device (batched on the device); default: extract.decode (auto = device on CUDA).")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@click.option("--verify", is_flag=True,
+              help="Also check every stored row against its ledger checksum (reads the shard).")
 def extract_command(workdir: Path, shard_index: int | None, num_shards: int | None,
                     extractors: tuple[str, ...], device: str | None, precision: str | None,
                     batch_size: int | None, num_workers: int | None, weights: str | None,
-                    store_dtype: str | None, decode: str | None, no_progress: bool) -> None:
+                    store_dtype: str | None, decode: str | None, no_progress: bool, verify: bool) -> None:
     """Run extractors over this shard's cut clips in one pass (each clip read once);
     resumable per clip and extractor; prints one JSON summary per extractor."""
     config, shard = config_and_shard(workdir, shard_index, num_shards)
     names = list(dict.fromkeys(extractors or config.extract.extractors))
     summaries = run_extract_many(workdir, names, shard, config, weights=weights, progress=not no_progress,
                                  device=device, precision=precision, batch_size=batch_size,
-                                 num_workers=num_workers, store_dtype=store_dtype, decode=decode)
+                                 num_workers=num_workers, store_dtype=store_dtype, decode=decode,
+                                 verify=verify)
     for summary in summaries:
         click.echo(json.dumps(summary, sort_keys=True))
 

@@ -46,6 +46,12 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     try:
         yield temp
         commit(temp, target)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        if exc.errno is not None and exc.filename is None:  # e.g. ENOSPC from a library writer
+            raise OSError(exc.errno, os.strerror(exc.errno), str(target)) from exc
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()

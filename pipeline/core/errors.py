@@ -6,6 +6,8 @@ bad manifest or config fails at once and before anything is written.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from pathlib import Path
 
 
@@ -37,3 +39,44 @@ class StageStopped(Exception):
     def __init__(self, message: str, exit_code: int = 3) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+# Exit codes every command shares (README "Exit codes"): 0 done, 1 some clips failed,
+# 2 bad input, 3 throttled, 4 clips still pending, 5 the work directory cannot be written,
+# 70 an unexpected error (a bug: rerun with -vv and report the traceback), 130 interrupted.
+EXIT_BAD_INPUT, EXIT_CANNOT_WRITE, EXIT_INTERNAL, EXIT_INTERRUPTED = 2, 5, 70, 130
+_CANNOT_WRITE = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                 errno.EPERM: "operation not permitted", errno.ENOSPC: "no space left on device",
+                 errno.EDQUOT: "disk quota exceeded"}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:400] if text else type(exc).__name__
+
+
+def explain(exc: BaseException) -> tuple[int, str]:
+    """(exit code, one-line message) for an exception that reached the command line, so the user
+    reads what to fix instead of a traceback; `-vv` still prints the traceback."""
+    if isinstance(exc, InputError):
+        return exc.exit_code, f"error: {exc}"
+    if isinstance(exc, StageStopped):
+        return exc.exit_code, f"stopped: {exc}"
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted: finished clips are kept; rerun to go on"
+    if isinstance(exc, OSError) and exc.errno in _CANNOT_WRITE:
+        where = exc.filename or "the work directory"
+        return EXIT_CANNOT_WRITE, (f"error: {where}: cannot write ({_CANNOT_WRITE[exc.errno]}); "
+                                   "finished work is kept, fix this and rerun")
+    if isinstance(exc, sqlite3.DatabaseError):
+        return EXIT_BAD_INPUT, f"error: a ledger under state/ is not readable ({_first_line(exc)})"
+    if isinstance(exc, FileNotFoundError):
+        return EXIT_BAD_INPUT, f"error: {exc.filename or ''}: no such file ({_first_line(exc)})"
+    if isinstance(exc, OSError) and ("HDF5" in str(exc) or "Unable to" in str(exc)
+                                     or "truncated" in str(exc)):
+        return EXIT_BAD_INPUT, f"error: unreadable HDF5 file ({_first_line(exc)})"
+    name = type(exc).__name__
+    if name in ("ArrowInvalid", "ArrowIOError", "ArrowException"):
+        return EXIT_BAD_INPUT, f"error: unreadable parquet file ({_first_line(exc)})"
+    return EXIT_INTERNAL, (f"internal error: {name}: {_first_line(exc)} "
+                           "(rerun with -vv for the traceback)")

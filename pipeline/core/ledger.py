@@ -7,6 +7,7 @@ killed at any point leaves the ledger readable and each clip in exactly one stat
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import time
@@ -14,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pipeline.core.errors import InputError
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
 
@@ -49,15 +52,33 @@ class Entry:
 
 
 class Ledger:
-    """Open (creating if needed) the ledger at `path`."""
+    """Open (creating if needed) the ledger at `path`; `read_only` opens an existing one without
+    writing anything, so `avel status` works on a read-only work directory.
 
-    def __init__(self, path: str | Path) -> None:
+    A file that is not a sound SQLite ledger (truncated, overwritten) is an `InputError` naming
+    it, found at open by SQLite's `quick_check` (milliseconds for a shard's few thousand rows)."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        try:
+            if read_only:
+                self._db = _connect_read_only(self.path)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(SCHEMA)
+            check = self._db.execute("PRAGMA quick_check").fetchone()
+            if check is None or check[0] != "ok":
+                raise sqlite3.DatabaseError(str(check[0] if check else "no answer"))
+            self._db.execute("SELECT COUNT(*) FROM clips").fetchone()
+        except sqlite3.DatabaseError as exc:
+            if "readonly" in str(exc) or "unable to open" in str(exc):
+                raise PermissionError(errno.EROFS, f"cannot write the ledger ({exc})",
+                                      str(self.path)) from None
+            raise InputError(f"not a readable ledger ({exc}); move it aside and rerun the stage, "
+                             "which rebuilds it from the stage's outputs", file=self.path) from None
 
     def close(self) -> None:
         self._db.close()
@@ -111,6 +132,20 @@ class Ledger:
             params.append(reason)
         return self._db.execute(sql, params).rowcount
 
+    def requeue_missing(self, present: set[str], reason: str, detail: str) -> list[str]:
+        """Clips marked done whose output is not in `present` go back to pending with `reason`:
+        the files are the truth, the ledger only a record of them."""
+        done = [r[0] for r in self._db.execute("SELECT clip_id FROM clips WHERE status='done'")]
+        lost = [c for c in done if c not in present]
+        if lost:
+            now = time.time()
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "UPDATE clips SET status='pending', reason=?, detail=?, attempts=0,"
+                    " updated_at=? WHERE clip_id=?", ((reason, detail, now, c) for c in lost))
+        return lost
+
     # -- reads --------------------------------------------------------------
     def todo(self, max_attempts: int | None = None) -> list[str]:
         """Clips to work on now: pending ones, and failed ones that are not permanent
@@ -149,6 +184,20 @@ class Ledger:
                 "SELECT reason, COUNT(*) FROM clips WHERE status='failed' GROUP BY reason"):
             out["reasons"][reason or "unknown"] = n
         return out
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Read-only, and `immutable` when SQLite cannot create its WAL index beside a file in a
+    read-only directory (a ledger closed cleanly has no WAL left to miss)."""
+    if not path.is_file():
+        raise FileNotFoundError(errno.ENOENT, "no ledger", str(path))
+    uri = path.resolve().as_uri()
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None)
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return db
+    except sqlite3.OperationalError:
+        return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None)
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:

@@ -8,11 +8,9 @@ leaves complete parts and a readable ledger, and the rerun cuts only what is mis
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -28,12 +26,14 @@ from pipeline.core import atomic, reasons
 from pipeline.core.config import Config
 from pipeline.core.errors import InputError
 from pipeline.core.ledger import DONE, FAILED, Entry, Ledger
+from pipeline.core.shard_lock import shard_lock
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
+from pipeline.core.worker_lifetime import die_with
 from pipeline.cut.checks import Span
 from pipeline.cut.clip import CutResult, CutSettings, CutTask, cut_clip
 from pipeline.cut.recipes import frames_recipe
-from pipeline.datasets.manifest import load_manifest, shard_rows
+from pipeline.datasets.manifest import MEDIA_COLUMNS, load_manifest, shard_rows
 from pipeline.store import clips as clip_store
 from pipeline.store.same_settings import differing_settings
 
@@ -50,6 +50,7 @@ class CutSummary:
     failed: int = 0
     waiting: int = 0  # not downloaded yet: left pending for a later run
     skipped: int = 0  # already done before this run
+    requeued: int = 0  # marked done, but missing from the shard file: cut again
     reasons: dict[str, int] = field(default_factory=dict)
     output: str = ""
 
@@ -123,16 +124,6 @@ def plan_tasks(wd: Workdir, shard: Shard, rows: Any, loose: bool, download_attem
     return tasks, waiting, {c: e for c, e in gone.items() if c in wanted and c not in downloads}
 
 
-def _die_with_parent() -> None:
-    """Worker initializer: on Linux, get SIGKILL when the stage process dies, so a killed
-    run leaves no orphan workers behind."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def _results(tasks: list[CutTask], settings: CutSettings, workers: int,
              on_start: Callable[[str], None]) -> Iterator[CutResult]:
     """Results in completion order; `on_start(clip_id)` runs just before a clip is handed out."""
@@ -142,9 +133,9 @@ def _results(tasks: list[CutTask], settings: CutSettings, workers: int,
             yield cut_clip(task, settings)
         return
     context = get_context("forkserver")  # no inherited SQLite handles or tqdm threads
-    context.set_forkserver_preload(["pipeline.cut.clip"])
+    context.set_forkserver_preload(["pipeline.cut.clip", "pipeline.core.worker_lifetime"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=_die_with_parent) as pool:
+                             initializer=die_with, initargs=(os.getpid(),)) as pool:
         pending = list(reversed(tasks))
         running: set[Future] = set()
         while pending or running:
@@ -175,18 +166,42 @@ def check_recipe(shard_file: Path, recipe: dict[str, str]) -> None:
                          file=path, field="cut")
 
 
+def requeue_lost_clips(ledger: Ledger, shard_file: Path) -> list[str]:
+    """Clips the ledger calls done but the shard file (and its parts) lack are cut again: a
+    deleted group or a removed shard file must not leave `cut` saying "already done"."""
+    try:
+        stored = clip_store.stored_clip_ids(shard_file)
+    except OSError as exc:
+        raise InputError(f"unreadable clip store ({str(exc).splitlines()[0][:200]}); move it "
+                         "aside and rerun `avel cut`, which cuts its clips again",
+                         file=shard_file) from None
+    lost = ledger.requeue_missing(stored, "output-missing", f"not in {shard_file.name}")
+    if lost:
+        log.warning("%s: %d clips marked done are missing (e.g. %s); cutting them again",
+                    shard_file, len(lost), lost[0])
+    return lost
+
+
 def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int | None = None,
             loose: bool | None = None, progress: bool = True,
             retry_failed: str | None = None) -> CutSummary:
     """Cut every clip of `shard` that is not done yet; returns counts for the report.
 
     `retry_failed`: "all" cuts every failed clip again, a reason key only those failed for
-    it (a permanent failure is otherwise final, e.g. after adding a reason to cut.allow)."""
+    it (a permanent failure is otherwise final, e.g. after adding a reason to cut.allow).
+    A second run on the same shard is refused at once (`shard_lock`)."""
+    with shard_lock(Workdir(workdir).root, STAGE, shard.name):
+        return _run_cut(workdir, config, shard, workers=workers, loose=loose, progress=progress,
+                        retry_failed=retry_failed)
+
+
+def _run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int | None,
+             loose: bool | None, progress: bool, retry_failed: str | None) -> CutSummary:
     wd = Workdir(workdir)
     loose = config.cut.loose if loose is None else loose
     workers = config.cut.workers if workers is None else workers
     settings = settings_from(config, workers)
-    rows = shard_rows(load_manifest(wd.root), shard)
+    rows = shard_rows(load_manifest(wd.root, MEDIA_COLUMNS), shard)
     shard_file = wd.clips_file(shard)
     summary = CutSummary(shard=shard.name, output=str(wd.loose_dir() if loose else shard_file))
     # Leftovers of a killed run of THIS shard only: other shards may be writing beside us.
@@ -204,6 +219,8 @@ def run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int |
         check_recipe(shard_file, recipe)
     with Ledger(wd.ledger(LOOSE_STAGE if loose else STAGE, shard)) as ledger:
         ledger.ensure(rows["clip_id"])
+        if not loose:
+            summary.requeued = len(requeue_lost_clips(ledger, shard_file))
         if retry_failed:
             n = ledger.requeue(None if retry_failed == "all" else retry_failed)
             log.info("re-queued %d failed clips (%s)", n, retry_failed)

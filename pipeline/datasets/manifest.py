@@ -83,11 +83,30 @@ def build_manifest(workdir: str | Path, config: Config) -> pd.DataFrame:
     return table
 
 
-def load_manifest(workdir: str | Path) -> pd.DataFrame:
+# what the stages that fetch and cut media read from each row (every reader needs clip_id)
+MEDIA_COLUMNS = ("clip_id", "source", "start_s", "end_s")
+
+
+def load_manifest(workdir: str | Path, required: tuple[str, ...] = ("clip_id",)) -> pd.DataFrame:
+    """The manifest, checked: readable parquet, the `required` columns, unique clip ids."""
     path = Workdir(workdir).manifest
     if not path.is_file():
         raise InputError("no manifest; run `avel manifest` first", file=path)
-    return pd.read_parquet(path)
+    try:
+        table = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"not a readable parquet manifest ({first}); rerun `avel manifest`",
+                         file=path) from None
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise InputError(f"not an avel manifest: no column {missing[0]!r}; rerun `avel manifest`",
+                         file=path, field=missing[0])
+    if table["clip_id"].duplicated().any():
+        dup = table["clip_id"][table["clip_id"].duplicated()].iloc[0]
+        raise InputError(f"clip id {dup!r} appears twice; rerun `avel manifest`", file=path,
+                         field="clip_id")
+    return table
 
 
 def shard_rows(table: pd.DataFrame, shard: Shard) -> pd.DataFrame:

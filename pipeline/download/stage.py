@@ -32,16 +32,16 @@ from tqdm import tqdm
 
 from pipeline.core import atomic
 from pipeline.core.config import Config, resolve
-from pipeline.download.failures import (MESSAGE_RULES, PERMANENT, THROTTLED, TRANSIENT,
-                                        Failure)
-from pipeline.download.fetch import ByteCounter, Fetcher, Outcome, finished_files
-from pipeline.download.jobs import ClipJob, plan_jobs
 from pipeline.core.errors import InputError, StageStopped
 from pipeline.core.ledger import Ledger
-from pipeline.datasets.manifest import load_manifest, shard_rows
-from pipeline.download.pacing import ThrottleGate, TokenBucket, backoff_delay
+from pipeline.core.shard_lock import shard_lock
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
+from pipeline.datasets.manifest import MEDIA_COLUMNS, load_manifest, shard_rows
+from pipeline.download.failures import MESSAGE_RULES, PERMANENT, THROTTLED, TRANSIENT, Failure
+from pipeline.download.fetch import ByteCounter, Fetcher, Outcome, finished_files
+from pipeline.download.jobs import ClipJob, plan_jobs
+from pipeline.download.pacing import ThrottleGate, TokenBucket, backoff_delay
 from pipeline.download.ytdlp_options import build_options
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,27 @@ def run_download(workdir: str | Path, config: Config, shard: Shard, *,
 
     `retry_failed`: "all" re-queues every failed clip, a reason key only those failed for
     it. Raises `StageStopped` (exit code 3) when the host keeps throttling; everything
-    finished until then stays done.
+    finished until then stays done. A second run on the same shard is refused at once.
     """
+    with shard_lock(Workdir(workdir).root, STAGE, shard.name):
+        return _run_download(workdir, config, shard, workers=workers, retry_failed=retry_failed,
+                             progress=progress)
+
+
+def requeue_lost_downloads(wd: Workdir, ledger: Ledger) -> list[str]:
+    """Clips marked done whose file is gone are fetched again (one stat per done clip)."""
+    present = {e.clip_id for e in ledger.entries() if e.status == "done"
+               and e.info.get("file") and (wd.root / str(e.info["file"])).is_file()}
+    lost = ledger.requeue_missing(present, "output-missing", "downloaded file is gone")
+    if lost:
+        log.warning("%d clips marked downloaded have no file (e.g. %s); fetching them again",
+                    len(lost), lost[0])
+    return lost
+
+
+def _run_download(workdir: str | Path, config: Config, shard: Shard, *,
+                  workers: int | None, retry_failed: str | None,
+                  progress: bool) -> dict[str, Any]:
     wd = Workdir(workdir)
     dl = config.download
     if dl.cookies_file:  # relative to the work directory, like every config path
@@ -89,7 +108,7 @@ def run_download(workdir: str | Path, config: Config, shard: Shard, *,
                              field="download.cookies_file")
         dl = dataclasses.replace(dl, cookies_file=str(cookies))
         config = dataclasses.replace(config, download=dl)
-    rows = shard_rows(load_manifest(wd.root), shard)
+    rows = shard_rows(load_manifest(wd.root, MEDIA_COLUMNS), shard)
     jobs = plan_jobs(rows, config)
     raw_dir = wd.raw_dir(shard)
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -99,6 +118,7 @@ def run_download(workdir: str | Path, config: Config, shard: Shard, *,
     ledger_path = wd.ledger(STAGE, shard)
     with Ledger(ledger_path) as ledger:
         ledger.ensure(jobs)
+        requeue_lost_downloads(wd, ledger)
         if retry_failed:
             known = ledger.counts()["reasons"]
             n = ledger.requeue(None if retry_failed == ALL else retry_failed)

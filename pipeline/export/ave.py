@@ -21,13 +21,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.core import atomic
-
+from pipeline.core.errors import InputError
+from pipeline.core.safe_hdf5 import open_checked
 from pipeline.datasets import labels
-
+from pipeline.datasets.manifest import load_manifest
 from pipeline.export import ave_settings, completeness, transfer
 from pipeline.export import cpsp_resnet as cpsp_resnet_layout
-from pipeline.core.errors import InputError
-from pipeline.datasets.manifest import load_manifest
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ def split_orders(manifest: pd.DataFrame, orders_dir: Path | None) -> dict[str, n
         path = Path(orders_dir) / f"{split}_order.h5"
         if not path.is_file():
             continue
-        with h5py.File(path, "r") as fh:
+        with open_checked(path, what="order file") as fh:
             original = np.asarray(fh["order"][()], dtype=np.int64).ravel()
         if np.array_equal(np.sort(original), built[split]):
             built[split] = original
@@ -167,10 +166,7 @@ def export(workdir: str | Path, out_dir: str | Path, *, dtype: str = "float64",
 
 def read_feature_file(path: Path, shape: tuple[int, ...], n_rows: int) -> h5py.Dataset:
     """Open and validate one released feature file; the caller closes `.file`."""
-    try:
-        fh = h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(f"not a readable HDF5 file: {exc}", file=path) from None
+    fh = open_checked(path, what="released feature file")  # no external storage/links/VDS
     if KEY not in fh:
         fh.close()
         raise InputError(f"no dataset '{KEY}'", file=path, field=KEY)

@@ -27,6 +27,7 @@ import h5py
 import numpy as np
 
 from pipeline.core import atomic
+from pipeline.core.safe_hdf5 import open_checked
 from pipeline.datasets import labels
 from pipeline.datasets.manifest import load_manifest
 from pipeline.export import transfer
@@ -115,7 +116,7 @@ def match_orders(orders_dir: Path | None, n: int,
             path = Path(orders_dir) / f"{split}_order_match.h5"
             if not path.is_file():
                 break
-            with h5py.File(path, "r") as fh:
+            with open_checked(path, what="order file") as fh:  # nothing from outside it
                 order = np.asarray(fh["order"][()], dtype=np.int64).ravel() if "order" in fh else None
             if order is None or not len(order) or order.min() < 0 or order.max() >= n:
                 break

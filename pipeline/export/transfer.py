@@ -24,15 +24,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline import __version__
-
 from pipeline.core import atomic
-
-from pipeline.store import features as store
 from pipeline.core.config import load_config
 from pipeline.core.errors import InputError
 from pipeline.core.ledger import DONE, FAILED, Ledger
+from pipeline.core.safe_hdf5 import open_checked
 from pipeline.core.sharding import Shard, shard_of
 from pipeline.core.workdir import Workdir, ledger_stage
+from pipeline.store import features as store
 
 log = logging.getLogger(__name__)
 
@@ -229,12 +228,21 @@ class StoreWriter:
         self.pending: dict[int, tuple[list[str], list[np.ndarray]]] = {}
         self.parts: list[Path] = []
         self.written = 0
+        self.imported: set[str] = set()
 
     def add(self, clip_id: str, row: np.ndarray) -> None:
         s = shard_of(clip_id, self.count)
+        with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
+            row = np.asarray(row, dtype=self.dtype)
+        if not np.isfinite(row).all():  # after the cast: float16 turns 1e5 into inf
+            self.abort()  # this source's rows written so far go too
+            raise InputError(f"clip {clip_id}: the features hold NaN or inf values "
+                             f"(as {self.dtype}); none of this file's features were stored",
+                             file=self.attrs.get("imported_from"))
         ids, rows = self.pending.setdefault(s, ([], []))
         ids.append(clip_id)
-        rows.append(np.asarray(row, dtype=self.dtype))
+        rows.append(row)
+        self.imported.add(clip_id)
         if len(ids) >= IMPORT_BATCH:
             self._flush(s)
 
@@ -255,11 +263,33 @@ class StoreWriter:
         self.parts.clear()
         self.written = 0
 
+    def _check_provenance(self) -> None:
+        """A shard file has one provenance (its attrs): importing some clips into a shard whose
+        other rows were made otherwise (e.g. random weights) would relabel those rows. Refused,
+        and this import's parts removed, so every row stays truly described."""
+        for s in range(self.count):
+            shard_file = self.wd.features_file(self.name, Shard(s, self.count))
+            if not shard_file.is_file():
+                continue
+            with open_checked(shard_file, what="features file") as fh:
+                old = str(fh.attrs.get("weights", ""))
+                ids = {c.decode() if isinstance(c, bytes) else str(c) for c in fh["clip_id"][()]}
+            kept = ids - self.imported
+            if old and old != self.attrs.get("weights") and kept:
+                self.abort()
+                raise InputError(
+                    f"{len(kept)} clips here (e.g. {sorted(kept)[0]}) were made with "
+                    f"weights={old!r}, which this import would relabel as "
+                    f"{self.attrs.get('weights')!r}; import into an empty store (move "
+                    f"{shard_file.parent} aside) or import every clip of the shard",
+                    file=shard_file)
+
     def finish(self) -> int:
         for s in list(self.pending):
             self._flush(s)
         if not self.written:
             return 0
+        self._check_provenance()
         for s in range(self.count):
             shard_file = self.wd.features_file(self.name, Shard(s, self.count))
             if shard_file.is_file() or store.parts_dir(shard_file).is_dir():

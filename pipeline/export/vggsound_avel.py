@@ -163,6 +163,27 @@ def _dataset_name(workdir: Path) -> str:
 
 # --------------------------------------------------------------------------- import
 
+# A feature member is at most VGG-19 pool5 of ten seconds (10*7*7*512 float32 = 1 MB); the cap
+# leaves room for other layouts and bounds what one member can take: an import holds at most
+# one member (64 MB) plus its unpickled array, so a zip bomb stops well under 200 MB of RSS.
+MAX_MEMBER_BYTES = 64 << 20
+
+
+def bounded_member(zf: zipfile.ZipFile, name: str, path: Path) -> bytes:
+    """The member's bytes, read in one bounded call: the declared size is checked first and
+    the stream is cut at the cap in case the header lies."""
+    info = zf.getinfo(name)
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise InputError(f"member {name} inflates to {info.file_size} bytes, over the "
+                         f"{MAX_MEMBER_BYTES >> 20} MB cap for one feature file", file=path)
+    with zf.open(info) as fh:
+        data = fh.read(MAX_MEMBER_BYTES + 1)
+    if len(data) > MAX_MEMBER_BYTES:
+        raise InputError(f"member {name} inflates past the {MAX_MEMBER_BYTES >> 20} MB cap "
+                         "(its header understates its size)", file=path)
+    return data
+
+
 def read_zip(path: Path) -> object:
     """The unpickled content of the (last) `.pkl` member, as the CPSP `_load_fea` does.
     Call only for trusted files."""
@@ -171,8 +192,7 @@ def read_zip(path: Path) -> object:
             members = [n for n in zf.namelist() if ".pkl" in n]
             if not members:
                 raise InputError("no .pkl member in the zip", file=path)
-            with zf.open(members[-1]) as fh:
-                return pickle.loads(fh.read())  # noqa: S301 - gated by trust_pickles
+            return pickle.loads(bounded_member(zf, members[-1], path))  # noqa: S301 - gated by trust_pickles
     except zipfile.BadZipFile as exc:
         raise InputError(f"not a zip file: {exc}", file=path) from None
     except (pickle.UnpicklingError, EOFError, AttributeError, ModuleNotFoundError) as exc:

@@ -16,12 +16,16 @@ never stores a clip twice.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
+import os
+import pickle
 import platform
 import sys
 import time
+import zipfile
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -44,8 +48,11 @@ from models.device import resolve_device
 from pipeline.core.config import Config, ExtractConfig
 from pipeline.core.errors import InputError
 from pipeline.core.ledger import DONE, Ledger
+from pipeline.core.safe_hdf5 import open_checked
+from pipeline.core.shard_lock import shard_lock
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir, ledger_stage
+from pipeline.core.worker_lifetime import die_with_stage
 from pipeline.datasets.manifest import load_manifest
 from pipeline.store import clips as clip_store
 from pipeline.store import features as store
@@ -231,14 +238,24 @@ def build_extractor(name: str, settings: ExtractConfig, weights: str | None = No
     options["weights"] = weights or settings.weights.get(name, "pretrained")
     if options["weights"] == "random":
         options.setdefault("seed", settings.seed)
+    if name not in catalog.names():
+        raise InputError(f"unknown extractor {name!r}; known: {', '.join(catalog.names())}",
+                         field="extractor")
     try:
         return catalog.create(name, **options)
-    except KeyError as exc:
-        raise InputError(str(exc.args[0]), field="extractor") from None
     except FileNotFoundError as exc:
         raise InputError(str(exc), field=f"extract.weights.{name}") from None
     except TypeError as exc:
         raise InputError(f"bad options for {name}: {exc}", field=f"extract.options.{name}") from None
+    except pickle.UnpicklingError:  # weights load with weights_only=True: a hostile pickle, unrun
+        raise InputError(f"refused the weights file of {name}: it holds Python objects beyond "
+                         "tensors, and loading them could run code",
+                         field=f"extract.weights.{name} / --weights") from None
+    except (KeyError, RuntimeError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        first = f"{type(exc).__name__}: {first}" if isinstance(exc, KeyError) else first
+        where = f"extract.options.{name} / extract.weights.{name} / --weights"
+        raise InputError(f"cannot build {name}: {first}", field=where) from None
 
 
 def check_same_recipe(shard_file: Path, attrs: dict[str, Any]) -> None:
@@ -292,18 +309,36 @@ def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
 
 def run_extract_many(workdir: str | Path, names: list[str], shard: Shard, config: Config, *,
                      weights: str | None = None, progress: bool = True,
-                     extractors: dict[str, Extractor] | None = None,
+                     extractors: dict[str, Extractor] | None = None, verify: bool = False,
                      **overrides: Any) -> list[dict[str, Any]]:
     """One pass over the shard's cut clips for several extractors: each clip is read (and,
     with device decode, decoded) once; each extractor keeps its own ledger, store and
-    provenance, so each resumes on its own. Returns one summary per extractor, in order."""
+    provenance, so each resumes on its own. Returns one summary per extractor, in order.
+    A second run of an extractor on the same shard is refused at once (`shard_lock`);
+    `verify` also redoes rows whose bytes no longer match the checksum in the ledger."""
     if len(set(names)) != len(names):
         raise InputError(f"extractor listed twice: {', '.join(names)}", field="extractor")
+    with contextlib.ExitStack() as locks:
+        for name in names:
+            locks.enter_context(shard_lock(Workdir(workdir).root, ledger_stage("extract", name),
+                                           shard.name))
+        return _run_extract_many(workdir, names, shard, config, weights=weights,
+                                 progress=progress, extractors=extractors, verify=verify,
+                                 **overrides)
+
+
+def _run_extract_many(workdir: str | Path, names: list[str], shard: Shard, config: Config, *,
+                      weights: str | None, progress: bool,
+                      extractors: dict[str, Extractor] | None, verify: bool,
+                      **overrides: Any) -> list[dict[str, Any]]:
     wd = Workdir(workdir)
     settings = settings_for(config, names[0], **overrides)
     clips_file = wd.clips_file(shard)
     if not clips_file.is_file() and not clip_store.parts_dir(clips_file).is_dir():
         raise InputError("no cut clips for this shard; run `avel cut` first", file=clips_file)
+    for path in [clips_file, *sorted(clip_store.parts_dir(clips_file).glob("part-*.h5"))]:
+        if path.is_file():  # one walk per file: nothing read from outside it
+            open_checked(path, what="clip store").close()
     available = clip_store.stored_clip_ids(clips_file)
     order = clip_order(wd, shard, available)
 
@@ -328,7 +363,23 @@ def run_extract_many(workdir: str | Path, names: list[str], shard: Shard, config
 
         ledger = Ledger(wd.ledger(ledger_stage("extract", name), shard))
         ledger.ensure(order)
-        stored = store.stored_clip_ids(shard_file)
+        try:
+            stored = store.stored_clip_ids(shard_file)
+        except OSError as exc:
+            raise InputError(f"unreadable features file ({str(exc).splitlines()[0][:200]}); "
+                             "move it aside and rerun, which extracts its clips again",
+                             file=shard_file) from None
+        # the file is the truth: a row deleted (or a shard file removed) is extracted again
+        if verify:
+            changed = rows_not_matching_ledger(shard_file, ledger)
+            if changed:
+                log.warning("%s: %d rows differ from their ledger checksum (e.g. %s); "
+                            "extracting them again", shard_file, len(changed), changed[0])
+            stored = stored - set(changed)
+        lost = ledger.requeue_missing(stored, "output-missing", f"not in {shard_file.name}")
+        if lost:
+            log.warning("%s: %d clips marked done have no feature row (e.g. %s); extracting "
+                        "them again", shard_file, len(lost), lost[0])
         status = ledger.status_of()
         reconciled = [c for c in stored if status.get(c) != DONE]
         for clip_id in reconciled:  # killed after its part was written, before the ledger update
@@ -336,7 +387,7 @@ def run_extract_many(workdir: str | Path, names: list[str], shard: Shard, config
         todo = {c for c in ledger.todo(settings.max_attempts) if c not in stored and c in available}
         summary: dict[str, Any] = {"extractor": name, "shard": shard.name, "todo": len(todo), "done": 0,
                                    "failed": 0, "reconciled": len(reconciled),
-                                   "weights": extractor.weights_id,
+                                   "requeued": len(lost), "weights": extractor.weights_id,
                                    "device": str(device), "precision": settings.precision,
                                    "decode": attrs["decode"]}
         jobs.append(_Job(name, extractor, shard_file, attrs, ledger, todo, summary))
@@ -369,6 +420,24 @@ def run_extract_many(workdir: str | Path, names: list[str], shard: Shard, config
     return [job.summary for job in jobs]
 
 
+def rows_not_matching_ledger(shard_file: Path, ledger: Ledger) -> list[str]:
+    """Clips whose stored row hashes differently from the checksum the ledger recorded when it
+    was written (sha256 of the row's bytes in the store dtype); one row in memory at a time."""
+    if not shard_file.is_file():
+        return []
+    expected = {e.clip_id: e.checksum for e in ledger.entries() if e.status == DONE and e.checksum}
+    changed = []
+    with open_checked(shard_file, what="features file") as fh:
+        ids, rows = fh["clip_id"], fh["features"]
+        for i, raw in enumerate(ids[()]):
+            clip_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+            want = expected.get(clip_id)
+            digest = hashlib.sha256(np.ascontiguousarray(rows[i]).tobytes()).hexdigest()
+            if want and digest[:len(want)] != want:
+                changed.append(clip_id)
+    return changed
+
+
 def _extract_clips(jobs: list[_Job], clips_file: Path, order: list[str], settings: ExtractConfig,
                    device: torch.device, on_device: bool,
                    progress: bool) -> tuple[dict[str, int], dict[str, float]]:
@@ -379,7 +448,7 @@ def _extract_clips(jobs: list[_Job], clips_file: Path, order: list[str], setting
         dataset, batch_size=None, shuffle=False,
         num_workers=settings.num_workers, pin_memory=device.type == "cuda",
         prefetch_factor=settings.prefetch if settings.num_workers else None,
-        persistent_workers=False)
+        persistent_workers=False, worker_init_fn=functools.partial(die_with_stage, os.getpid()))
     out_dtype = torch.float16 if settings.store_dtype == "float16" else torch.float32
     by_name = {j.name: j for j in jobs}
     label = "+".join(by_name)

@@ -20,10 +20,11 @@ from pipeline.core.sharding import Shard, resolve_shard
 from pipeline.core.workdir import Workdir, ledger_stage
 from pipeline.datasets.manifest import build_manifest, load_manifest, shard_rows
 from pipeline.export.formats import export_for_run
+from pipeline.extract.stage import build_extractor, settings_for
 from pipeline.run import executor_local, executor_ray
 from pipeline.run.stages import GLOBAL_STAGES, SHARD_STAGES, one_pass_task, shard_tasks
 from pipeline.store.index import rebuild_index
-from pipeline.train.stage import train
+from pipeline.train.stage import resolve_preset, train
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,23 @@ def shards_to_run(config: Config, shard_index: int | None, num_shards: int | Non
     return [Shard(i, count) for i in range(count)]
 
 
+def check_extractors(config: Config) -> None:
+    """Build every configured extractor once (random weights: seconds) before any stage
+    starts, so an unknown name or recipe option stops the run at once, not after the stages
+    before it ran for an hour."""
+    for name in config.extract.extractors:
+        build_extractor(name, settings_for(config, name), weights="random")
+
+
 def run(workdir: str | Path, stages: list[str], *, executor: str | None = None,
         shard_index: int | None = None, num_shards: int | None = None) -> dict[str, Any]:
     """Run `stages` (pipeline order) and return {stages: {...}, counts, exit_code}."""
     wd = Workdir(workdir)
     config = load_config(wd.root)
+    if "extract" in stages:
+        check_extractors(config)
+    if "train" in stages:  # an unknown task, model or override stops the run before download
+        resolve_preset(config)
     if not wd.manifest.is_file():
         build_manifest(wd.root, config)
     shards = shards_to_run(config, shard_index, num_shards)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import h5py
 
+from pipeline.core.errors import InputError
 from pipeline.core.ledger import Ledger
 from pipeline.core.workdir import Workdir
 
@@ -17,6 +19,7 @@ def collect(workdir: str | Path) -> dict[str, Any]:
     """{stages: {stage: {done, pending, failed, reasons, shards: {name: counts}}}, features: {...}}"""
     wd = Workdir(workdir)
     stages: dict[str, Any] = {}
+    problems: list[str] = []
     state = wd.root / "state"
     stage_dirs = sorted(state.iterdir()) if state.is_dir() else []
     stage_dirs.sort(key=lambda p: (STAGE_ORDER.index(p.name.split("-")[0])
@@ -26,18 +29,43 @@ def collect(workdir: str | Path) -> dict[str, Any]:
             continue
         total: dict[str, Any] = {"done": 0, "pending": 0, "failed": 0, "reasons": {}, "shards": {}}
         for db in sorted(stage_dir.glob("*.sqlite")):
-            with Ledger(db) as ledger:
-                counts = ledger.counts()
+            try:
+                with Ledger(db, read_only=True) as ledger:
+                    counts = ledger.counts()
+            except (InputError, OSError, sqlite3.DatabaseError) as exc:
+                problems.append(f"{db}: unreadable ledger ({_first_line(exc)})")
+                continue
             total["shards"][db.stem] = counts
             for key in ("done", "pending", "failed"):
                 total[key] += counts[key]
             for reason, n in counts["reasons"].items():
                 total["reasons"][reason] = total["reasons"].get(reason, 0) + n
         stages[stage_dir.name] = total
-    return {"workdir": str(wd.root), "stages": stages, "features": feature_provenance(wd)}
+    features = feature_provenance(wd, problems)
+    problems += unreadable_stores(wd)
+    return {"workdir": str(wd.root), "stages": stages, "features": features, "problems": problems}
 
 
-def feature_provenance(wd: Workdir) -> dict[str, Any]:
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def unreadable_stores(wd: Workdir) -> list[str]:
+    """Clip shard files HDF5 cannot open (truncated, overwritten), each by name: the ledger may
+    call their clips done, and the next `avel cut` requeues them."""
+    out = []
+    clips = wd.root / "clips"
+    for path in sorted(clips.glob("*.h5")) if clips.is_dir() else []:
+        try:
+            with h5py.File(path, "r"):
+                pass
+        except OSError as exc:
+            out.append(f"{path}: unreadable HDF5 file ({_first_line(exc)})")
+    return out
+
+
+def feature_provenance(wd: Workdir, problems: list[str] | None = None) -> dict[str, Any]:
     """Per extractor: shards, rows and whether any shard was made with random weights."""
     out: dict[str, Any] = {}
     root = wd.root / "features"
@@ -51,7 +79,9 @@ def feature_provenance(wd: Workdir) -> dict[str, Any]:
                     rows += int(fh["features"].shape[0]) if "features" in fh else 0
                     random |= str(fh.attrs.get("weights", "")) == "random"
                 shards += 1
-            except OSError:
+            except (OSError, KeyError) as exc:
+                if problems is not None:
+                    problems.append(f"{path}: unreadable features file ({_first_line(exc)})")
                 continue
         out[ex_dir.name] = {"shards": shards, "rows": rows, "random_weights": random}
     return out
@@ -74,4 +104,6 @@ def render(report: dict[str, Any], verbose: bool = False) -> str:
     for name, f in report["features"].items():
         flag = "  RANDOM WEIGHTS (not for research use)" if f["random_weights"] else ""
         lines.append(f"features/{name}: {f['rows']} clips in {f['shards']} shards{flag}")
+    for problem in report.get("problems", []):
+        lines.append(f"UNREADABLE {problem}")
     return "\n".join(lines)

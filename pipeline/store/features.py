@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 
 from pipeline.core import atomic
+from pipeline.core.safe_hdf5 import open_checked
 from pipeline.store import parts
 from pipeline.store.parts import Pick, parts_dir  # noqa: F401 (parts_dir: part of this API)
 
@@ -178,7 +179,7 @@ class FeatureReader:
         self._ids: list[list[str]] = []
         try:
             for s, path in enumerate(self._files):
-                fh = h5py.File(path, "r")
+                fh = open_checked(path, what="features file")  # nothing read from outside it
                 self._handles.append(fh)
                 self._datasets.append(fh["features"])
                 ids = _decode(fh["clip_id"][()])

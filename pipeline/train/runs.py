@@ -9,7 +9,9 @@ from typing import Any
 
 import torch
 
+from models.training.trainer import load_checkpoint
 from models.weights.checkpoints import load_official
+from pipeline.core.errors import InputError
 
 
 def run_dir(workdir: str | Path, task: str, model: str) -> Path:
@@ -31,12 +33,20 @@ def eval_dir(run: Path, split: str, checkpoint: str | Path | None,
 def network_to_evaluate(trainer: Any, checkpoint: str | Path | None, official_arch: str | None,
                         trust_pickles: bool) -> torch.nn.Module:
     """The run's best network, a checkpoint of ours, or an authors' release (`official_arch`)."""
-    if checkpoint is not None and official_arch:
-        net = load_official(checkpoint, official_arch, trust_pickles=trust_pickles)
-        return net.to(trainer.device, trainer.dtype)
-    if checkpoint is not None:
-        net = trainer._model()
-        state = torch.load(checkpoint, map_location=trainer.device, weights_only=True)
-        net.load_state_dict(state.get("model", state))
-        return net
-    return trainer.load_best()
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise InputError("no such file", file=checkpoint, field="--checkpoint")
+    try:
+        if checkpoint is not None and official_arch:
+            net = load_official(checkpoint, official_arch, trust_pickles=trust_pickles)
+            return net.to(trainer.device, trainer.dtype)
+        if checkpoint is not None:
+            net = trainer._model()
+            net.load_state_dict(load_checkpoint(checkpoint, trainer.device)["model"])
+            return net
+        return trainer.load_best()
+    except (ValueError, KeyError, RuntimeError, FileNotFoundError) as exc:
+        where = checkpoint if checkpoint is not None else trainer.ckpt_dir
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = reason.removeprefix(f"{where}: ").strip("'\"")
+        raise InputError(f"cannot load: {reason[:300]}", file=where,
+                         field="--checkpoint" if checkpoint is not None else None) from exc

@@ -42,6 +42,7 @@ from models.training.trainer import Trainer, make_family
 from pipeline.core import atomic
 from pipeline.core.config import Config, load_config, resolve
 from pipeline.core.errors import InputError
+from pipeline.core.safe_hdf5 import open_checked
 from pipeline.datasets.labels import avc_from_manifest, ave_classes, ave_segment_labels, vggsound_avel_labels
 from pipeline.datasets.manifest import load_manifest
 from pipeline.datasets.readers.vggsound_avel import categories_for
@@ -156,7 +157,9 @@ def fits_in_memory(need: int, available: int | None) -> bool:
 
 
 def load_training_data(workdir: str | Path, config: Config, audio_name: str = "vggish",
-                       visual_name: str = "vgg19") -> TrainingData:
+                       visual_name: str = "vgg19", classes: list[str] | None = None
+                       ) -> TrainingData:
+    """`classes`: the run's class list (see `run_classes`); None derives it from the manifest."""
     workdir = Path(workdir)
     if config.train.original_ave_dir:
         return _original_ave_data(workdir, config)
@@ -166,7 +169,7 @@ def load_training_data(workdir: str | Path, config: Config, audio_name: str = "v
     if config.dataset.name.startswith("vggsound-avel"):
         labels, classes = vggsound_avel_segment_labels(workdir, config, manifest)
     else:
-        labels, classes = segment_labels(manifest)
+        labels, classes = segment_labels(manifest, classes)
     try:
         audio_r, visual_r = open_features(workdir, audio_name), open_features(workdir, visual_name)
     except FileNotFoundError as exc:
@@ -214,6 +217,8 @@ def _original_ave_data(workdir: Path, config: Config) -> TrainingData:
     directory = Path(config.train.original_ave_dir or "")
     if not directory.is_absolute():
         directory = workdir / directory
+    for path in sorted(directory.glob("*.h5")):  # no external storage, links or VDS
+        open_checked(path, what="released AVE file").close()
     try:
         datasets, num_classes = load_original_ave(directory, config.train.in_memory != "never")
     except (FileNotFoundError, KeyError, OSError) as exc:
@@ -240,6 +245,31 @@ def _original_vggsound_avel_data(workdir: Path, config: Config) -> TrainingData:
     names = sorted(train_ds.class_of, key=train_ds.class_of.__getitem__)
     ids = [v for s in SPLITS for v in datasets[s].video_ids]
     return TrainingData(datasets, train_ds.num_classes, names + ["background"], ids)
+
+
+CLASSES_FILE = "classes.json"
+
+
+def run_classes(path: Path) -> list[str] | None:
+    """The class list a run was trained with, so class ids never move when manifest rows are
+    dropped or reordered later (for custom category sets; AVE's official 28 never move)."""
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        names = doc["classes"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError("'classes' is not a list of names")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"not a class list ({exc})", file=path) from None
+    return names
+
+
+def save_classes(path: Path, data: TrainingData) -> None:
+    names = [n for n in data.class_names if n != "background"]
+    if run_classes(path) != names:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(path, json.dumps({"classes": names}, indent=1))
 
 
 def resolve_preset(config: Config, task: str | None = None, model: str | None = None,
@@ -274,8 +304,10 @@ def train(workdir: str | Path, config: Config | None = None, *, task: str | None
     if preset.family == "avvp":
         return train_avvp(workdir, config, preset, device, resume, progress)
     opts = preset.options
+    classes_file = run_dir(workdir, preset.task, preset.model) / CLASSES_FILE
     data = load_training_data(workdir, config, opts.get("audio_features", "vggish"),
-                              default_visual(opts))
+                              default_visual(opts), run_classes(classes_file))
+    save_classes(classes_file, data)
     trainer = _trainer(workdir, config, preset, data, device, progress)
     test = data.datasets["test"] if len(data.datasets["test"]) else None
     result = trainer.fit(data.datasets["train"], data.datasets["val"], test, resume=resume)
@@ -303,7 +335,8 @@ def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | N
                              trust_pickles, device, n_timelines)
     opts = preset.options
     data = load_training_data(workdir, config, opts.get("audio_features", "vggish"),
-                              default_visual(opts))
+                              default_visual(opts),
+                              run_classes(run_dir(workdir, preset.task, preset.model) / CLASSES_FILE))
     if split not in data.datasets or not len(data.datasets[split]):
         raise InputError(f"no '{split}' clips with features", field="split")
     trainer = _trainer(workdir, config, preset, data, device, progress=False)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core.errors import InputError
+from pipeline.datasets.labels import AVE_CATEGORIES
 from pipeline.datasets.readers.text import read_lines, to_number
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ CLIP_SECONDS = 10.0
 def read_annotations(path: str | Path) -> pd.DataFrame:
     rows = []
     seen: dict[str, int] = {}
+    first_line: dict[tuple[str, ...], int] = {}
     for line_no, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
@@ -49,6 +51,11 @@ def read_annotations(path: str | Path) -> pd.DataFrame:
         if start_s < 0 or end_s > CLIP_SECONDS:
             raise InputError(f"event [{start}, {end}] lies outside the 10 s clip", file=path,
                              line=line_no, field="event_start" if start_s < 0 else "event_end")
+        key = (category, video_id, start, end)
+        if key in first_line:  # the real list has none: a repeated row is a broken file
+            raise InputError(f"repeats line {first_line[key]} (same category, video and "
+                             "event)", file=path, line=line_no, field="video_id")
+        first_line[key] = line_no
         seen[video_id] = seen.get(video_id, 0) + 1
         clip_id = video_id if seen[video_id] == 1 else f"{video_id}__{seen[video_id]}"
         rows.append({
@@ -57,7 +64,22 @@ def read_annotations(path: str | Path) -> pd.DataFrame:
             "event_start": int(start_s), "event_end": int(end_s), "row": len(rows),
             "line": line_no, "file": str(path),
         })
+    _check_categories(rows, path)
     return pd.DataFrame(rows)
+
+
+def _check_categories(rows: list[dict], path: str | Path) -> None:
+    """A list that is mostly the official AVE categories must use only them: one stray name
+    would otherwise make the class set a custom one and move every class id. Lists where at
+    most half of the distinct names are official (synthetic or custom sets) keep their own."""
+    official = set(AVE_CATEGORIES)
+    names = {r["category"] for r in rows}
+    if 2 * len(names & official) <= len(names):
+        return
+    for r in rows:
+        if r["category"] not in official:
+            raise InputError(f"unknown category {r['category']!r}: not one of the 28 AVE "
+                             "categories", file=path, line=r["line"], field="category")
 
 
 def read_order_files(orders_dir: str | Path, n_rows: int) -> np.ndarray:

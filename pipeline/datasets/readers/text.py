@@ -10,11 +10,20 @@ from pathlib import Path
 from pipeline.core.errors import InputError
 
 
+# the largest list any dataset ships is VGGSound's (~200k rows, ~10 MB); a cap checked before
+# reading keeps a runaway file from taking minutes and gigabytes to be refused
+MAX_LIST_BYTES = 256 << 20
+
+
 def read_lines(path: str | Path) -> list[str]:
     """Lines of a UTF-8 text file (BOM tolerated), without line endings; empty file is an error."""
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", file=path)
+    size = path.stat().st_size
+    if size > MAX_LIST_BYTES:
+        raise InputError(f"{size} bytes is over the {MAX_LIST_BYTES >> 20} MB a list file may "
+                         "have (VGGSound's 200k rows take 10 MB)", file=path)
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
