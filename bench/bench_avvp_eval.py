@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.training.avvp_data import CLASS_INDEX, DenseAnnotations
 from models.metrics.avvp import AvvpScorer
+from models.training.avvp_data import CLASS_INDEX, DenseAnnotations
 
 
 def _default_data() -> Path:

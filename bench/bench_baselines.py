@@ -20,10 +20,10 @@ CASES = [("av_att", "ave-fully"), ("dmrn", "ave-fully"), ("avel", "ave-fully"), 
 
 
 def time_step(model_name: str, task: str, dtype: torch.dtype, batch: int, repeats: int, device: str) -> float:
-    from models.training.baseline_fit import step
-    from models.training.baseline_objectives import OBJECTIVES
-    from models.training.baseline_hparams import get_baseline_hparams
     from models.registry import build
+    from models.training.baseline_fit import step
+    from models.training.baseline_hparams import get_baseline_hparams
+    from models.training.baseline_objectives import OBJECTIVES
 
     preset = get_baseline_hparams(task, model_name)
     objective = OBJECTIVES[preset.objective]

@@ -30,10 +30,10 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from pipeline.core.config import load_config  # noqa: E402
+from pipeline.core.sharding import Shard  # noqa: E402
 from pipeline.cut.checks import Span  # noqa: E402
 from pipeline.cut.clip import CutSettings, CutTask, cut_clip  # noqa: E402
 from pipeline.cut.stage import run_cut  # noqa: E402
-from pipeline.core.sharding import Shard  # noqa: E402
 from pipeline.demo.synthetic import write_dataset  # noqa: E402
 
 

@@ -26,10 +26,10 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.core.config import load_config  # noqa: E402
-from pipeline.download.stage import run_download  # noqa: E402
-from pipeline.demo.loopback_server import serve  # noqa: E402
 from pipeline.core.sharding import Shard  # noqa: E402
+from pipeline.demo.loopback_server import serve  # noqa: E402
 from pipeline.demo.synthetic import write_dataset  # noqa: E402
+from pipeline.download.stage import run_download  # noqa: E402
 
 
 def serve_dir(root: Path, n_clips: int) -> list[str]:

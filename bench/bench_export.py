@@ -26,15 +26,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from pipeline.export import ave as export_ave  # noqa: E402
-
-from pipeline.export import llp as export_llp
-
-from pipeline.export import vggsound_avel as export_vggsound_avel
-
-from pipeline.store import features as store
 from pipeline.core.sharding import Shard  # noqa: E402
 from pipeline.core.workdir import Workdir  # noqa: E402
+from pipeline.export import ave as export_ave  # noqa: E402
+from pipeline.export import llp as export_llp
+from pipeline.export import vggsound_avel as export_vggsound_avel
+from pipeline.store import features as store
 
 
 def manifest(root: Path, n: int) -> list[str]:

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from extractors import catalog  # noqa: E402
 from extractors.frames import normalise, resize  # noqa: E402
 from pipeline.core.config import load_config  # noqa: E402
-from pipeline.extract.stage import run_extract  # noqa: E402
 from pipeline.core.sharding import Shard  # noqa: E402
+from pipeline.extract.stage import run_extract  # noqa: E402
 from pipeline.store import open_features  # noqa: E402
 from tests.fixtures_visual import jpeg_frames, write_workdir  # noqa: E402
 

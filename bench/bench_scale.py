@@ -146,6 +146,7 @@ def step_export(root: str) -> dict[str, Any]:
 
 def step_train_data(root: str, items: int, workers: int) -> dict[str, Any]:
     import torch
+
     from pipeline.core.config import Config, DatasetConfig, TrainConfig
     from pipeline.train.stage import load_training_data
     config = Config(dataset=DatasetConfig(name="vggsound-avel"),

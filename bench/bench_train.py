@@ -31,10 +31,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from models.registry import build  # noqa: E402
 from models.training import psp_losses as L  # noqa: E402
 from models.training.ave_data import ArrayAVEDataset  # noqa: E402
 from models.training.presets import get_preset, with_overrides  # noqa: E402
-from models.registry import build  # noqa: E402
 from models.training.trainer import Trainer, make_family  # noqa: E402
 
 

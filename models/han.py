@@ -24,7 +24,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
 N_CLASSES = 25
 D_MODEL = 512
 FRAMES_PER_SEGMENT = 8

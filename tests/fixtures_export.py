@@ -10,11 +10,11 @@ import h5py
 import numpy as np
 import yaml
 
-from pipeline.store import features as store
 from pipeline.core.config import load_config
-from pipeline.datasets.manifest import build_manifest, load_manifest
 from pipeline.core.sharding import Shard, shard_of
 from pipeline.core.workdir import Workdir
+from pipeline.datasets.manifest import build_manifest, load_manifest
+from pipeline.store import features as store
 
 
 def make_workdir(root: Path, dataset: dict, num_shards: int = 2) -> Path:

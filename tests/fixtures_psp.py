@@ -8,11 +8,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pipeline.store import features as store
 from pipeline.commands.init import init_workdir
 from pipeline.core.config import load_config
-from pipeline.datasets.manifest import build_manifest
 from pipeline.core.sharding import Shard
+from pipeline.datasets.manifest import build_manifest
+from pipeline.store import features as store
 
 CLASSES = ["Beep low", "Beep mid", "Beep high", "Whistle"]
 

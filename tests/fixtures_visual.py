@@ -15,9 +15,9 @@ import pandas as pd
 import yaml
 from PIL import Image
 
-from pipeline.store import clips as clip_store
 from pipeline.core.sharding import Shard, shard_of
 from pipeline.core.workdir import Workdir
+from pipeline.store import clips as clip_store
 
 
 def jpeg_frames(n: int, seed: int, size: tuple[int, int] = (48, 36)) -> list[bytes]:

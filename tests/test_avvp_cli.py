@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.metrics.avvp import METRIC_NAMES
 from models.han import HAN
-from pipeline.store.features import consolidate, write_part
+from models.metrics.avvp import METRIC_NAMES
 from pipeline.core.workdir import Workdir
+from pipeline.store.features import consolidate, write_part
 from tests.conftest import avel_cmd, cli_env
 
 TRAIN = {"aaaaaaaaaa1_0_10": "Speech", "aaaaaaaaaa2_0_10": "Dog",

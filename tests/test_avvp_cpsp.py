@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.cpsp_avvp import PositiveSamplePropagation, PSPMMIL, smoothed_cross_entropy, video_contrastive
+from models.cpsp_avvp import PSPMMIL, PositiveSamplePropagation, smoothed_cross_entropy, video_contrastive
 from models.registry import build
 from models.training.avvp_task import avvp_loss
 from models.training.presets import get_preset

@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.training.avvp_data import (CATEGORIES, DenseAnnotations, label_vector, read_weak_labels,
-                              video_id)
+from models.training.avvp_data import CATEGORIES, DenseAnnotations, label_vector, read_weak_labels, video_id
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from models.han import HAN, smoothed_targets
+from models.registry import build
 from models.training.avvp_task import avvp_loss
 from models.weights.han_checkpoint import load_han_checkpoint
-from models.registry import build
 
 
 def inputs(b: int = 2, seed: int = 0):

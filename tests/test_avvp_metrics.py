@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.metrics.avvp import (AvvpScorer, event_level, extract_event, format_table,
-                                 segment_level, video_predictions)
+from models.metrics.avvp import (
+    AvvpScorer,
+    event_level,
+    extract_event,
+    format_table,
+    segment_level,
+    video_predictions,
+)
 
 SPEECH, DOG, CAT = 0, 3, 4
 

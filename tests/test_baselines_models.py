@@ -11,8 +11,8 @@ import torch.nn as nn
 from models import registry
 from models.baselines.eccv18_attention import dmrn_fusion
 from models.training.baseline_fit import step
-from models.training.baseline_objectives import OBJECTIVES
 from models.training.baseline_hparams import get_baseline_hparams
+from models.training.baseline_objectives import OBJECTIVES
 
 B = 2
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.weights.checkpoints import load_official
-from models.training.presets import get_preset
 from models.registry import build
+from models.training.presets import get_preset
+from models.weights.checkpoints import load_official
 from pipeline.train.stage import evaluate, train
 from tests.conftest import avel_cmd, cli_env
 from tests.fixtures_psp import make_workdir, per_second_truth

@@ -54,8 +54,9 @@ def test_a_baseline_learns_the_tiny_task(tmp_path):
 def test_eccv18_weak_training_appends_background_videos_and_drops_the_last_batch(ave):
     """9 videos -> 3 train + 3 background-only; batch 4 with drop_last -> one batch of 4,
     the last two (background) videos never seen, as in the original."""
-    from models.training.baseline_fit import _batches, _Pool
     import numpy as np
+
+    from models.training.baseline_fit import _batches, _Pool
     pool = _Pool(ave, ave.orders["train"], noisy=True)
     assert len(pool) == 6 and pool.video_labels[-3:, 28].tolist() == [1, 1, 1]
     batches = list(_batches(len(pool), 4, shuffle=False, drop_last=True, rng=np.random.default_rng(0)))

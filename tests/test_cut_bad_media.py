@@ -8,14 +8,14 @@ import subprocess
 
 import pytest
 
-from pipeline.store import clips as clip_store
-from tests.bad_media_corpus import write_corpus
 from pipeline.core.config import load_config
-from pipeline.cut.stage import run_cut
 from pipeline.core.ledger import Ledger
 from pipeline.core.sharding import Shard
-from pipeline.run.status import collect
 from pipeline.core.workdir import Workdir
+from pipeline.cut.stage import run_cut
+from pipeline.run.status import collect
+from pipeline.store import clips as clip_store
+from tests.bad_media_corpus import write_corpus
 from tests.conftest import avel_cmd, cli_env
 from tests.fixtures_cut import make_workdir
 
@@ -71,8 +71,9 @@ def test_default_allow_cuts_harmless_oddities_with_a_note(tmp_path, corpus):
         assert json.loads(media.attrs["notes"]) == ([case.reason] if case.reason else [])
         assert media.audio.shape == (160000,)
     # ffmpeg applies the display rotation, as the original commands did: 64x48 becomes 48x64
-    from PIL import Image
     import io
+
+    from PIL import Image
     rotated = clip_store.read_clip(shard_file, "rotated").frames[0]
     assert Image.open(io.BytesIO(rotated)).size == (48, 64)
     assert Image.open(io.BytesIO(clip_store.read_clip(shard_file, "good_a").frames[0])).size == (64, 48)

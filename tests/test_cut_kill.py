@@ -13,10 +13,10 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.bad_media_corpus import good_clip
 from pipeline.core.ledger import Ledger
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
+from tests.bad_media_corpus import good_clip
 from tests.conftest import avel_cmd, cli_env
 from tests.fixtures_cut import make_workdir
 

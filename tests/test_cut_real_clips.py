@@ -123,11 +123,11 @@ def test_ave_audio_recipe_keeps_native_rate_and_channels(llp_clip):
 
 
 def test_real_llp_clip_through_the_stage(tmp_path, llp_clip, llp_frames):
-    from pipeline.store import clips as clip_store
     from pipeline.core.config import load_config
-    from pipeline.cut.stage import run_cut
     from pipeline.core.sharding import Shard
     from pipeline.core.workdir import Workdir
+    from pipeline.cut.stage import run_cut
+    from pipeline.store import clips as clip_store
     from tests.fixtures_cut import make_workdir
 
     wd = make_workdir(tmp_path, [("BjCEufrlXm4", llp_clip, 0.0, 10.0)],

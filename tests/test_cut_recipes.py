@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.core.config_schema import build
 from pipeline.core.config import CutConfig
+from pipeline.core.config_schema import build
 from pipeline.cut.frames import DecodeError, split_jpegs
 from pipeline.cut.recipes import ave_selection, frames_recipe, select
 

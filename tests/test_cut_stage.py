@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.store import clips as clip_store
-from tests.bad_media_corpus import good_clip
 from pipeline.core.config import load_config
-from pipeline.cut.stage import run_cut
 from pipeline.core.ledger import Ledger
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
+from pipeline.cut.stage import run_cut
+from pipeline.store import clips as clip_store
+from tests.bad_media_corpus import good_clip
 from tests.fixtures_cut import make_workdir
 
 SHARD = Shard(0, 1)
@@ -73,8 +73,9 @@ def test_uniform_recipe_and_jpeg_quality(tmp_path, videos):
     assert np.allclose(media.frame_times, np.arange(40) / 4)
     args = json.loads(media.attrs["ffmpeg_args"])
     assert args[args.index("-q:v") + 1] == "3" and "[0:v]scale=32:24[s0]" in args
-    from PIL import Image
     import io
+
+    from PIL import Image
     assert Image.open(io.BytesIO(media.frames[0])).size == (32, 24)
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.demo.runner import DemoSize, render_summary, run_demo
 from pipeline.core.media_probe import probe
+from pipeline.demo.runner import DemoSize, render_summary, run_demo
 
 
 @pytest.fixture(scope="module")

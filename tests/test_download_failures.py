@@ -9,8 +9,14 @@ from yt_dlp.networking import Response
 from yt_dlp.networking.exceptions import HTTPError, IncompleteRead, TransportError
 from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError
 
-from pipeline.download.failures import (PERMANENT, THROTTLED, TRANSIENT, classify,
-                                        classify_http, classify_message)
+from pipeline.download.failures import (
+    PERMANENT,
+    THROTTLED,
+    TRANSIENT,
+    classify,
+    classify_http,
+    classify_message,
+)
 
 
 def _http_error(status: int, headers: dict[str, str] | None = None) -> HTTPError:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.core.config import load_config
-from pipeline.download.stage import run_download
-from pipeline.demo.loopback_server import serve
 from pipeline.core.sharding import Shard
+from pipeline.demo.loopback_server import serve
+from pipeline.download.stage import run_download
 from pipeline.run.status import collect
 from tests.fixtures_download import ledger_entries, make_workdir, served_copy, synthetic_data
 

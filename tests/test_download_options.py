@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from pipeline.core.config import DownloadConfig, load_config
-from pipeline.download.stage import run_download
 from pipeline.core.errors import InputError
-from pipeline.demo.loopback_server import serve
 from pipeline.core.sharding import Shard
+from pipeline.demo.loopback_server import serve
+from pipeline.download.stage import run_download
 from pipeline.download.ytdlp_options import build_options
 from tests.fixtures_download import ledger_entries, make_workdir, synthetic_data
 

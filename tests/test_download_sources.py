@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 
 from pipeline.core.config import load_config
-from pipeline.download.jobs import job_for
-from pipeline.download.stage import run_download
-from pipeline.demo.loopback_server import serve
 from pipeline.core.media_probe import probe
 from pipeline.core.sharding import Shard
+from pipeline.demo.loopback_server import serve
 from pipeline.demo.synthetic import plan
+from pipeline.download.jobs import job_for
+from pipeline.download.stage import run_download
 from tests.fixtures_download import ledger_entries, make_workdir, synthetic_data
 
 SHARD = Shard(0, 1)

@@ -9,12 +9,12 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.export import ave as export_ave
 from pipeline.core.errors import InputError
 from pipeline.core.ledger import Ledger
-from pipeline.datasets.manifest import load_manifest
 from pipeline.core.sharding import Shard, shard_of
 from pipeline.core.workdir import Workdir
+from pipeline.datasets.manifest import load_manifest
+from pipeline.export import ave as export_ave
 from tests.fixtures_export import ave_workdir, fill_store, h5, read_store
 
 N = 30  # first 30 Annotations rows

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.datasets import labels
 from pipeline.core.errors import InputError
+from pipeline.datasets import labels
 from pipeline.datasets.readers import ave, llp
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.export import llp as export_llp
 from pipeline.core.errors import InputError
 from pipeline.datasets.manifest import load_manifest
+from pipeline.export import llp as export_llp
 from tests.fixtures_export import fill_store, llp_workdir, read_store
 
 N = 12

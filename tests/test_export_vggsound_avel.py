@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.export import vggsound_avel as vav
-from pipeline.datasets import labels
 from pipeline.core.errors import InputError
+from pipeline.datasets import labels
 from pipeline.datasets.manifest import load_manifest
+from pipeline.export import vggsound_avel as vav
 from tests.fixtures_export import fill_store, read_store, vggsound_avel_workdir
 
 N = 6

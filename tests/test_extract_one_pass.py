@@ -90,7 +90,8 @@ def test_one_pass_of_two_extractors_equals_separate_runs(tmp_path: Path, decode:
             np.testing.assert_array_equal(one[clip_id], two[clip_id], err_msg=f"{name} {clip_id}")
         with open_features(together.root, name) as reader:  # each its own provenance
             assert reader.attrs["extractor"] == name and reader.attrs["decode"] == decode
-        with Ledger(together.ledger(ledger_stage("extract", name), Shard(0, 1))) as ledger:  # and its own ledger
+        # and its own ledger
+        with Ledger(together.ledger(ledger_stage("extract", name), Shard(0, 1))) as ledger:
             assert ledger.get("short").reason == "too_few_frames"
             assert {c: ledger.get(c).status for c in ("a", "b", "c")} == dict.fromkeys("abc", "done")
 

@@ -15,8 +15,8 @@ import pytest
 
 from pipeline.core.config import load_config
 from pipeline.core.errors import InputError
-from pipeline.extract.stage import run_extract
 from pipeline.core.sharding import Shard
+from pipeline.extract.stage import run_extract
 from pipeline.store.features import parts_dir
 from tests.conftest import avel_cmd, cli_env
 from tests.fixtures_visual import TINY_VGG, write_workdir

@@ -17,10 +17,10 @@ from extractors import catalog
 from extractors.base import ClipInput
 from pipeline.core.config import load_config
 from pipeline.core.errors import InputError
-from pipeline.extract.stage import BatchPacker, run_extract
 from pipeline.core.ledger import Ledger
 from pipeline.core.sharding import Shard, shard_of
 from pipeline.core.workdir import ledger_stage
+from pipeline.extract.stage import BatchPacker, run_extract
 from pipeline.store import open_features
 from tests.fixtures_visual import TINY_VGG, jpeg_frames, write_workdir
 

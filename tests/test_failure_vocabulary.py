@@ -65,6 +65,8 @@ def defective(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_same_defective_file_same_reason_in_probe_download_and_cut(tmp_path, defective):
+    import yaml
+
     from pipeline.core.config import load_config
     from pipeline.core.ledger import Ledger
     from pipeline.core.sharding import Shard
@@ -73,8 +75,6 @@ def test_same_defective_file_same_reason_in_probe_download_and_cut(tmp_path, def
     from pipeline.datasets.manifest import build_manifest
     from pipeline.demo.loopback_server import serve
     from pipeline.download.stage import run_download
-    import yaml
-
     from tests.fixtures_download import FAST
 
     for expected, path in defective.items():

@@ -53,7 +53,8 @@ def test_an_installed_wheel_finds_the_manifests_without_avel_manifests(wheel, tm
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
                          text=True, check=True).stdout.splitlines()
     assert out[0].startswith(str(site)) and out[1].startswith(str(site))  # not this checkout
-    assert out[2] == __import__("yaml").safe_load((ROOT / "manifests/vggsound-avel.yaml").read_text())["title"]
+    manifest = (ROOT / "manifests/vggsound-avel.yaml").read_text()
+    assert out[2] == __import__("yaml").safe_load(manifest)["title"]
 
 
 def test_avel_manifests_overrides_the_package_data(tmp_path, monkeypatch):

@@ -8,8 +8,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from models.training.ave_data import (AVE_CLASSES, ArrayAVEDataset, H5AVEDataset, ave_labels_from_annotations,
-                             read_orders)
+from models.training.ave_data import (
+    AVE_CLASSES,
+    ArrayAVEDataset,
+    H5AVEDataset,
+    ave_labels_from_annotations,
+    read_orders,
+)
 from pipeline.commands.init import init_workdir
 from pipeline.core.config import load_config
 from pipeline.datasets.manifest import build_manifest

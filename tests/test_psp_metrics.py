@@ -6,9 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from models.metrics.ave import (chance_accuracy, compute_accuracy_supervised,
-                                cpsp_segment_predictions, per_class_accuracy,
-                                psp_segment_predictions, segment_accuracy)
+from models.metrics.ave import (
+    chance_accuracy,
+    compute_accuracy_supervised,
+    cpsp_segment_predictions,
+    per_class_accuracy,
+    psp_segment_predictions,
+    segment_accuracy,
+)
 
 
 def _onehot(ids, n):

@@ -9,10 +9,10 @@ import types
 import pytest
 import torch
 
-from models.weights.checkpoints import load_official
 from models.cpsp import CPSPFully
 from models.psp import PSPFully
 from models.registry import build
+from models.weights.checkpoints import load_official
 
 # Official parameter names and shapes, written out from the spec (psp_cpsp.md §1-3) for the
 # CPSP-repo fully net on VGG maps with C = 28.

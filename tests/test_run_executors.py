@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from pipeline.core.ledger import Ledger
-from pipeline.demo.loopback_server import serve
-from pipeline.run.runner import run, shards_to_run
 from pipeline.core.sharding import Shard
-from pipeline.store import open_features
-from pipeline.demo.synthetic import write_dataset
 from pipeline.core.workdir import Workdir
+from pipeline.demo.loopback_server import serve
+from pipeline.demo.synthetic import write_dataset
+from pipeline.run.runner import run, shards_to_run
+from pipeline.store import open_features
 from tests.fixtures_run import write_workdir
 
 STAGES = ["download", "cut", "extract"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from pipeline.store import features as store
 from pipeline.core.atomic import temp_path_for
 from pipeline.core.sharding import shard_of
+from pipeline.store import features as store
 
 
 def shard_file(tmp_path, i, n=3):

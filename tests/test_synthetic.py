@@ -8,8 +8,8 @@ import urllib.request
 import numpy as np
 import pytest
 
-from pipeline.demo.loopback_server import serve
 from pipeline.core.media_probe import probe
+from pipeline.demo.loopback_server import serve
 from pipeline.demo.synthetic import CLASSES, plan, write_dataset
 
 

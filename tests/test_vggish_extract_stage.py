@@ -14,13 +14,13 @@ import yaml
 
 from extractors.base import ClipInput
 from extractors.vggish import VGGishExtractor
-from pipeline.store import clips as clip_store
 from pipeline.core.config import load_config
-from pipeline.extract.stage import run_extract
 from pipeline.core.ledger import Ledger
 from pipeline.core.sharding import Shard
-from pipeline.store import open_features
 from pipeline.core.workdir import Workdir, ledger_stage
+from pipeline.extract.stage import run_extract
+from pipeline.store import clips as clip_store
+from pipeline.store import open_features
 
 
 @pytest.fixture(scope="module")

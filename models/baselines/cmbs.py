@@ -11,9 +11,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.baselines.cmran import SpatialChannelAttention
-from models.baselines.relation_blocks import (AudioVideoInter, CrossModalRelationAttModule,
-                                              InternalTemporalRelationModule, SupvLocalizeModule,
-                                              topk_mean_over_time)
+from models.baselines.relation_blocks import (
+    AudioVideoInter,
+    CrossModalRelationAttModule,
+    InternalTemporalRelationModule,
+    SupvLocalizeModule,
+    topk_mean_over_time,
+)
 
 MAIN_CONFIG = {"video_inputdim": 512, "audio_inputdim": 128, "d_model": 256,
                "alpha": 0.1, "gamma": 0.3, "beta": 0.4}

@@ -12,7 +12,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
 KERAS_EPSILON = 1e-7  # K.epsilon(), the floor under the squared distance
 
 

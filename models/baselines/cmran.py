@@ -8,8 +8,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.baselines.relation_blocks import (AudioVideoInter, CrossModalRelationAttModule,
-                                              InternalTemporalRelationModule, SupvLocalizeModule)
+from models.baselines.relation_blocks import (
+    AudioVideoInter,
+    CrossModalRelationAttModule,
+    InternalTemporalRelationModule,
+    SupvLocalizeModule,
+)
 
 
 class SpatialChannelAttention(nn.Module):

@@ -59,7 +59,7 @@ def cross_modal_localization(distances: np.ndarray, match: np.ndarray) -> CMMRes
     return CMMResult(100.0 * hits_a2v / counted, 100.0 * hits_v2a / counted, counted)
 
 
-def pairwise_distances(distance_fn: Callable, video: "np.ndarray", audio: "np.ndarray") -> np.ndarray:
+def pairwise_distances(distance_fn: Callable, video: np.ndarray, audio: np.ndarray) -> np.ndarray:
     """video [N,T,512], audio [N,T,128] -> [N,T,T] with [n,i,j] = distance_fn(video[n,i], audio[n,j])."""
     v = torch.as_tensor(video)
     a = torch.as_tensor(audio)

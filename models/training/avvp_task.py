@@ -16,11 +16,11 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from models.metrics.avvp import SELECTION_METRIC, AvvpScorer, video_predictions
 from models.cpsp_avvp import smoothed_cross_entropy, video_contrastive
 from models.han import mmil_loss_terms
-from models.training.preset import Preset
+from models.metrics.avvp import SELECTION_METRIC, AvvpScorer, video_predictions
 from models.registry import build
+from models.training.preset import Preset
 
 
 def probabilities(outputs: tuple) -> tuple[Tensor, Tensor, Tensor, Tensor]:

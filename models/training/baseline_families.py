@@ -13,12 +13,12 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from models.metrics.ave import chance_accuracy, segment_accuracy
 from models.baselines.cmm import contrastive_loss
+from models.metrics.ave import chance_accuracy, segment_accuracy
 from models.metrics.cmm import cross_modal_localization
+from models.registry import build
 from models.training.baseline_objectives import OBJECTIVES
 from models.training.preset import Preset
-from models.registry import build
 
 # how each network is told the number of classes: (keyword, offset added to foreground C)
 CLASS_ARG = {"av_att": ("tagset_size", 1), "av_att_weak": ("tagset_size", 1), "dmrn": ("tagset_size", 1),

@@ -45,7 +45,7 @@ class BaselinePreset:
     extra_background_videos: bool = False  # append the 178 background-only videos to train
     options: dict[str, Any] = field(default_factory=dict)  # objective options (quirk switches)
 
-    def with_overrides(self, overrides: dict[str, Any]) -> "BaselinePreset":
+    def with_overrides(self, overrides: dict[str, Any]) -> BaselinePreset:
         known = set(self.__dataclass_fields__)
         bad = sorted(set(overrides) - known)
         if bad:

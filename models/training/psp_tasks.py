@@ -22,11 +22,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.training import psp_losses as L
-from models.metrics.ave import (chance_accuracy, cpsp_segment_predictions, psp_segment_predictions,
-                                segment_accuracy)
-from models.training.preset import Preset
+from models.metrics.ave import (
+    chance_accuracy,
+    cpsp_segment_predictions,
+    psp_segment_predictions,
+    segment_accuracy,
+)
 from models.registry import build
+from models.training import psp_losses as L
+from models.training.preset import Preset
 
 
 def video_level_labels(labels: Tensor) -> Tensor:

@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 import yaml
 
+from pipeline.commands.options import workdir_option
 from pipeline.core import atomic
 from pipeline.core.config import DATASETS, DEFAULT_ALLOW, dataset_preset, parse_config
 from pipeline.core.errors import InputError
-from pipeline.commands.options import workdir_option
 from pipeline.core.workdir import Workdir
 
 

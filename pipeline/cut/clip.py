@@ -19,14 +19,14 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.core import atomic
-from pipeline.store.clips import ClipMedia
+from pipeline.core.media_probe import MediaError, probe
+from pipeline.core.workdir import Workdir
 from pipeline.cut.audio import audio_output, finish_audio
 from pipeline.cut.checks import Span, conditions, verdict
 from pipeline.cut.ffmpeg_pipes import DecodeError, clip_input, compile_args, run
 from pipeline.cut.frames import clip_frame_times, finish_frames, frames_output, planned_pick
 from pipeline.cut.recipes import audio_recipe, frames_recipe
-from pipeline.core.media_probe import MediaError, probe
-from pipeline.core.workdir import Workdir
+from pipeline.store.clips import ClipMedia
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ import pandas as pd
 from pipeline.core import atomic
 from pipeline.core.config import Config, portable, resolve
 from pipeline.core.errors import InputError
-from pipeline.datasets.local_videos import LocalVideos
-from pipeline.datasets.readers import ave, llp, vggsound, vggsound_avel
 from pipeline.core.sharding import Shard, shard_of
 from pipeline.core.workdir import Workdir, check_clip_id
+from pipeline.datasets.local_videos import LocalVideos
+from pipeline.datasets.readers import ave, llp, vggsound, vggsound_avel
 
 log = logging.getLogger(__name__)
 

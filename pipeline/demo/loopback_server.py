@@ -27,7 +27,7 @@ RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    server: "LoopbackServer"
+    server: LoopbackServer
 
     def log_message(self, format: str, *args: object) -> None:  # quiet
         pass

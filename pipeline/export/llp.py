@@ -19,11 +19,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.core import atomic
-
-from pipeline.export import completeness, transfer
 from pipeline.core.errors import InputError
-from pipeline.datasets.manifest import load_manifest
 from pipeline.core.workdir import check_clip_id
+from pipeline.datasets.manifest import load_manifest
+from pipeline.export import completeness, transfer
 
 log = logging.getLogger(__name__)
 

@@ -117,7 +117,8 @@ def failure_reasons(workdir: str | Path, store_names: Iterable[str]) -> dict[str
     out: dict[str, dict[str, str]] = {}
     for name in store_names:
         reasons: dict[str, str] = {}
-        for path in sorted((Workdir(workdir).root / "state" / ledger_stage("extract", name)).glob("*.sqlite")):
+        ledgers = Workdir(workdir).root / "state" / ledger_stage("extract", name)
+        for path in sorted(ledgers.glob("*.sqlite")):
             with Ledger(path) as ledger:
                 for entry in ledger.entries():
                     if entry.status == FAILED:
@@ -148,7 +149,7 @@ def write_missing(out_dir: Path, report: ExportReport,
 def write_readme(out_dir: Path, fmt: str, workdir: Path, report: ExportReport,
                  features: dict[str, tuple[str, dict[str, Any]]], notes: Iterable[str] = ()) -> Path:
     """`README.txt`: where each exported array came from (store attrs), and what is absent."""
-    lines = [f"Exported by avel {__version__} on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
+    lines = [f"Exported by avel {__version__} on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC}",
              f"format: {fmt}", f"work directory: {workdir}", f"clips: {report.rows}", ""]
     for out_name, (store_name, attrs) in features.items():
         if out_name in report.absent:
@@ -304,7 +305,7 @@ def import_attrs(fmt: str, source: Path, **extra: Any) -> dict[str, Any]:
     identity), `source_format`/`imported_from` where exactly they came from."""
     return {"weights": f"imported: {source.resolve()}", "source_format": fmt,
             "imported_from": str(source.resolve()),
-            "imported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "imported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             **{k: (v if isinstance(v, (str, int, float, bool)) else json.dumps(v))
                for k, v in extra.items()}}
 

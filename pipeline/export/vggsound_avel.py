@@ -28,15 +28,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.core import atomic
-
-from pipeline.datasets import labels
-
-from pipeline.export import transfer
 from pipeline.core.config import load_config, resolve
 from pipeline.core.errors import InputError
+from pipeline.core.workdir import Workdir
+from pipeline.datasets import labels
 from pipeline.datasets.manifest import load_manifest
 from pipeline.datasets.readers.vggsound_avel import categories_for
-from pipeline.core.workdir import Workdir
+from pipeline.export import transfer
 
 log = logging.getLogger(__name__)
 

@@ -261,7 +261,8 @@ def build_extractor(name: str, settings: ExtractConfig, weights: str | None = No
 def check_same_recipe(shard_file: Path, attrs: dict[str, Any]) -> None:
     """Refuse to mix features of different recipes or weights in one shard file."""
     keys = ("recipe", "weights", "precision", "store_dtype", "decode")
-    found = differing_settings(shard_file, store.parts_dir(shard_file), {k: attrs[k] for k in keys if k in attrs})
+    expected = {k: attrs[k] for k in keys if k in attrs}
+    found = differing_settings(shard_file, store.parts_dir(shard_file), expected)
     if found:
         path, changed = found
         key, (old, new) = next(iter(changed.items()))

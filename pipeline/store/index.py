@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.store import features as store
 from pipeline.core.errors import InputError
 from pipeline.core.sharding import Shard
-from pipeline.datasets.manifest import load_manifest
 from pipeline.core.workdir import Workdir
+from pipeline.datasets.manifest import load_manifest
+from pipeline.store import features as store
 
 
 def manifest_order(wd: Workdir) -> list[str] | None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from pipeline.core.errors import InputError
 
-
 # the largest list any dataset ships is VGGSound's (~200k rows, ~10 MB); a cap checked before
 # reading keeps a runaway file from taking minutes and gigabytes to be refused
 MAX_LIST_BYTES = 256 << 20
