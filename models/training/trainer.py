@@ -253,7 +253,8 @@ class Trainer:
                     if ds is not None:
                         metrics, _ = self.evaluate(model, ds)
                         row.update({f"{name}_{k}": v for k, v in metrics.items()})
-                score = row[f"{p.select_on}_{self.family.selection_metric}"]
+                # a plain float: a numpy scalar would make best.pt unloadable with weights_only
+                score = float(row[f"{p.select_on}_{self.family.selection_metric}"])
                 if score > best["score"]:
                     best = {"score": score, "epoch": epoch,
                             "metric": f"{p.select_on}_{self.family.selection_metric}"}

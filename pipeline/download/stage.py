@@ -31,7 +31,7 @@ from typing import Any
 from tqdm import tqdm
 
 from pipeline.core import atomic
-from pipeline.core.config import Config, resolve
+from pipeline.core.config import Config, DownloadConfig, resolve
 from pipeline.core.errors import InputError, StageStopped
 from pipeline.core.ledger import Ledger
 from pipeline.core.shard_lock import shard_lock
@@ -80,9 +80,23 @@ def run_download(workdir: str | Path, config: Config, shard: Shard, *,
     it. Raises `StageStopped` (exit code 3) when the host keeps throttling; everything
     finished until then stays done. A second run on the same shard is refused at once.
     """
+    config = dataclasses.replace(config, download=checked_download_config(Workdir(workdir), config))
     with shard_lock(Workdir(workdir).root, STAGE, shard.name):
         return _run_download(workdir, config, shard, workers=workers, retry_failed=retry_failed,
                              progress=progress)
+
+
+def checked_download_config(wd: Workdir, config: Config) -> DownloadConfig:
+    """The download settings with their paths resolved, checked before anything is written
+    (not even the shard's lock file), so a bad config leaves the work directory untouched."""
+    dl = config.download
+    if dl.cookies_file:  # relative to the work directory, like every config path
+        cookies = resolve(wd.root, dl.cookies_file)
+        if not cookies.is_file():
+            raise InputError(f"cookies file not found: {cookies}", file=wd.config,
+                             field="download.cookies_file")
+        dl = dataclasses.replace(dl, cookies_file=str(cookies))
+    return dl
 
 
 def requeue_lost_downloads(wd: Workdir, ledger: Ledger) -> list[str]:
@@ -101,13 +115,6 @@ def _run_download(workdir: str | Path, config: Config, shard: Shard, *,
                   progress: bool) -> dict[str, Any]:
     wd = Workdir(workdir)
     dl = config.download
-    if dl.cookies_file:  # relative to the work directory, like every config path
-        cookies = resolve(wd.root, dl.cookies_file)
-        if not cookies.is_file():
-            raise InputError(f"cookies file not found: {cookies}", file=wd.config,
-                             field="download.cookies_file")
-        dl = dataclasses.replace(dl, cookies_file=str(cookies))
-        config = dataclasses.replace(config, download=dl)
     rows = shard_rows(load_manifest(wd.root, MEDIA_COLUMNS), shard)
     jobs = plan_jobs(rows, config)
     raw_dir = wd.raw_dir(shard)
