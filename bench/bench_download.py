@@ -47,13 +47,16 @@ def serve_dir(root: Path, n_clips: int) -> list[str]:
     return names
 
 
-def make_workdir(root: Path, url: str, names: list[str], workers: int) -> Path:
-    wd = root / f"w{workers}"
+def make_workdir(root: Path, url: str, names: list[str], workers: int,
+                 name: str | None = None, **download: object) -> Path:
+    """A work directory downloading `names` from `url` in full mode; `download` adds or
+    overrides download settings (bench_pacing's backoff settings)."""
+    wd = root / (name or f"w{workers}")
     wd.mkdir()
     config = {"dataset": {"name": "vggsound", "source": "url",
                           "url_template": f"{url}/{{video_id}}.mp4"},
               "download": {"mode": "full", "workers": workers, "requests_per_s": 0.0,
-                           "socket_timeout_s": 5.0}}
+                           "socket_timeout_s": 5.0, **download}}
     (wd / "avel.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     pd.DataFrame({"clip_id": names, "video_id": names,
                   "source": [f"{url}/{n}.mp4" for n in names],

@@ -22,12 +22,9 @@ import threading
 import time
 from pathlib import Path
 
-import pandas as pd
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_download import serve_dir  # noqa: E402
+from bench.bench_download import make_workdir, serve_dir  # noqa: E402
 from pipeline.core.config import load_config  # noqa: E402
 from pipeline.core.errors import StageStopped  # noqa: E402
 from pipeline.core.sharding import Shard  # noqa: E402
@@ -68,21 +65,10 @@ def gate_block(pause_s: float) -> tuple[float, float]:
 
 
 def download_workdir(root: Path, url: str, names: list[str]) -> Path:
-    wd = root / "wd"
-    if wd.exists():
-        shutil.rmtree(wd)
-    wd.mkdir()
-    config = {"dataset": {"name": "vggsound", "source": "url",
-                          "url_template": f"{url}/{{video_id}}.mp4"},
-              "download": {"mode": "full", "workers": 1, "requests_per_s": 0.0,
-                           "socket_timeout_s": 5.0, "throttle_limit": 3,
-                           "backoff_base_s": 0.05, "backoff_max_s": BACKOFF_MAX_S}}
-    (wd / "avel.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    pd.DataFrame({"clip_id": names, "video_id": names,
-                  "source": [f"{url}/{n}.mp4" for n in names],
-                  "start_s": 0.0, "end_s": 10.0, "labels": [[] for _ in names],
-                  "split": "train"}).to_parquet(wd / "manifest.parquet", index=False)
-    return wd
+    """A fresh one-worker work directory with short, capped backoff."""
+    shutil.rmtree(root / "wd", ignore_errors=True)
+    return make_workdir(root, url, names, 1, name="wd", throttle_limit=3,
+                        backoff_base_s=0.05, backoff_max_s=BACKOFF_MAX_S)
 
 
 def timed_download(wd: Path) -> float:
