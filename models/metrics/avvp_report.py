@@ -4,13 +4,14 @@ over the 10 one-second segments. Written next to `metrics.json` by `avel eval --
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+
+from models.metrics.eval_report import save_png
 
 
 def plot_avvp_timelines(so_a: np.ndarray, so_v: np.ndarray, gt_a: np.ndarray, gt_v: np.ndarray,
@@ -39,9 +40,4 @@ def plot_avvp_timelines(so_a: np.ndarray, so_v: np.ndarray, gt_a: np.ndarray, gt
         ax.set_yticks(range(len(rows)), [label for label, _, _ in rows], fontsize=7)
         ax.set_xticks(range(gt_a.shape[-1] + 1))
         ax.set_title(f"{names[i]}  (green: truth, blue: prediction)", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    os.replace(tmp, path)
-    return path
+    return save_png(fig, path)

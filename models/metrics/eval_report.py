@@ -65,9 +65,14 @@ def plot_timelines(pred: np.ndarray, target: np.ndarray, names: Sequence[str],
         acc = float((pred[i] == target[i]).mean() * 100)
         ax.set_title(f"{names[i]}  ({acc:.0f}% of segments right)", fontsize=8)
     axes[-1, 0].set_xlabel("second")
+    return save_png(fig, path)
+
+
+def save_png(fig: Figure, path: str | Path, dpi: int = 90) -> Path:
+    """Lay out `fig` and write it atomically: a viewer never opens half a PNG."""
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    fig.savefig(tmp, dpi=dpi)
     os.replace(tmp, path)
     return path
