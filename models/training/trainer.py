@@ -53,6 +53,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from models.device import resolve_device
+from models.metrics.eval_report import save_png
 from models.registry import LazyTable
 from models.training.preset import Preset
 
@@ -374,12 +375,7 @@ class Trainer:
         ax2.set_xlabel("epoch")
         ax2.set_ylabel(metric)
         ax2.legend()
-        fig.tight_layout()
-        path = self.out_dir / "curves.png"
-        tmp = path.with_name(".curves.tmp.png")
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-        return path
+        return save_png(fig, self.out_dir / "curves.png", dpi=100)
 
 
 def _jsonable(x: Any) -> Any:

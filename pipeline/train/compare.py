@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
+from models.metrics.eval_report import save_png
 from pipeline.core.errors import InputError
 
 METRICS = (("val_accuracy", "val acc"), ("test_accuracy", "test acc"),
@@ -102,12 +102,8 @@ def plot_bars(runs: list[RunSummary], out: str | Path, title: str = "accuracy by
     ax.set_ylim(0, 100)
     ax.set_title(title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, out)
-    return out
+    return save_png(fig, out, dpi=100)
 
 
 def compare(run_dirs: list[str | Path], png: str | Path) -> tuple[str, Path]:
