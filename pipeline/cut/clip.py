@@ -52,6 +52,7 @@ class CutTask:
     source_file: str  # as recorded (relative to the workdir where possible)
     span: Span  # seconds in the file
     loose_root: str | None = None  # write the original layout here instead of returning media
+    audio_shift_s: float = 0.0  # the file's audio timestamps are this early (download ledger)
 
 
 @dataclass
@@ -106,12 +107,14 @@ def _cut(task: CutTask, s: CutSettings) -> CutResult:
         if task.loose_root is None and len(times) and s.select_in_graph:  # loose keeps all
             pick = planned_pick(f_recipe, times, seconds)[1]
     try:
-        audio, frames, args = _decode(path, info, s, seek, duration, span, seconds, times, pick)
+        audio, frames, args = _decode(path, info, s, seek, duration, span, seconds, times, pick,
+                                      task.audio_shift_s)
     except DecodeError as exc:
         if exc.reason != "frame-count-mismatch":
             raise
         # the packets and the decoder disagree (a damaged stream): encode every frame
-        audio, frames, args = _decode(path, info, s, seek, duration, span, seconds, None, None)
+        audio, frames, args = _decode(path, info, s, seek, duration, span, seconds, None, None,
+                                      task.audio_shift_s)
         notes, times = [*notes, "frame-times-from-rate"], None
     available = min(info.duration_s, span.end_s) - span.start_s - s.max_pad_s
     if audio.decoded < available * audio.sample_rate:
@@ -154,14 +157,18 @@ def _cut(task: CutTask, s: CutSettings) -> CutResult:
 
 
 def _decode(path: Path, info: Any, s: CutSettings, seek: float, duration: float | None,
-            span: Span, seconds: int, times: np.ndarray | None, pick: np.ndarray | None
-            ) -> tuple[Any, Any, list[str]]:
+            span: Span, seconds: int, times: np.ndarray | None, pick: np.ndarray | None,
+            audio_shift_s: float = 0.0) -> tuple[Any, Any, list[str]]:
     """One ffmpeg call: the input is opened and seeked once, audio on pipe:1, JPEGs on
-    pipe:3 (only the picked frames when `pick` is given)."""
+    pipe:3 (only the picked frames when `pick` is given). A file whose audio timestamps are
+    `audio_shift_s` early is opened a second time for the audio, seeked that much earlier."""
     a_recipe, f_recipe = audio_recipe(s.audio_recipe), frames_recipe(s.frames_recipe)
     source = clip_input(path, seek, duration, s.ffmpeg_threads)
+    audio_source = source
+    if audio_shift_s:
+        audio_source = clip_input(path, max(seek - audio_shift_s, 0.0), duration, s.ffmpeg_threads)
     args = compile_args(
-        audio_output(source, a_recipe, "pipe:1", native_rate=info.sample_rate,
+        audio_output(audio_source, a_recipe, "pipe:1", native_rate=info.sample_rate,
                      native_channels=info.channels),
         frames_output(source, f_recipe, "pipe:3", jpeg_quality=s.jpeg_quality, scale=s.scale,
                       pick_times=None if pick is None or times is None else times[pick],
