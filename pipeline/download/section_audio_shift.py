@@ -21,7 +21,7 @@ Cluster): ffprobe before 6.x shows neither CodecDelay nor the muxing application
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 # The last libavformat whose Matroska muxer did not add CodecDelay to block timestamps.
@@ -53,11 +53,10 @@ def read_header(path: str | Path) -> MatroskaHeader | None:
         element, _, body, end = _element(data, end)
         if element != SEGMENT:
             return None
-        found = {"app": "", "scale": 1_000_000, "delay": 0}
-        _walk_segment(data, body, end, found)
+        found = MatroskaHeader("", 1_000_000, 0)  # Matroska's default clock: 1 ms ticks
+        return _walk_segment(data, body, end, found)
     except IndexError:  # a header cut off inside an element: treat as unreadable
         return None
-    return MatroskaHeader(str(found["app"]), int(found["scale"]), int(found["delay"]))
 
 
 def audio_shift_s(path: str | Path) -> float:
@@ -80,33 +79,38 @@ def lavf_version(app: str) -> tuple[int, int, int] | None:
     return None if match is None else (int(match[1]), int(match[2]), int(match[3]))
 
 
-def _walk_segment(data: bytes, pos: int, end: int, found: dict[str, object]) -> None:
+def _walk_segment(data: bytes, pos: int, end: int, found: MatroskaHeader) -> MatroskaHeader:
     while pos < end:
         element, _, body, stop = _element(data, pos)
         if element == CLUSTER:
-            return
+            break
         if element == INFO:
-            _walk_info(data, body, stop, found)
+            found = _walk_info(data, body, stop, found)
         elif element == TRACKS:
-            _walk_tracks(data, body, stop, found)
+            found = replace(found, audio_codec_delay_ns=_audio_codec_delay(data, body, stop))
         pos = stop
+    return found
 
 
-def _walk_info(data: bytes, pos: int, end: int, found: dict[str, object]) -> None:
+def _walk_info(data: bytes, pos: int, end: int, found: MatroskaHeader) -> MatroskaHeader:
     while pos < end:
-        element, size, body, stop = _element(data, pos)
+        element, _, body, stop = _element(data, pos)
         if element == TIMESTAMP_SCALE:
-            found["scale"] = int.from_bytes(data[body:stop], "big") or 1_000_000
+            found = replace(found, timestamp_scale_ns=int.from_bytes(data[body:stop], "big")
+                            or 1_000_000)
         elif element == MUXING_APP:
-            found["app"] = data[body:stop].decode("utf-8", "replace").rstrip("\0")
+            found = replace(found,
+                            muxing_app=data[body:stop].decode("utf-8", "replace").rstrip("\0"))
         pos = stop
+    return found
 
 
-def _walk_tracks(data: bytes, pos: int, end: int, found: dict[str, object]) -> None:
+def _audio_codec_delay(data: bytes, pos: int, end: int) -> int:
+    """CodecDelay (ns) of the first audio TrackEntry, 0 when it has none."""
     while pos < end:
         element, _, body, stop = _element(data, pos)
         if element == TRACK_ENTRY:
-            fields = {}
+            fields: dict[int, int] = {}
             inner = body
             while inner < stop:
                 sub, _, sub_body, sub_stop = _element(data, inner)
@@ -114,9 +118,9 @@ def _walk_tracks(data: bytes, pos: int, end: int, found: dict[str, object]) -> N
                     fields[sub] = int.from_bytes(data[sub_body:sub_stop], "big")
                 inner = sub_stop
             if fields.get(TRACK_TYPE) == AUDIO_TRACK:
-                found["delay"] = fields.get(CODEC_DELAY, 0)
-                return
+                return fields.get(CODEC_DELAY, 0)
         pos = stop
+    return 0
 
 
 def _element(data: bytes, pos: int) -> tuple[int, int, int, int]:
