@@ -24,7 +24,14 @@ from pipeline.core.workdir import Workdir
 from pipeline.cut.audio import audio_output, finish_audio
 from pipeline.cut.checks import Span, conditions, verdict
 from pipeline.cut.ffmpeg_pipes import DecodeError, clip_input, compile_args, run
-from pipeline.cut.frames import clip_frame_times, finish_frames, frames_output, planned_pick
+from pipeline.cut.frames import (
+    clip_frame_times,
+    finish_frames,
+    frames_output,
+    listed_frame_times,
+    packet_interval,
+    planned_pick,
+)
 from pipeline.cut.recipes import audio_recipe, frames_recipe
 from pipeline.store.clips import ClipMedia
 
@@ -89,21 +96,25 @@ def cut_clip(task: CutTask, settings: CutSettings) -> CutResult:
 
 def _cut(task: CutTask, s: CutSettings) -> CutResult:
     path = Path(task.path)
-    info = probe(path, timeout_s=s.timeout_s)
     span = task.span
+    f_recipe = frames_recipe(s.frames_recipe)  # the config checked both recipe names
+    seek = span.start_s if span.start_s > 1e-6 else 0.0
+    # native-frame recipes list the clip's video packets in the same ffprobe process
+    listing = packet_interval(seek, span.duration_s) if f_recipe.rate is None else None
+    info = probe(path, timeout_s=s.timeout_s, video_packets=listing)
     fatal, notes = verdict(conditions(path, info, span, max_pixels=s.max_pixels,
                                       max_pad_s=s.max_pad_s), list(s.allow))
     if fatal:
         return CutResult(task.clip_id, reason=fatal[0], detail=fatal[1])
-    seek = span.start_s if span.start_s > 1e-6 else 0.0
     # a file ending within the slack after the clip is decoded whole, as the originals did
     duration = None if info.duration_s - span.end_s <= s.span_slack_s else span.duration_s
     seconds = max(int(round(span.duration_s)), 1)
-    f_recipe = frames_recipe(s.frames_recipe)  # the config checked both recipe names
     times = pick = None
     if f_recipe.rate is None and info.has_video:  # native frames: known before decoding
-        times = clip_frame_times(path, file_start_s=info.start_s, seek_s=seek,
-                                 duration_s=duration, timeout_s=s.timeout_s)
+        times = listed_frame_times(info, seek_s=seek, duration_s=duration)
+        if times is None:
+            times = clip_frame_times(path, file_start_s=info.start_s, seek_s=seek,
+                                     duration_s=duration, timeout_s=s.timeout_s)
         if task.loose_root is None and len(times) and s.select_in_graph:  # loose keeps all
             pick = planned_pick(f_recipe, times, seconds)[1]
     try:
