@@ -101,7 +101,14 @@ def _cut(task: CutTask, s: CutSettings) -> CutResult:
     seek = span.start_s if span.start_s > 1e-6 else 0.0
     # native-frame recipes list the clip's video packets in the same ffprobe process
     listing = packet_interval(seek, span.duration_s) if f_recipe.rate is None else None
-    info = probe(path, timeout_s=s.timeout_s, video_packets=listing)
+    try:
+        info = probe(path, timeout_s=s.timeout_s, video_packets=listing)
+    except MediaError:
+        if listing is None:
+            raise
+        # the seek of the listing may be what failed: classify the file as a plain probe
+        # does, and let the separate packet pass below report its own failure
+        info = probe(path, timeout_s=s.timeout_s)
     fatal, notes = verdict(conditions(path, info, span, max_pixels=s.max_pixels,
                                       max_pad_s=s.max_pad_s), list(s.allow))
     if fatal:
