@@ -96,3 +96,23 @@ def test_lavf_versions_are_read_from_the_muxing_app():
     assert lavf_version("Lavf59.27.100") == (59, 27, 100)
     assert lavf_version("Lavf") is None  # a bit-exact file: no version, no correction
     assert lavf_version("libwebm-0.2.1.0") is None
+
+
+@pytest.mark.parametrize("ffmpeg", _ffmpegs(), ids=lambda path: Path(path).name)
+def test_merged_formats_move_audio_alike_in_full_and_section_mode(tmp_path, opus_webm, ffmpeg):
+    """Why the fetcher records no shift for bestvideo+bestaudio: yt-dlp's merge of the two
+    whole files and its section copy of the two inputs move the audio against the video by
+    the same amount, so the section agrees with what full mode gives."""
+    run = [ffmpeg, "-nostdin", "-v", "error", "-y"]
+    video, audio = tmp_path / "v.webm", tmp_path / "a.webm"
+    subprocess.run([*run, "-i", str(opus_webm), "-map", "0:v", "-c", "copy", str(video)], check=True)
+    subprocess.run([*run, "-i", str(opus_webm), "-map", "0:a", "-c", "copy", str(audio)], check=True)
+    merged, section = tmp_path / "merged.webm", tmp_path / "section.webm"
+    subprocess.run([*run, "-i", str(video), "-i", str(audio), "-c", "copy", "-map", "0:v:0",
+                    "-map", "1:a:0", str(merged)], check=True)
+    subprocess.run([*run, "-ss", "3.2", "-t", "2", "-i", str(video), "-ss", "3.2", "-t", "2",
+                    "-i", str(audio), "-c", "copy", "-map", "0:v:0", "-map", "1:a:0",
+                    "-output_ts_offset", repr(TS_ANCHOR_S), str(section)], check=True)
+    full_move = _moved(audio, merged, "a") - _moved(video, merged, "v")
+    section_move = _moved(audio, section, "a") - _moved(video, section, "v")
+    assert section_move == pytest.approx(full_move, abs=1e-6)
