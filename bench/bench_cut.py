@@ -11,18 +11,22 @@ default and at -q:v 2), the selection inside ffmpeg's graph (only kept frames ar
 JPEG-encoded), and `-threads 1` with as many workers as cores (today's path: one ffprobe that
 also lists the clip's packets, one ffmpeg).
 
-Run: python -m bench.bench_cut [--clips 12] [--workers 2]; prints frames/s, clips/s, ratios.
+Run: python -m bench.bench_cut [--clips 12] [--workers 2] [--rounds 3]; prints frames/s, clips/s,
+ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -83,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clips", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="repeats of the ave-vgg19 table")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
             # pool workers are forkserver children, not ours: their CPU time is not visible
             cpu = cpu_seconds() - cpu0 if workers == 1 else float("nan")
             rows.append((f"avel cut, {workers} worker(s) (HDF5)", time.perf_counter() - start, n, cpu))
-        ave_rows = ave_vgg19_table(root, args.clips)
+        ave_rows = ave_vgg19_table(root, args.clips, args.rounds)
     base = rows[0][1]
     print(f"{len(videos)} generated clips (10 s, 160x120, 16 fps), llp-8fps frames + 16 kHz audio; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -171,23 +176,41 @@ def ave_vgg19_rate(videos: list[Path], *, in_graph: bool, threads: int | None,
     return wall, cpu, sum(len(r.media.frames) for r in results if r.media)
 
 
-def ave_vgg19_table(root: Path, n_clips: int) -> str:
+def ave_vgg19_table(root: Path, n_clips: int, rounds: int = 3) -> str:
+    """Each method `rounds` times, in a rotated order per round, so load from other work on
+    the machine falls on all of them alike; the table gives each method's median CPU time."""
     videos = youtube_like_clips(root / "yt", n_clips)
     cores = os.cpu_count() or 1
     variants = [("every frame encoded, ffmpeg default q", False, None, None),
                 ("every frame encoded, -q:v 2", False, None, 2),
                 ("select in the graph, -q:v 2", True, None, 2),
                 ("select in the graph, -q:v 2, -threads 1 (now)", True, 1, 2)]
-    rows = [("before #16/#19: probe + every frame, default q", *old_ave_vgg19_rate(videos, cores))]
-    rows += [(name, *ave_vgg19_rate(videos, in_graph=g, threads=t, quality=q, workers=cores))
-             for name, g, t, q in variants]
+    methods: list[tuple[str, Callable[[], tuple[float, float, int]]]] = [
+        ("before #16/#19: probe + every frame, default q",
+         lambda: old_ave_vgg19_rate(videos, cores))]
+    methods += [(name, functools.partial(ave_vgg19_rate, videos, in_graph=g, threads=t,
+                                         quality=q, workers=cores))
+                for name, g, t, q in variants]
+    runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name, _ in methods}
+    loads = []
+    for r in range(rounds):
+        for name, measure in methods[r % len(methods):] + methods[:r % len(methods)]:
+            runs[name].append(measure())
+            loads.append(os.getloadavg()[0])
+    rows = [(name, statistics.median(w for w, _, _ in runs[name]),
+             statistics.median(c for _, c, _ in runs[name]), runs[name][0][2])
+            for name, _ in methods]
     base = rows[0][3] / rows[0][2]
     lines = [f"\nave-vgg19 + vggsound audio, {len(videos)} clips of 10 s at 480x360 30 fps; "
-          f"{cores} workers on {cores} CPUs, load average {os.getloadavg()[0]:.1f}",
-             f"{'method':<50}{'wall s':>8}{'CPU s':>8}{'frames/s/core':>15}{'ratio':>8}"]
+             f"{cores} workers on {cores} CPUs; median of {rounds} rounds; load average "
+             f"{min(loads):.1f}-{max(loads):.1f}",
+             f"{'method':<50}{'wall s':>8}{'CPU s':>8}{'frames/s/core':>15}{'ratio':>8}"
+             f"  {'ratio per round':<20}"]
     for name, wall, cpu, frames in rows:
+        per_round = " ".join(f"{f / c / (runs[rows[0][0]][i][2] / runs[rows[0][0]][i][1]):.2f}"
+                             for i, (_, c, f) in enumerate(runs[name]))
         lines.append(f"{name:<50}{wall:>8.2f}{cpu:>8.2f}{frames / cpu:>15.1f}"
-                     f"{frames / cpu / base:>7.2f}x")
+                     f"{frames / cpu / base:>7.2f}x  {per_round}")
     return "\n".join(lines)
 
 
