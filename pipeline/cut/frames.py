@@ -128,8 +128,25 @@ def clip_frame_times(path: str | Path, *, file_start_s: float, seek_s: float,
 
 def select_times(video, times: np.ndarray):  # -> ffmpeg-python stream
     """Pass only the frames at `times` (s from the clip start) through the graph."""
-    terms = [f"lt(abs(t-{t:.6f}),{PTS_TOLERANCE_S})" for t in times]
+    shown = [f"{t:.6f}" for t in times]
+    terms = [f"lt(abs(t-{x}),{PTS_TOLERANCE_S})" for x in shown]
+    values = [float(x) for x in shown]
+    if all(b - a > 4 * PTS_TOLERANCE_S for a, b in zip(values, values[1:])):
+        return video.filter("select", _search_tree(terms, values))
     return video.filter("select", _balanced_sum(terms))
+
+
+def _search_tree(terms: list[str], values: list[float]) -> str:
+    """The same test as the sum of `terms` when the wanted times lie more than twice the
+    tolerance apart (at most one term can hold): a binary search on t, whose if() evaluates
+    only the branch taken, so a frame costs ~log2(n) comparisons instead of n (bench_cut:
+    the 160-term sum cost ~0.03 s of CPU per 300-frame clip)."""
+    if len(terms) == 1:
+        return terms[0]
+    mid = len(terms) // 2
+    split = (values[mid - 1] + values[mid]) / 2
+    return (f"if(lt(t,{split:.7f}),{_search_tree(terms[:mid], values[:mid])},"
+            f"{_search_tree(terms[mid:], values[mid:])})")
 
 
 def _balanced_sum(terms: list[str]) -> str:
