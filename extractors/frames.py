@@ -8,7 +8,8 @@ travels with the weights it belongs to. Two decode paths:
   device  workers ship the JPEG bytes (`pack_jpegs`, 3-9 KB a frame instead of 150 KB of
           pixels) and the main process decodes a clip's frames in one batched
           `torchvision.io.decode_jpeg` call on the device (nvjpeg on CUDA) and resizes
-          there (`decode_on_device`). Run with device="cpu" it is the stand-in the tests
+          there (`decode_on_device`; the runner decodes several clips per call, ahead of
+          the network, in `pipeline.extract.decode_ahead`). Run with device="cpu" it is the stand-in the tests
           compare with the reference; the bound is `DEVICE_DECODE_PIXEL_BOUND`.
 mean/std normalisation runs on the device in `normalise`, so only uint8 crosses the bus.
 """
@@ -136,34 +137,45 @@ def unpack_jpegs(data: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor
     return list(torch.split(data, lengths.tolist()))
 
 
-_DECODE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
+_DECODE_STREAMS: dict[tuple[torch.device, int], torch.cuda.Stream] = {}
 
 
-def decode_batch(jpegs: list[torch.Tensor], device: torch.device | str) -> list[torch.Tensor]:
-    """JPEG byte tensors → uint8 [3, H, W] RGB images on `device`, in one batched call."""
+def decode_batch(jpegs: list[torch.Tensor], device: torch.device | str, *,
+                 slot: int = 0) -> list[torch.Tensor]:
+    """JPEG byte tensors → uint8 [3, H, W] RGB images on `device`, in one batched call.
+    `slot`: which CUDA side stream decodes (one per decoding thread, see `_decode_cuda`)."""
     if not jpegs:
         return []
     device = torch.device(device)
     try:
         if device.type != "cuda":
             return decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
-        return _decode_cuda(jpegs, device)
+        return _decode_cuda(jpegs, device, slot)
     except torch.cuda.OutOfMemoryError:  # the device's trouble, not the clip's
         raise
     except RuntimeError as exc:  # one bad frame fails the batch; the clip is rejected either way
         raise ClipRejected("bad_frame", f"JPEG does not decode: {exc}") from None
 
 
-def _decode_cuda(jpegs: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+def _decode_cuda(jpegs: list[torch.Tensor], device: torch.device, slot: int) -> list[torch.Tensor]:
     """torchvision's CUDA decoder allocates its outputs on the current stream but writes
     them from a private stream that does not wait for it, so it can be handed a block that
     kernels still queued on the current stream will read, and overwrite it (reported as
     pytorch/vision#9606). Decoding with a stream of its own as the current one keeps the
     outputs in a pool only decode outputs use, and `record_stream` keeps each block from
-    being handed out again before the consuming stream is done with it. No host sync."""
-    if device not in _DECODE_STREAMS:  # "cuda" and "cuda:0" may get a stream each: harmless
-        _DECODE_STREAMS[device] = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
-    side, consumer = _DECODE_STREAMS[device], torch.cuda.current_stream(device)
+    being handed out again before the consuming stream is done with it. No host sync here
+    (torchvision's decoder itself waits for its own stream before it returns).
+
+    One side stream per `slot`, made once per process: decoding threads each pass their own
+    slot, so none waits for another's decodes through a shared stream, and the streams are
+    never recreated (torch hands streams out round-robin from a pool of 32, so making new ones
+    per run would in time give a decode pool the stream other work allocates on)."""
+    if device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    key = (device, slot)
+    if key not in _DECODE_STREAMS:
+        _DECODE_STREAMS[key] = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
+    side, consumer = _DECODE_STREAMS[key], torch.cuda.current_stream(device)
     with torch.cuda.stream(side):
         images = decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
     consumer.wait_stream(side)
