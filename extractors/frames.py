@@ -107,6 +107,22 @@ def decode_many(jpegs: list[bytes], recipe: ImageRecipe) -> torch.Tensor:
     return torch.from_numpy(pixels).permute(0, 3, 1, 2)
 
 
+_CONSTANTS: dict[tuple[tuple[float, ...], torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def device_constant(values: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A small constant tensor on `device`, made once per process. `torch.tensor(values,
+    device="cuda")` copies from pageable host memory and then waits for everything queued on
+    the stream (a host sync); once per batch (normalise) or per clip (nearest indices) it
+    kept the host from running ahead of the device. Never freed, so never handed to another
+    stream by the caching allocator."""
+    key = (values, dtype, device)
+    tensor = _CONSTANTS.get(key)
+    if tensor is None:
+        tensor = _CONSTANTS[key] = torch.tensor(values, dtype=dtype, device=device)
+    return tensor
+
+
 def normalise(items: torch.Tensor, recipe: ImageRecipe, channel_dim: int = 1) -> torch.Tensor:
     """uint8 pixels (channels on `channel_dim`, RGB) → float32 network input, on their device."""
     x = items.float()
@@ -114,8 +130,8 @@ def normalise(items: torch.Tensor, recipe: ImageRecipe, channel_dim: int = 1) ->
         x = x.flip(channel_dim)
     shape = [1] * x.dim()
     shape[channel_dim] = 3
-    mean = torch.tensor(recipe.mean, dtype=x.dtype, device=x.device).view(shape)
-    std = torch.tensor(recipe.std, dtype=x.dtype, device=x.device).view(shape)
+    mean = device_constant(recipe.mean, x.dtype, x.device).view(shape)
+    std = device_constant(recipe.std, x.dtype, x.device).view(shape)
     if recipe.scale != 1.0:
         x = x * recipe.scale
     return (x - mean) / std
@@ -170,9 +186,7 @@ def _decode_cuda(jpegs: list[torch.Tensor], device: torch.device, slot: int) -> 
     slot, so none waits for another's decodes through a shared stream, and the streams are
     never recreated (torch hands streams out round-robin from a pool of 32, so making new ones
     per run would in time give a decode pool the stream other work allocates on)."""
-    if device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
-    key = (device, slot)
+    key = (device, slot)  # "cuda" and "cuda:0" may get a stream each: harmless
     if key not in _DECODE_STREAMS:
         _DECODE_STREAMS[key] = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
     side, consumer = _DECODE_STREAMS[key], torch.cuda.current_stream(device)
@@ -199,20 +213,23 @@ def pil_nearest_index(n_in: int, n_out: int) -> tuple[int, ...]:
 
 def _nearest(batch: torch.Tensor, height: int, width: int) -> torch.Tensor:
     h, w = batch.shape[-2:]
-    rows = torch.tensor(pil_nearest_index(h, height), device=batch.device)
-    cols = torch.tensor(pil_nearest_index(w, width), device=batch.device)
+    rows = device_constant(pil_nearest_index(h, height), torch.int64, batch.device)
+    cols = device_constant(pil_nearest_index(w, width), torch.int64, batch.device)
     return batch.index_select(-2, rows).index_select(-1, cols)
 
 
 def resize_on_device(images: list[torch.Tensor], recipe: ImageRecipe) -> torch.Tensor:
     """uint8 [3, H, W] images (one device) → uint8 [N, 3, size, size] after the recipe's
-    resize (and crop), on their device; frames of one size are resized as one batch."""
+    resize (and crop), on their device; frames of one size are resized as one batch. Nothing
+    here waits for the device (no host data copied in, no list-indexed writes)."""
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, image in enumerate(images):
         by_shape.setdefault(tuple(image.shape), []).append(i)
     mode = _TV_MODES[recipe.interpolation]
-    out = torch.empty((len(images), 3, recipe.size, recipe.size), dtype=torch.uint8,
-                      device=images[0].device if images else "cpu")
+    out = None
+    if len(by_shape) != 1:
+        out = torch.empty((len(images), 3, recipe.size, recipe.size), dtype=torch.uint8,
+                          device=images[0].device if images else "cpu")
     for indices in by_shape.values():
         batch = torch.stack([images[i] for i in indices])
         if recipe.resize == "exact" and recipe.interpolation == "nearest":
@@ -229,7 +246,11 @@ def resize_on_device(images: list[torch.Tensor], recipe: ImageRecipe) -> torch.T
             else:
                 batch = TF.resize(batch, recipe.resize_to or recipe.size, interpolation=mode, antialias=True)
             batch = TF.center_crop(batch, recipe.size)
-        out[indices] = batch
+        if out is None:  # one frame size, the usual case: the batch is the result
+            return batch.contiguous()
+        for k, i in enumerate(indices):  # int indices: a list index would copy it in and sync
+            out[i] = batch[k]
+    assert out is not None  # for the type checker: empty `images` leave it made above
     return out
 
 

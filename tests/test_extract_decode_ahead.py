@@ -14,6 +14,16 @@ import pytest
 import torch
 
 from extractors import catalog
+from extractors import frames as frames_module
+from extractors.frames import (
+    decode_batch,
+    device_constant,
+    normalise,
+    pack_jpegs,
+    pil_nearest_index,
+    resize_on_device,
+    unpack_jpegs,
+)
 from pipeline.core.config import load_config
 from pipeline.core.ledger import Ledger
 from pipeline.core.sharding import Shard
@@ -178,3 +188,48 @@ def test_close_stops_threads_that_are_blocked_on_a_full_queue(tmp_path: Path):
     assert next(clips).clip_id == "a"
     ahead.close(timeout_s=30)
     assert _decode_threads_alive() == []
+
+
+# -- nothing on the device path waits for the device ------------------------------------------
+def test_device_constants_are_made_once_per_device_and_value(monkeypatch):
+    """normalise's mean/std and the nearest-resize indices come from one cached tensor each:
+    making them per batch or per clip with torch.tensor(..., device="cuda") is a host sync."""
+    monkeypatch.setattr(frames_module, "_CONSTANTS", {})
+    recipe = catalog.create("vgg19", weights="random", **TINY_VGG).image  # nearest → 32, caffe mean
+    items = torch.randint(0, 256, (2, 3, 48, 64), dtype=torch.uint8)
+    first = normalise(items, recipe)
+    resized = resize_on_device(list(items), recipe)
+    cpu = torch.device("cpu")
+    keys = {(recipe.mean, torch.float32, cpu), (recipe.std, torch.float32, cpu),
+            (pil_nearest_index(48, 32), torch.int64, cpu), (pil_nearest_index(64, 32), torch.int64, cpu)}
+    assert set(frames_module._CONSTANTS) == keys
+    made = dict(frames_module._CONSTANTS)
+    assert torch.equal(normalise(items, recipe), first)
+    assert torch.equal(resize_on_device(list(items), recipe), resized)
+    assert all(frames_module._CONSTANTS[k] is made[k] for k in keys) and len(frames_module._CONSTANTS) == 4
+    # the values: the recipe's in float32; PIL's nearest source pixels
+    assert device_constant(recipe.mean, torch.float32, cpu).tolist() == torch.tensor(recipe.mean).tolist()
+    assert made[(pil_nearest_index(64, 32), torch.int64, cpu)].tolist() == list(pil_nearest_index(64, 32))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (sync debug mode)")
+def test_device_decode_resize_and_forward_never_sync_the_host(shared_data: Path):
+    real = sorted((shared_data / "llp" / "reference_frames_BjCEufrlXm4").glob("*.jpg"))[:4]
+    jpegs = unpack_jpegs(*pack_jpegs([p.read_bytes() for p in real]))
+    for name, options in (("vgg19", TINY_VGG), ("resnet152", TINY_RESNET)):
+        extractor = catalog.create(name, weights="random", **options).to("cuda")
+        with torch.inference_mode():
+            warm = extractor.forward(extractor.items_on_device(decode_batch(jpegs, "cuda")))
+            torch.cuda.synchronize()
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                out = extractor.forward(extractor.items_on_device(decode_batch(jpegs, "cuda")))
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        assert torch.equal(out, warm)
+
+
+def test_negative_decode_threads_is_refused_by_the_config(tmp_path: Path):
+    wd = write_workdir(tmp_path / "w", {"a": 4}, extract={**TWO, "decode_threads": -1})
+    with pytest.raises(Exception, match="decode_threads"):
+        load_config(wd.root)

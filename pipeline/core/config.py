@@ -218,8 +218,8 @@ class TrainConfig:
     original_vggsound_avel: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
-        if self.num_workers < 0 or self.decode_threads < 0:
-            raise ValueError("num_workers and decode_threads must be >= 0")
+        if self.num_workers < 0:
+            raise ValueError("num_workers must be >= 0")
 
 
 @dataclass
