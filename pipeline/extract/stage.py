@@ -186,6 +186,15 @@ class BatchPacker:
     def flush(self) -> list[tuple[str, torch.Tensor]]:
         return self._run(final=True)
 
+    @staticmethod
+    def gather(pieces: list[tuple[_Pending, int, int]]) -> torch.Tensor:
+        """One batch from slices of queued clips' items: a view when one clip fills it, else a
+        copy on the items' device (for device-decoded items, device work, not host work)."""
+        if len(pieces) == 1:
+            pending, a, b = pieces[0]
+            return pending.items[a:b]
+        return torch.cat([p.items[a:b] for p, a, b in pieces])
+
     def _run(self, final: bool) -> list[tuple[str, torch.Tensor]]:
         finished: list[tuple[str, torch.Tensor]] = []
         while self.queued >= self.batch_size or (final and self.queued > 0):
@@ -199,11 +208,10 @@ class BatchPacker:
                     pieces.append((pending, pending.sent, pending.sent + take))
                     pending.sent += take
                     need -= take
-            batch = (pieces[0][0].items[pieces[0][1]:pieces[0][2]] if len(pieces) == 1
-                     else torch.cat([p.items[a:b] for p, a, b in pieces]))
-            out = self.forward(batch)
-            self.queued -= len(batch)
-            self.items_done += len(batch)
+            out = self.forward(self.gather(pieces))
+            size = sum(b - a for _, a, b in pieces)
+            self.queued -= size
+            self.items_done += size
             offset = 0
             for pending, a, b in pieces:
                 pending.outputs.append(out[offset:offset + b - a])
