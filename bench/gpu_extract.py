@@ -32,6 +32,8 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -337,6 +339,43 @@ def decode_agreement(store: Store, extractor: Extractor, device: torch.device) -
     )
 
 
+def host_syncs(store: Store, extractor: Extractor, device: torch.device, scratch: Path, workers: int) -> str:
+    """Where the host waits for the device during a warm shard (vgg19 bf16, device decode
+    ahead): torch.cuda.set_sync_debug_mode reports every synchronising call, here counted
+    by thread and caller line. By design the main thread waits once per store flush (the
+    copy of the folded features); decode threads wait only on their own streams."""
+    if device.type != "cuda":
+        return "host syncs: not measured (CUDA only)"
+    wd = fresh_workdir(store, scratch / "syncs")
+    config = load_config(wd)
+    options = dict(progress=False, extractors={extractor.name: extractor}, device=str(device),
+                   precision="bf16", batch_size=256, num_workers=workers, decode="device",
+                   flush_clips=64)
+    run_extract_many(wd, [extractor.name], Shard(0, store.shards), config, **options)  # warm-up
+    counts: Counter[str] = Counter()
+    shown = warnings.showwarning
+
+    def record(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if "synchroniz" in str(message).lower():
+            counts[f"{threading.current_thread().name} {Path(filename).name}:{lineno}"] += 1
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = record
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            (summary,) = run_extract_many(wd, [extractor.name], Shard(1, store.shards), config, **options)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    shutil.rmtree(wd, ignore_errors=True)
+    where = ", ".join(f"{k} ×{v}" for k, v in counts.most_common(8)) or "none"
+    flushes = -(-summary["done"] // 64)
+    return (f"host syncs in a warm vgg19 shard ({summary['done']} clips, {flushes} flush(es), "
+            f"decode threads {summary.get('decode_threads')}): {sum(counts.values())} — {where}")
+
+
 # -- the matrix ----------------------------------------------------------------------------
 def matrix(smoke: bool, device: torch.device, with_compile: bool = False) -> list[Config]:
     if smoke:
@@ -459,6 +498,11 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append("- " + decode_agreement(stores[key], extractors[n], device))
             except Exception as exc:  # a failed check must not cost the throughput table
                 lines.append(f"- {n}: decode check failed: {type(exc).__name__}: {exc}")
+        try:
+            syncs = host_syncs(stores["ave-small"], extractors["vgg19"], device, scratch, workers)
+            lines.append("- " + syncs)
+        except Exception as exc:  # a failed check must not cost the throughput table
+            lines.append(f"- host syncs: check failed: {type(exc).__name__}: {str(exc)[:200]}")
         print("\n".join(lines), flush=True)
 
         header = (

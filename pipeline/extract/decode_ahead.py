@@ -42,9 +42,9 @@ from extractors.frames import decode_batch, unpack_jpegs
 log = logging.getLogger(__name__)
 
 #: what a loader worker hands over per clip: (clip_id, {extractor: (kind, payload)}, packed
-#: JPEGs or None); kind "items" (CPU items), "frames" (positions among the shipped JPEGs) or
+#: JPEGs or None); kind "items" (CPU items), "frames" (positions among the shipped JPEGs, ints) or
 #: "rejected" ((reason, detail))
-LoadedClip = tuple[str, dict[str, tuple[str, Any]], tuple[torch.Tensor, torch.Tensor] | None]
+LoadedClip = tuple[str, dict[str, tuple[str, Any]], tuple[torch.Tensor, tuple[int, ...]] | None]
 
 #: a group closes at this many clips even when they ship few frames (audio-only clips)
 MAX_GROUP_CLIPS = 32
@@ -126,7 +126,7 @@ def decode_clips(clips: list[LoadedClip], extractors: Mapping[str, Extractor],
                 extractor = extractors[name]
                 if not isinstance(extractor, FrameExtractor):
                     raise TypeError(f"{name} was shipped frames but takes no frames")
-                out[name] = ("items", extractor.items_on_device([decoded[k] for k in payload.tolist()]))
+                out[name] = ("items", extractor.items_on_device([decoded[k] for k in payload]))
         ready.append(ReadyClip(clip_id, out))
     return ready, calls
 

@@ -146,7 +146,7 @@ class ClipItems(torch.utils.data.Dataset):
                 if self.decode_on_device and isinstance(extractor, FrameExtractor):
                     positions = [shipped.setdefault(int(j), len(shipped))
                                  for j in extractor.frame_indices(clip)]
-                    out[name] = ("frames", torch.tensor(positions, dtype=torch.int64))
+                    out[name] = ("frames", tuple(positions))  # ints: no shared-memory tensor
                 else:
                     out[name] = ("items", extractor.preprocess(clip))
             except ClipRejected as exc:
