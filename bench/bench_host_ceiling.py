@@ -131,9 +131,11 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--clips", type=int, default=4, help="clips of the small run (the large one: twice)")
+    parser.add_argument("--recipe", choices=list(RECIPES), action="append",
+                        help="only these recipes (repeatable; default: all)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        for name in RECIPES:
+        for name in args.recipe or list(RECIPES):
             rows = {mode: measure(name, mode, args.clips, Path(tmp)) for mode in MODES}
             per_core = {}
             for mode, r in rows.items():
