@@ -21,6 +21,24 @@ TRAIN = {"aaaaaaaaaa1_0_10": "Speech", "aaaaaaaaaa2_0_10": "Dog",
          "aaaaaaaaaa3_0_10": "Speech,Dog", "aaaaaaaaaa4_0_10": "Dog"}
 VAL = {"bbbbbbbbbb1_0_10": "Speech", "bbbbbbbbbb2_0_10": "Dog"}
 TEST = {"ccccccccc-1_5_15": "Dog", "cccc_ccccc2_0_10": "Speech"}
+# the val rows of AVVP_eval_{audio,visual}.csv below: event → [onset, offset) seconds
+VAL_TRUTH = {"audio": {"bbbbbbbbbb1_0_10": {"Speech": (0, 10)}, "bbbbbbbbbb2_0_10": {"Dog": (2, 6)}},
+             "visual": {"bbbbbbbbbb2_0_10": {"Dog": (0, 10)}}}
+
+
+def _segment_f(predicted: list[list[str]], truth: dict[str, tuple[int, int]]) -> float:
+    """One video's segment-level F of the original evaluation, from names per second."""
+    classes = {c for second in predicted for c in second} | set(truth)
+    scores = []
+    for c in classes:
+        pred = np.array([c in second for second in predicted])
+        true = np.zeros(10, bool)
+        if c in truth:
+            true[truth[c][0]:truth[c][1]] = True
+        tp, fp, fn = (pred & true).sum(), (pred & ~true).sum(), (~pred & true).sum()
+        if tp + fp or tp + fn:
+            scores.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores)) if scores else 1.0
 
 
 def _csv(rows: dict[str, str]) -> str:
@@ -86,7 +104,16 @@ def test_train_then_eval_prints_the_ten_numbers_and_writes_metrics(workdir):
                                                      "Type@AV", "Event@AV"]
     doc = json.loads((run_dir / "eval" / "val" / "metrics.json").read_text())
     assert set(doc["metrics"]) == set(METRIC_NAMES) and doc["videos"] == 2
-    assert all(0.0 <= v <= 100.0 for v in doc["metrics"].values())
+    # The segment-level F-scores, recounted from the written predictions against the truth of
+    # the annotation CSVs above with the original eval_metrics.segment_level formula (per
+    # video: F over the classes present in prediction or truth; a video with neither scores 1).
+    predictions = json.loads((run_dir / "eval" / "val" / "predictions.json").read_text())
+    assert set(predictions) == set(VAL)
+    assert all(len(p["audio"]) == 10 and len(p["visual"]) == 10 for p in predictions.values())
+    for modality, key in (("audio", "segment_audio"), ("visual", "segment_visual")):
+        assert doc["metrics"][key] == pytest.approx(
+            100 * np.mean([_segment_f(predictions[v][modality], VAL_TRUTH[modality].get(v, {}))
+                           for v in VAL]), abs=1e-6)
     # Printed numbers are the JSON ones with one decimal.
     assert lines[4].split()[1] == f"{doc['metrics']['segment_type_at_av']:.1f}"
 

@@ -144,6 +144,13 @@ def test_clip_store_keeps_equal_length_jpegs_apart(tmp_path):
     clip_store.consolidate(target)
     assert clip_store.read_clip(target, "x").frames == frames
 
+    # a newer part of the same clip (a recut) is what consolidation keeps, and what reads give
+    newer = clip_store.ClipMedia(np.ones(4, np.int16), 16000, frames[::-1], np.arange(2.0), {})
+    clip_store.write_part(target, {"x": newer})
+    assert clip_store.read_clip(target, "x").frames == frames[::-1]
+    clip_store.consolidate(target)
+    assert clip_store.read_clip(target, "x").frames == frames[::-1]
+
 
 def test_changed_recipe_is_refused_before_mixing_a_shard_file(tmp_path, videos):
     from pipeline.core.errors import InputError

@@ -99,6 +99,10 @@ def test_evaluate_writes_per_class_table_and_timelines(trained):
     # weighted per-class accuracies reproduce the overall accuracy
     overall = sum(float(r["accuracy"] or 0) * int(r["segments"]) for r in rows) / 80
     assert overall == pytest.approx(rep["metrics"]["accuracy"], abs=0.01)
+    # --timelines 0 plots nothing (it crashed in matplotlib) and removes the older PNG, which
+    # would otherwise sit next to metrics it does not belong to
+    again = evaluate(wd, device="cpu", n_timelines=0)
+    assert again["metrics"] == rep["metrics"] and not (out / "timelines.png").exists()
 
 
 def test_cli_eval_json(trained):

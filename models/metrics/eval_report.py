@@ -42,9 +42,13 @@ def format_table(rows: Sequence[dict[str, object]]) -> str:
 
 
 def plot_timelines(pred: np.ndarray, target: np.ndarray, names: Sequence[str],
-                   class_names: Sequence[str], path: str | Path, n: int = 6, seed: int = 0) -> Path:
+                   class_names: Sequence[str], path: str | Path, n: int = 6,
+                   seed: int = 0) -> Path | None:
     """One row pair per sampled video: ground truth above prediction, one cell per segment,
-    coloured by class (background grey), labelled with the class name."""
+    coloured by class (background grey), labelled with the class name. None (and no file)
+    when there is nothing to plot (`n` 0 or no video)."""
+    if n <= 0 or len(pred) == 0:
+        return None
     pick = np.random.default_rng(seed).choice(len(pred), size=min(n, len(pred)), replace=False)
     bg = len(class_names) - 1
     cmap = colormaps["tab20"]

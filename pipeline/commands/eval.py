@@ -26,7 +26,8 @@ from pipeline.train.stage import evaluate
 @click.option("--trust-pickles", is_flag=True,
               help="Allow whole-module pickles (PSP repo); they can run code when loaded.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
-@click.option("--timelines", type=int, default=6, show_default=True, help="Videos to plot.")
+@click.option("--timelines", type=click.IntRange(min=0), default=6, show_default=True,
+              help="Videos to plot (0: no timelines.png).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Preset overrides.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def command(workdir: Path, task: str | None, model: str | None, split: str,

@@ -107,13 +107,13 @@ def _read(group: h5py.Group) -> ClipMedia:
 
 
 def read_clip(shard_file: Path, clip_id: str) -> ClipMedia:
-    """One clip, from the shard file or (before consolidation) from a part."""
-    for path in [shard_file] + parts.part_paths(shard_file)[::-1]:
-        if path.is_file():
-            with h5py.File(path, "r") as fh:
-                if clip_id in fh:
-                    return _read(fh[clip_id])
-    raise KeyError(f"clip {clip_id!r} is not in {shard_file}")
+    """One clip, from the shard file or (before consolidation) from a part; the copy that
+    consolidation would keep (the newest part's) when there are several."""
+    reader = ClipReader(shard_file)
+    try:
+        return reader.read(clip_id)
+    finally:
+        reader.close()
 
 
 class ClipReader:

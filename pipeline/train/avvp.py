@@ -24,6 +24,7 @@ from models.metrics.avvp import AvvpScorer, format_table, per_class
 from models.metrics.avvp_report import plot_avvp_timelines
 from models.training.avvp_data import CATEGORIES, manifest_splits, original_splits
 from models.training.trainer import Trainer, make_family
+from pipeline.core import atomic
 from pipeline.core.config import Config
 from pipeline.core.errors import InputError
 from pipeline.datasets.manifest import load_manifest
@@ -122,6 +123,16 @@ def train_avvp(workdir: Path, config: Config, preset: Any, device: str | None, r
     return out
 
 
+def avvp_predictions(names: list[str], so_a: np.ndarray,
+                     so_v: np.ndarray) -> dict[str, dict[str, list[list[str]]]]:
+    """Per video and second, the event names the gated predictions switch on, for audio and
+    for visual: what the ten numbers are computed from, readable by other tools."""
+    def events(on: np.ndarray) -> list[list[str]]:  # [25, T] 0/1 → T lists of names
+        return [[CATEGORIES[c] for c in np.flatnonzero(on[:, t])] for t in range(on.shape[1])]
+    return {name: {"audio": events(np.asarray(a)), "visual": events(np.asarray(v))}
+            for name, a, v in zip(names, so_a, so_v)}
+
+
 def evaluate_avvp(workdir: Path, config: Config, preset: Any, split: str,
                   checkpoint: Path | None, official_arch: str | None, trust_pickles: bool,
                   device: str | None, n_timelines: int = 6) -> dict[str, Any]:
@@ -138,9 +149,13 @@ def evaluate_avvp(workdir: Path, config: Config, preset: Any, split: str,
     out_dir = eval_dir(trainer.out_dir, split, checkpoint, official_arch)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [str(splits[split].weak["filename"][int(i)]) for i in collected["index"]]
-    plot_avvp_timelines(collected["so_a"], collected["so_v"], collected["gt_a"], collected["gt_v"],
-                        names, CATEGORIES, out_dir / "timelines.png", n=n_timelines,
-                        seed=preset.seed)
+    if plot_avvp_timelines(collected["so_a"], collected["so_v"], collected["gt_a"],
+                           collected["gt_v"], names, CATEGORIES, out_dir / "timelines.png",
+                           n=n_timelines, seed=preset.seed) is None:
+        (out_dir / "timelines.png").unlink(missing_ok=True)  # an older run's would mislead
+    atomic.write_text(out_dir / "predictions.json",
+                      json.dumps(avvp_predictions(names, collected["so_a"], collected["so_v"]),
+                                 indent=1))
     doc = {"split": split, "videos": len(splits[split]), "metrics": metrics,
            "per_class_segment_f1": per_class(scorer, CATEGORIES),
            "checkpoint": str(checkpoint or "best")}

@@ -348,8 +348,9 @@ def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | N
                                  out_dir / "per_class.csv")
     own_ids = getattr(data.datasets[split], "video_ids", None)  # per-split ids (VGGSound-AVEL)
     names = [(own_ids or data.clip_ids)[int(i)] for i in collected["index"]]
-    plot_timelines(collected["pred"], collected["target"], names, data.class_names,
-                   out_dir / "timelines.png", n=n_timelines, seed=preset.seed)
+    if plot_timelines(collected["pred"], collected["target"], names, data.class_names,
+                      out_dir / "timelines.png", n=n_timelines, seed=preset.seed) is None:
+        (out_dir / "timelines.png").unlink(missing_ok=True)  # an older run's would mislead
     # per clip, per second: the predicted class name ("background" included), for tools
     # such as the demo's preview video that draw predictions next to the footage
     predictions = {name: [data.class_names[int(p)] for p in np.asarray(pred).reshape(-1)]
