@@ -14,7 +14,8 @@ work; the main thread's stream waits for it, and `record_stream` keeps the cachi
 allocator from handing the items' memory to the decode stream again before the main stream
 is done with them. On the CPU (tests, the stand-in) the same threads run with no streams.
 
-Bounded queues keep at most `threads × (depth + 1)` groups ahead; an error in any thread is
+Bounded queues keep at most `threads × (2 × depth + 1)` groups between the loader and the
+main thread, of which `threads × (depth + 1)` decoded (on the device); an error in any thread is
 raised in the main thread in its place in the order; `close` stops and joins every thread.
 A JPEG that does not decode rejects its own clip only: a group whose batched call fails is
 decoded again clip by clip. With `threads` 0 each clip is decoded in the main thread when
