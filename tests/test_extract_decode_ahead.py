@@ -61,13 +61,15 @@ def _decode_threads_alive() -> list[str]:
 # -- the runner: threaded == reference -----------------------------------------------------
 def test_threaded_decode_equals_the_per_clip_path_bit_for_bit(tmp_path: Path):
     """vgg19 + resnet152 in one pass; batch 8 puts two or three clips in one decode call
-    (each clip ships 4 JPEGs: the frames both recipes take)."""
+    (each clip ships 4 JPEGs: the frames both recipes take). The threaded run reads through a
+    loader worker process, as a real run does (the reader thread iterates the DataLoader)."""
     batch_size = 8
     runs = {}
-    for threads in (0, 2):
+    for threads, workers in ((0, 0), (2, 1)):
         wd = write_workdir(tmp_path / f"t{threads}", CLIPS, extract={**TWO, "batch_size": batch_size})
         summaries = run_extract_many(wd.root, ["vgg19", "resnet152"], Shard(0, 1), load_config(wd.root),
-                                     progress=False, decode="device", decode_threads=threads)
+                                     progress=False, decode="device", decode_threads=threads,
+                                     num_workers=workers)
         runs[threads] = (wd.root, summaries)
     (ref_root, ref), (root, got) = runs[0], runs[2]
     for r, g in zip(ref, got):
