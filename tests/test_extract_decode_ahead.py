@@ -5,6 +5,8 @@ that clip only; and an error in any decode-side thread reaches the caller instea
 
 from __future__ import annotations
 
+import json
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +34,7 @@ from pipeline.extract.decode_ahead import DecodeAhead, LoadedClip
 from pipeline.extract.stage import ClipItems, run_extract, run_extract_many
 from pipeline.store import clips as clip_store
 from pipeline.store import open_features
+from tests.conftest import avel_cmd, cli_env
 from tests.fixtures_visual import TINY_VGG, write_workdir
 
 TINY_RESNET = {"image_size": 32, "frames": 4, "min_frames": 2}
@@ -236,3 +239,14 @@ def test_negative_decode_threads_is_refused_by_the_config(tmp_path: Path):
     wd = write_workdir(tmp_path / "w", {"a": 4}, extract={**TWO, "decode_threads": -1})
     with pytest.raises(Exception, match="decode_threads"):
         load_config(wd.root)
+
+
+def test_cli_decode_threads_reaches_the_runner(tmp_path: Path):
+    wd = write_workdir(tmp_path / "w", {"a": 4, "b": 5, "c": 4}, extract={**TWO, "batch_size": 16})
+    done = subprocess.run(avel_cmd("extract", "--workdir", str(wd.root), "-e", "vgg19", "--decode", "device",
+                                   "--decode-threads", "1", "--no-progress"),
+                          env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    # one thread (not the default 2), all three clips (12 JPEGs < 16) in one decode call
+    assert (summary["decode_threads"], summary["decode_calls"], summary["done"]) == (1, 1, 3)
