@@ -3,23 +3,31 @@
 writing the 16 kHz mono wav), on the same generated clips in one run.
 
 Second table: the ave-vgg19 cut (16 native frames per second) on YouTube-sized clips
-(480x360, 30 fps, H.264): kept frames per CPU-second (frames/s per core) with the frame
-selection inside ffmpeg's graph (only kept frames are JPEG-encoded) against encoding every
-frame and selecting afterwards, and `-threads 1` against ffmpeg's default threading with as
-many workers as cores.
+(480x360, 30 fps, H.264): kept frames per CPU-second (frames/s per core). The baseline is
+the cut as it was before issues #16/#19, rebuilt here from the same pieces: one ffprobe,
+then one ffmpeg encoding every frame at ffmpeg's default quality, the AVE rule picking
+afterwards by index. Against it: encoding every frame and selecting afterwards (at the
+default and at -q:v 2), the selection inside ffmpeg's graph (only kept frames are
+JPEG-encoded), and `-threads 1` with as many workers as cores (today's path: one ffprobe that
+also lists the clip's packets, one ffmpeg).
 
-Run: python -m bench.bench_cut [--clips 12] [--workers 2]; prints frames/s, clips/s, ratios.
+Run: python -m bench.bench_cut [--clips 12] [--workers 2] [--rounds 3]; prints frames/s, clips/s,
+ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,9 +38,14 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
 from pipeline.core.config import load_config  # noqa: E402
+from pipeline.core.media_probe import probe  # noqa: E402
 from pipeline.core.sharding import Shard  # noqa: E402
+from pipeline.cut.audio import audio_output, finish_audio  # noqa: E402
 from pipeline.cut.checks import Span  # noqa: E402
 from pipeline.cut.clip import CutSettings, CutTask, cut_clip  # noqa: E402
+from pipeline.cut.ffmpeg_pipes import clip_input, compile_args, run  # noqa: E402
+from pipeline.cut.frames import finish_frames, frames_output  # noqa: E402
+from pipeline.cut.recipes import audio_recipe, frames_recipe  # noqa: E402
 from pipeline.cut.stage import run_cut  # noqa: E402
 from pipeline.demo.synthetic import write_dataset  # noqa: E402
 
@@ -74,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clips", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="repeats of the ave-vgg19 table")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -90,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
             # pool workers are forkserver children, not ours: their CPU time is not visible
             cpu = cpu_seconds() - cpu0 if workers == 1 else float("nan")
             rows.append((f"avel cut, {workers} worker(s) (HDF5)", time.perf_counter() - start, n, cpu))
-        ave_rows = ave_vgg19_table(root, args.clips)
+        ave_rows = ave_vgg19_table(root, args.clips, args.rounds)
     base = rows[0][1]
     print(f"{len(videos)} generated clips (10 s, 160x120, 16 fps), llp-8fps frames + 16 kHz audio; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -117,11 +131,35 @@ def youtube_like_clips(directory: Path, n: int) -> list[Path]:
     return out
 
 
+def old_ave_vgg19_cut(video: Path) -> int:
+    """The cut before #16/#19 for one whole 10-s clip: probe, one ffmpeg writing the audio
+    and every frame as JPEG (ffmpeg's default quality and threads), the AVE rule picking by
+    index; returns the kept frames."""
+    info = probe(video)
+    a_recipe = audio_recipe("vggsound")
+    f_recipe = frames_recipe("ave-vgg19")
+    source = clip_input(video, 0.0, None)
+    args = compile_args(audio_output(source, a_recipe, "pipe:1", native_rate=info.sample_rate,
+                                     native_channels=info.channels),
+                        frames_output(source, f_recipe, "pipe:3", jpeg_quality=None, scale=None))
+    pcm, stream = run(args, 600.0)
+    finish_audio(pcm, a_recipe, clip_duration_s=10.0, native_rate=info.sample_rate,
+                 native_channels=info.channels, args=args)
+    frames = finish_frames(stream, f_recipe, clip_seconds=10,
+                           native_fps=info.avg_frame_rate or info.r_frame_rate, args=args)
+    return len(frames.jpegs)
+
+
+def old_ave_vgg19_rate(videos: list[Path], workers: int) -> tuple[float, float, int]:
+    cpu0, start = cpu_seconds(), time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        kept = sum(pool.map(old_ave_vgg19_cut, videos))
+    return time.perf_counter() - start, cpu_seconds() - cpu0, kept
+
+
 def ave_vgg19_rate(videos: list[Path], *, in_graph: bool, threads: int | None,
                    quality: int | None, workers: int) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds, kept frames) for cutting `videos` with ave-vgg19."""
-    from concurrent.futures import ThreadPoolExecutor
-
     settings = CutSettings(audio_recipe="vggsound", frames_recipe="ave-vgg19",
                            jpeg_quality=quality, scale=None, allow=(), max_pixels=4096 * 2160,
                            max_pad_s=0.5, span_slack_s=0.1, timeout_s=600.0,
@@ -138,22 +176,41 @@ def ave_vgg19_rate(videos: list[Path], *, in_graph: bool, threads: int | None,
     return wall, cpu, sum(len(r.media.frames) for r in results if r.media)
 
 
-def ave_vgg19_table(root: Path, n_clips: int) -> str:
+def ave_vgg19_table(root: Path, n_clips: int, rounds: int = 3) -> str:
+    """Each method `rounds` times, in a rotated order per round, so load from other work on
+    the machine falls on all of them alike; the table gives each method's median CPU time."""
     videos = youtube_like_clips(root / "yt", n_clips)
     cores = os.cpu_count() or 1
-    variants = [("every frame encoded, ffmpeg default q (before)", False, None, None),
+    variants = [("every frame encoded, ffmpeg default q", False, None, None),
                 ("every frame encoded, -q:v 2", False, None, 2),
                 ("select in the graph, -q:v 2", True, None, 2),
                 ("select in the graph, -q:v 2, -threads 1 (now)", True, 1, 2)]
-    rows = [(name, *ave_vgg19_rate(videos, in_graph=g, threads=t, quality=q, workers=cores))
-            for name, g, t, q in variants]
+    methods: list[tuple[str, Callable[[], tuple[float, float, int]]]] = [
+        ("before #16/#19: probe + every frame, default q",
+         lambda: old_ave_vgg19_rate(videos, cores))]
+    methods += [(name, functools.partial(ave_vgg19_rate, videos, in_graph=g, threads=t,
+                                         quality=q, workers=cores))
+                for name, g, t, q in variants]
+    runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name, _ in methods}
+    loads = []
+    for r in range(rounds):
+        for name, measure in methods[r % len(methods):] + methods[:r % len(methods)]:
+            runs[name].append(measure())
+            loads.append(os.getloadavg()[0])
+    rows = [(name, statistics.median(w for w, _, _ in runs[name]),
+             statistics.median(c for _, c, _ in runs[name]), runs[name][0][2])
+            for name, _ in methods]
     base = rows[0][3] / rows[0][2]
     lines = [f"\nave-vgg19 + vggsound audio, {len(videos)} clips of 10 s at 480x360 30 fps; "
-          f"{cores} workers on {cores} CPUs, load average {os.getloadavg()[0]:.1f}",
-             f"{'method':<48}{'wall s':>8}{'CPU s':>8}{'frames/s/core':>15}{'ratio':>8}"]
+             f"{cores} workers on {cores} CPUs; median of {rounds} rounds; load average "
+             f"{min(loads):.1f}-{max(loads):.1f}",
+             f"{'method':<50}{'wall s':>8}{'CPU s':>8}{'frames/s/core':>15}{'ratio':>8}"
+             f"  {'ratio per round':<20}"]
     for name, wall, cpu, frames in rows:
-        lines.append(f"{name:<48}{wall:>8.2f}{cpu:>8.2f}{frames / cpu:>15.1f}"
-                     f"{frames / cpu / base:>7.2f}x")
+        per_round = " ".join(f"{f / c / (runs[rows[0][0]][i][2] / runs[rows[0][0]][i][1]):.2f}"
+                             for i, (_, c, f) in enumerate(runs[name]))
+        lines.append(f"{name:<50}{wall:>8.2f}{cpu:>8.2f}{frames / cpu:>15.1f}"
+                     f"{frames / cpu / base:>7.2f}x  {per_round}")
     return "\n".join(lines)
 
 

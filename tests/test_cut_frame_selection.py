@@ -8,6 +8,7 @@ frame numbers, and the AVE rule itself (recipes.ave_selection, pinned in test_cu
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -59,3 +60,24 @@ def test_selecting_in_the_graph_gives_the_bytes_of_encoding_every_frame(zoo_dir,
     np.testing.assert_array_equal(in_graph.media.frame_times, after.media.frame_times)
     assert len(in_graph.media.frames) == 5 * 16
     assert in_graph.media.attrs["decoded_frames"] == after.media.attrs["decoded_frames"]
+
+
+def test_a_gop_longer_than_the_listing_margin_still_gives_every_frame_in_the_clip(tmp_path):
+    """The probe lists packets from 10 s before the clip to 30 s past the keyframe it lands
+    on; with one keyframe 50 s before the clip that stops short, and the cut must notice and
+    read the clip's packets itself rather than record a truncated clip."""
+    path = tmp_path / "one-gop.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=size=160x120:rate=10:duration=60", "-f", "lavfi", "-i",
+                    "sine=sample_rate=16000:duration=60", "-c:v", "libx264", "-preset",
+                    "ultrafast", "-g", "1000", "-keyint_min", "1000", "-sc_threshold", "0",
+                    "-c:a", "aac", str(path)], check=True)
+    span = Span(50.0, 52.0)
+    settings = replace(SETTINGS, allow=(), max_pad_s=0.5)
+    result = cut_clip(CutTask("gop", str(path), path.name, span), settings)
+    assert result.reason is None, result.detail
+    pts = frame_times(path)
+    inside = np.flatnonzero((pts >= span.start_s - 1e-6) & (pts < span.end_s - 1e-6))
+    assert len(inside) == 20  # 10 fps
+    expected = inside[ave_selection(len(inside), seconds=2)]
+    np.testing.assert_allclose(result.media.frame_times, pts[expected] - span.start_s, atol=1e-6)

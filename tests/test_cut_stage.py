@@ -7,11 +7,13 @@ import hashlib
 import json
 import subprocess
 
+import h5py
 import numpy as np
 import pytest
 import soundfile as sf
 
 from pipeline.core.config import load_config
+from pipeline.core.errors import InputError
 from pipeline.core.ledger import Ledger
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
@@ -208,3 +210,22 @@ def test_retry_failed_recuts_clips_failed_for_a_now_allowed_reason(tmp_path, vid
     assert _run(wd).done == 0  # a permanent failure stays failed without being asked
     summary = cut(wd, load_config(wd), SHARD, progress=False, retry_failed="non-ascii-name")
     assert summary.done == 1
+
+
+def test_a_planted_shard_file_pointing_outside_itself_is_refused_before_cutting(tmp_path, videos):
+    """The recipe check is the first read of an existing shard file: one whose datasets
+    read another file (an external link here) stops the cut with the file named."""
+    wd = make_workdir(tmp_path, [("c0", videos[0], 0.0, 10.0)], {"frames_recipe": "uniform-1"})
+    outside = tmp_path / "outside.h5"
+    with h5py.File(outside, "w") as fh:
+        fh["x"] = np.arange(4)
+    shard_file = Workdir(wd).clips_file(SHARD)
+    shard_file.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(shard_file, "w") as fh:
+        fh.attrs["frames_recipe"] = "uniform-1"
+        fh["c0/audio"] = h5py.ExternalLink(str(outside), "x")
+    with pytest.raises(InputError, match="external link") as err:
+        _run(wd)
+    assert str(shard_file) in str(err.value)
+    with Ledger(Workdir(wd).ledger("cut", SHARD)) as ledger:
+        assert ledger.get("c0") is None

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.core import reasons
 from pipeline.core.media_probe import MediaError, probe
-from pipeline.cut.checks import ALLOWABLE
+from pipeline.core.reasons import ALLOWABLE
 from pipeline.download.failures import MESSAGE_RULES, PERMANENT, THROTTLED, TRANSIENT
 from tests.bad_media_corpus import good_clip
 

@@ -20,7 +20,7 @@ import yaml
 
 from pipeline.core.config_schema import build, to_dict
 from pipeline.core.errors import InputError
-from pipeline.cut.checks import ALLOWABLE
+from pipeline.core.reasons import ALLOWABLE
 from pipeline.cut.recipes import audio_recipe, frames_recipe
 
 CONFIG_NAME = "avel.yaml"

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 PERMANENT, TRANSIENT, THROTTLED = "permanent", "transient", "throttled"
 
 
+# conditions of a clip a user may choose to accept (`cut.allow`, checked by the config);
+# every other reason is always what it says
+ALLOWABLE = ("rotated", "odd-size", "unusual-pixel-format", "non-ascii-name",
+             "variable-frame-rate", "huge-resolution")
+
+
 @dataclass(frozen=True)
 class Reason:
     download: str | None  # how the download stage treats it (None: never given there)

@@ -15,10 +15,6 @@ from pipeline.core.media_probe import MediaInfo
 # pixel formats every JPEG path handles without surprises; others get a note
 COMMON_PIX_FMTS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12"}
 
-# conditions a user may choose to accept (cut.allow); the rest are always fatal
-ALLOWABLE = ("rotated", "odd-size", "unusual-pixel-format", "non-ascii-name",
-             "variable-frame-rate", "huge-resolution")
-
 
 @dataclass(frozen=True)
 class Span:

@@ -24,7 +24,14 @@ from pipeline.core.workdir import Workdir
 from pipeline.cut.audio import audio_output, finish_audio
 from pipeline.cut.checks import Span, conditions, verdict
 from pipeline.cut.ffmpeg_pipes import DecodeError, clip_input, compile_args, run
-from pipeline.cut.frames import clip_frame_times, finish_frames, frames_output, planned_pick
+from pipeline.cut.frames import (
+    clip_frame_times,
+    finish_frames,
+    frames_output,
+    listed_frame_times,
+    packet_interval,
+    planned_pick,
+)
 from pipeline.cut.recipes import audio_recipe, frames_recipe
 from pipeline.store.clips import ClipMedia
 
@@ -52,6 +59,7 @@ class CutTask:
     source_file: str  # as recorded (relative to the workdir where possible)
     span: Span  # seconds in the file
     loose_root: str | None = None  # write the original layout here instead of returning media
+    audio_shift_s: float = 0.0  # the file's audio timestamps are this early (download ledger)
 
 
 @dataclass
@@ -88,30 +96,43 @@ def cut_clip(task: CutTask, settings: CutSettings) -> CutResult:
 
 def _cut(task: CutTask, s: CutSettings) -> CutResult:
     path = Path(task.path)
-    info = probe(path, timeout_s=s.timeout_s)
     span = task.span
+    f_recipe = frames_recipe(s.frames_recipe)  # the config checked both recipe names
+    seek = span.start_s if span.start_s > 1e-6 else 0.0
+    # native-frame recipes list the clip's video packets in the same ffprobe process
+    listing = packet_interval(seek, span.duration_s) if f_recipe.rate is None else None
+    try:
+        info = probe(path, timeout_s=s.timeout_s, video_packets=listing)
+    except MediaError:
+        if listing is None:
+            raise
+        # the seek of the listing may be what failed: classify the file as a plain probe
+        # does, and let the separate packet pass below report its own failure
+        info = probe(path, timeout_s=s.timeout_s)
     fatal, notes = verdict(conditions(path, info, span, max_pixels=s.max_pixels,
                                       max_pad_s=s.max_pad_s), list(s.allow))
     if fatal:
         return CutResult(task.clip_id, reason=fatal[0], detail=fatal[1])
-    seek = span.start_s if span.start_s > 1e-6 else 0.0
     # a file ending within the slack after the clip is decoded whole, as the originals did
     duration = None if info.duration_s - span.end_s <= s.span_slack_s else span.duration_s
     seconds = max(int(round(span.duration_s)), 1)
-    f_recipe = frames_recipe(s.frames_recipe)  # the config checked both recipe names
     times = pick = None
     if f_recipe.rate is None and info.has_video:  # native frames: known before decoding
-        times = clip_frame_times(path, file_start_s=info.start_s, seek_s=seek,
-                                 duration_s=duration, timeout_s=s.timeout_s)
+        times = listed_frame_times(info, seek_s=seek, duration_s=duration)
+        if times is None:
+            times = clip_frame_times(path, file_start_s=info.start_s, seek_s=seek,
+                                     duration_s=duration, timeout_s=s.timeout_s)
         if task.loose_root is None and len(times) and s.select_in_graph:  # loose keeps all
             pick = planned_pick(f_recipe, times, seconds)[1]
     try:
-        audio, frames, args = _decode(path, info, s, seek, duration, span, seconds, times, pick)
+        audio, frames, args = _decode(path, info, s, seek, duration, span, seconds, times, pick,
+                                      task.audio_shift_s)
     except DecodeError as exc:
         if exc.reason != "frame-count-mismatch":
             raise
         # the packets and the decoder disagree (a damaged stream): encode every frame
-        audio, frames, args = _decode(path, info, s, seek, duration, span, seconds, None, None)
+        audio, frames, args = _decode(path, info, s, seek, duration, span, seconds, None, None,
+                                      task.audio_shift_s)
         notes, times = [*notes, "frame-times-from-rate"], None
     available = min(info.duration_s, span.end_s) - span.start_s - s.max_pad_s
     if audio.decoded < available * audio.sample_rate:
@@ -154,14 +175,18 @@ def _cut(task: CutTask, s: CutSettings) -> CutResult:
 
 
 def _decode(path: Path, info: Any, s: CutSettings, seek: float, duration: float | None,
-            span: Span, seconds: int, times: np.ndarray | None, pick: np.ndarray | None
-            ) -> tuple[Any, Any, list[str]]:
+            span: Span, seconds: int, times: np.ndarray | None, pick: np.ndarray | None,
+            audio_shift_s: float = 0.0) -> tuple[Any, Any, list[str]]:
     """One ffmpeg call: the input is opened and seeked once, audio on pipe:1, JPEGs on
-    pipe:3 (only the picked frames when `pick` is given)."""
+    pipe:3 (only the picked frames when `pick` is given). A file whose audio timestamps are
+    `audio_shift_s` early is opened a second time for the audio, seeked that much earlier."""
     a_recipe, f_recipe = audio_recipe(s.audio_recipe), frames_recipe(s.frames_recipe)
     source = clip_input(path, seek, duration, s.ffmpeg_threads)
+    audio_source = source
+    if audio_shift_s:
+        audio_source = clip_input(path, max(seek - audio_shift_s, 0.0), duration, s.ffmpeg_threads)
     args = compile_args(
-        audio_output(source, a_recipe, "pipe:1", native_rate=info.sample_rate,
+        audio_output(audio_source, a_recipe, "pipe:1", native_rate=info.sample_rate,
                      native_channels=info.channels),
         frames_output(source, f_recipe, "pipe:3", jpeg_quality=s.jpeg_quality, scale=s.scale,
                       pick_times=None if pick is None or times is None else times[pick],

@@ -5,10 +5,11 @@ Piping `image2pipe` gives exactly the bytes `ffmpeg ... %06d.jpg` would write (s
 encoder, same options), without touching the disk.
 
 Recipes that keep native frames (ave-vgg19) know which frames they keep before decoding:
-the presentation times of the frames inside the clip come from the packets (ffprobe,
-no decoding), the original rule picks among them, and a `select` filter in the graph
-passes only those to the JPEG encoder, which is the expensive part. Their `times` are
-the source's real presentation times, so a variable frame rate records true times.
+the presentation times of the frames inside the clip come from the packets (listed by the
+same ffprobe that probes the file, no decoding), the original rule picks among them, and a
+`select` filter in the graph passes only those to the JPEG encoder, which is the expensive
+part. Their `times` are the source's real presentation times, so a variable frame rate
+records true times.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import ffmpeg
 import numpy as np
 
+from pipeline.core.media_probe import MediaInfo
 from pipeline.cut.ffmpeg_pipes import DecodeError, clip_input, compile_args, run, run_probe
 from pipeline.cut.recipes import FramesRecipe, select
 
@@ -79,13 +81,50 @@ def split_jpegs(stream: bytes) -> list[bytes]:
 PTS_TOLERANCE_S = 5e-5
 
 
+# Reading the packets starts 10 s before the clip (ffprobe seeks to the keyframe before that),
+# so the cost does not grow with the length of the file before the clip; it ends this long
+# after the clip, counted from the keyframe it landed on, which covers GOPs up to 30 s.
+LEAD_S, GOP_MARGIN_S = 10.0, 30.0
+
+
+def packet_interval(seek_s: float, duration_s: float) -> str:
+    """ffprobe `-read_intervals` covering the clip's packets, relative to the file's start
+    (so it can be asked for in the probe that first reads that start): `+START` is from the
+    file's start time, `%+END` from the packet the seek landed on."""
+    lead = min(seek_s, LEAD_S)
+    start = f"+{seek_s - lead:.6f}" if seek_s > LEAD_S else ""
+    return f"{start}%+{lead + duration_s + 1.0 + GOP_MARGIN_S:.6f}"
+
+
+def listed_frame_times(info: MediaInfo, *, seek_s: float, duration_s: float | None
+                       ) -> np.ndarray | None:
+    """Frame times (s from the clip start) from the packets the probe listed with
+    `packet_interval`; None when the listing stopped before the clip's end although the file
+    goes on (a GOP longer than the margin): then `clip_frame_times` reads them itself."""
+    if info.video_pts is None:
+        return None
+    pts = np.asarray(info.video_pts, dtype=np.float64)
+    lo = info.start_s + seek_s
+    if duration_s is not None:
+        hi = lo + duration_s
+        last = float(pts.max()) if len(pts) else -np.inf
+        if last < hi - 1e-7 and info.start_s + info.duration_s > last + 0.5:
+            return None
+    return _inside(pts, lo, duration_s)
+
+
+def _inside(pts: np.ndarray, lo: float, duration_s: float | None) -> np.ndarray:
+    hi = lo + duration_s if duration_s is not None else None
+    keep = (pts >= lo - 1e-7) & ((pts < hi - 1e-7) if hi is not None else True)
+    return pts[keep] - lo
+
+
 def clip_frame_times(path: str | Path, *, file_start_s: float, seek_s: float,
                      duration_s: float | None, timeout_s: float) -> np.ndarray:
     """Presentation times (s from the clip start) of the video frames ffmpeg's `-ss`/`-t`
     keep, from the packets alone: those with pts in [start + seek, start + seek + duration).
 
-    Reading starts 10 s before the clip (ffprobe seeks to the keyframe before that), so the
-    cost does not grow with the length of the file before the clip."""
+    A process of its own, for when the probe's listing fell short (`listed_frame_times`)."""
     lo = file_start_s + seek_s
     hi = lo + duration_s if duration_s is not None else None
     interval = (f"{lo - 10:.6f}" if lo > 10 else "") + (f"%{hi + 1:.6f}" if hi is not None else "")
@@ -98,9 +137,7 @@ def clip_frame_times(path: str | Path, *, file_start_s: float, seek_s: float,
         fields = [f for f in line.strip().split(",") if f and f != "N/A"]
         if fields:
             times.append(float(fields[0]))
-    pts = np.unique(np.array(times, dtype=np.float64))
-    keep = (pts >= lo - 1e-7) & ((pts < hi - 1e-7) if hi is not None else True)
-    return pts[keep] - lo
+    return _inside(np.unique(np.array(times, dtype=np.float64)), lo, duration_s)
 
 
 def select_times(video, times: np.ndarray):  # -> ffmpeg-python stream

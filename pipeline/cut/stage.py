@@ -90,7 +90,8 @@ def plan_tasks(wd: Workdir, shard: Shard, rows: Any, loose: bool, download_attem
     clip id -> download entry of clips whose download failed for good).
 
     Input contract: the download ledger's `info` gives `file` (relative to the workdir) and
-    `offset_s` (source time of the file's t=0); without an entry, a local `source` path is
+    `offset_s` (source time of the file's t=0) and, for a section whose audio timestamps
+    are early against its video, `audio_shift_s`; without an entry, a local `source` path is
     read directly with offset 0. A download failed for good is permanent, or transient with
     no attempts left (what `avel download` itself no longer retries)."""
     downloads: dict[str, dict] = {}
@@ -110,16 +111,18 @@ def plan_tasks(wd: Workdir, shard: Shard, rows: Any, loose: bool, download_attem
         if info and info.get("file"):
             path = (wd.root / info["file"]).resolve()
             offset = float(info.get("offset_s") or 0.0)
+            shift = float(info.get("audio_shift_s") or 0.0)
         elif row.clip_id in gone:
             continue
         elif "://" not in str(row.source):  # a local file (a missing one fails as missing-file)
             path = (wd.root / str(row.source)).resolve()
-            offset = 0.0
+            offset = shift = 0.0
         else:
             waiting.append(row.clip_id)
             continue
         span = Span(float(row.start_s) - offset, float(row.end_s) - offset)
-        tasks.append(CutTask(row.clip_id, str(path), _relative(wd, path), span, loose_root))
+        tasks.append(CutTask(row.clip_id, str(path), _relative(wd, path), span, loose_root,
+                             audio_shift_s=shift))
     wanted = set(rows["clip_id"]) if len(rows) else set()
     return tasks, waiting, {c: e for c, e in gone.items() if c in wanted and c not in downloads}
 

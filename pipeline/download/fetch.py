@@ -33,6 +33,7 @@ from pipeline.core.media_probe import MediaError, probe
 from pipeline.core.workdir import Workdir
 from pipeline.download.failures import PERMANENT, TRANSIENT, Failure, classify
 from pipeline.download.jobs import FULL, SECTION, ClipJob, local_suffix
+from pipeline.download.section_audio_shift import audio_shift_s
 from pipeline.download.ytdlp_options import CLIP_FIELD, SECTION_FIELD, source_offset
 
 log = logging.getLogger(__name__)
@@ -135,10 +136,11 @@ class Fetcher:
         try:
             if job.kind == "bad":
                 return Outcome(job.clip_id, failure=Failure(PERMANENT, "bad-source", job.target))
+            inputs = 1  # formats yt-dlp's ffmpeg combined into the file
             if job.kind == "local":
                 got = self._link_local(job, work)
             else:
-                got = self._download(job, work)
+                got, inputs = self._download(job, work)
             fetched = self._verify(job, got)
             note = None
             if job.mode == SECTION and isinstance(fetched, str):
@@ -151,7 +153,7 @@ class Fetcher:
                 if isinstance(got, Path):
                     got.unlink(missing_ok=True)
                 job = ClipJob(job.clip_id, job.kind, job.target, FULL, None)
-                got = self._download(job, work)
+                got, inputs = self._download(job, work)
                 fetched = self._verify(job, got)
             if isinstance(fetched, Failure):
                 return Outcome(job.clip_id, failure=fetched)
@@ -167,7 +169,11 @@ class Fetcher:
                 os.fsync(fh.fileno())
             os.replace(got, final)
             _fsync_dir(self.raw_dir)
-            return self._done(job, final, media, adopted=False, offset_s=offset, note=note)
+            # a section copied from one input through an old Matroska muxer has its audio
+            # early against the file the full download would be (section_audio_shift)
+            shift = audio_shift_s(final) if job.mode == SECTION and inputs == 1 else 0.0
+            return self._done(job, final, media, adopted=False, offset_s=offset, note=note,
+                              audio_shift_s=shift)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -220,21 +226,23 @@ class Fetcher:
         shutil.copyfile(source, dest)
         return dest
 
-    def _download(self, job: ClipJob, work: Path) -> Path | Failure:
+    def _download(self, job: ClipJob, work: Path) -> tuple[Path | Failure, int]:
+        """(the file or a failure, how many formats yt-dlp combined into it)."""
         if self._ydl is None:
             self._ydl = yt_dlp.YoutubeDL(self._options)
         extra = {CLIP_FIELD: job.clip_id, SECTION_FIELD: list(job.section) if job.section else None}
         try:
             info = self._ydl.extract_info(job.target, download=True, extra_info=extra)
         except Exception as exc:  # every yt-dlp failure is classified, none escapes
-            return classify(exc)
+            return classify(exc), 1
         path = _downloaded_file(info, work, job.clip_id)
         if path is None:
-            return Failure(TRANSIENT, "no-output", "yt-dlp reported success but wrote no file")
-        return path
+            return Failure(TRANSIENT, "no-output", "yt-dlp reported success but wrote no file"), 1
+        return path, max(len((info or {}).get("requested_formats") or ()), 1)
 
     def _done(self, job: ClipJob, final: Path, media: Any, *, adopted: bool,
-              offset_s: float | None = None, note: str | None = None) -> Outcome:
+              offset_s: float | None = None, note: str | None = None,
+              audio_shift_s: float = 0.0) -> Outcome:
         size = final.stat().st_size
         if offset_s is None:
             offset_s = self._offset(job, media)[0]
@@ -255,6 +263,8 @@ class Fetcher:
         }
         if note:
             info["note"] = f"{note}; fetched the whole video instead"
+        if audio_shift_s:  # the cut reads the audio this much earlier than the video
+            info["audio_shift_s"] = audio_shift_s
         return Outcome(job.clip_id, info=info, checksum=f"sha256:{sha256(final)}",
                        adopted=adopted, bytes=0 if adopted else size)
 
