@@ -1,8 +1,9 @@
 """Host ceiling of the extract runner: the real runner (`run_extract_many`) with the network
 replaced by a no-op, one loader worker, on the CPU; frames per CPU-second for each recipe and
-decode mode, and where the CPU time goes. Device-side work the CPU stand-in does in the main
-process (decode + resize with decode=device, normalise, fold) is timed apart and not
-counted as host work.
+decode mode, and where the CPU time goes. Device-side work the CPU stand-in does on the host
+(decode + resize with decode=device, in the decode threads or the main thread; gathering a
+batch from several clips' items; normalise; fold) is timed apart (CPU time of the thread
+doing it) and not counted as host work.
 
 Baseline (measured in the same run): decode=cpu, today's path — the worker decodes and
 resizes every frame with PIL and ships the pixels. Ours: decode=device — the worker ships
@@ -21,6 +22,7 @@ import argparse
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -30,8 +32,12 @@ from bench.gpu_extract import build_store, fresh_workdir, with_noop_net  # noqa:
 from extractors import catalog  # noqa: E402
 from pipeline.core.config import load_config  # noqa: E402
 from pipeline.core.sharding import Shard  # noqa: E402
-from pipeline.extract import stage  # noqa: E402
+from pipeline.extract import decode_ahead, stage  # noqa: E402
 from pipeline.extract.stage import run_extract_many  # noqa: E402
+
+#: decode modes: cpu (today's reference: PIL in the worker), device with the decode ahead in
+#: two threads (the default), device clip by clip in the main thread (decode_threads 0)
+MODES = ("cpu", "device:2", "device:0")
 
 RECIPES = {  # name → (frame size, frames per clip), as the papers' cut clips hold them
     "vgg19": ((320, 240), 160),
@@ -51,7 +57,9 @@ class DeviceSideClock:
 
     def __init__(self) -> None:
         self.seconds = 0.0
-        self.decode_batch = stage.decode_batch
+        self.lock = threading.Lock()  # decode threads and the main thread add to it
+        self.decode_batch = decode_ahead.decode_batch
+        self.gather = stage.BatchPacker.gather
 
     def timed(self, fn):  # type: ignore[no-untyped-def]
         def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -59,12 +67,14 @@ class DeviceSideClock:
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.seconds += time.thread_time() - t0
+                spent = time.thread_time() - t0
+                with self.lock:
+                    self.seconds += spent
 
         return wrapper
 
 
-def run_once(name: str, decode: str, clips: int, scratch: Path) -> tuple[int, float, float, float]:
+def run_once(name: str, mode: str, clips: int, scratch: Path) -> tuple[int, float, float, float]:
     """(frames, main CPU s without the device side, worker CPU s, device-side CPU s)."""
     size, frames = RECIPES[name]
     store = build_store(scratch / f"{name}-{clips}-store", size, frames, clips, 1)
@@ -72,8 +82,10 @@ def run_once(name: str, decode: str, clips: int, scratch: Path) -> tuple[int, fl
     clock = DeviceSideClock()
     for method in ("items_on_device", "forward", "fold"):  # what a GPU node runs on the device
         setattr(extractor, method, clock.timed(getattr(extractor, method)))
-    stage.decode_batch = clock.timed(clock.decode_batch)
-    wd = fresh_workdir(store, scratch / f"{name}-{decode}-{clips}")
+    decode_ahead.decode_batch = clock.timed(clock.decode_batch)
+    stage.BatchPacker.gather = staticmethod(clock.timed(clock.gather))  # type: ignore[method-assign]
+    decode, _, threads = mode.partition(":")
+    wd = fresh_workdir(store, scratch / f"{name}-{decode}{threads}-{clips}")
     config = load_config(wd)
     try:
         self0, kids0 = cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN)
@@ -86,6 +98,7 @@ def run_once(name: str, decode: str, clips: int, scratch: Path) -> tuple[int, fl
             extractors={name: extractor},
             device="cpu",
             decode=decode,
+            decode_threads=int(threads or 0),
             num_workers=1,
             batch_size=256,
             cpu_threads=1,
@@ -93,15 +106,16 @@ def run_once(name: str, decode: str, clips: int, scratch: Path) -> tuple[int, fl
         main = cpu_seconds(resource.RUSAGE_SELF) - self0
         worker = cpu_seconds(resource.RUSAGE_CHILDREN) - kids0
     finally:
-        stage.decode_batch = clock.decode_batch
+        decode_ahead.decode_batch = clock.decode_batch
+        stage.BatchPacker.gather = staticmethod(clock.gather)  # type: ignore[method-assign]
     return summary["done"] * frames, main - clock.seconds, worker, clock.seconds
 
 
-def measure(name: str, decode: str, clips: int, scratch: Path) -> dict[str, float]:
+def measure(name: str, mode: str, clips: int, scratch: Path) -> dict[str, float]:
     """Per-frame costs from the difference of a run of `clips` and one of 2 x `clips`, so
     the fixed per-run costs (ledger, consolidate, index, worker start) drop out."""
-    small = run_once(name, decode, clips, scratch)
-    large = run_once(name, decode, 2 * clips, scratch)
+    small = run_once(name, mode, clips, scratch)
+    large = run_once(name, mode, 2 * clips, scratch)
     n = large[0] - small[0]
     main_s, worker_s, device_s = (large[i] - small[i] for i in (1, 2, 3))
     return {
@@ -117,10 +131,12 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--clips", type=int, default=4, help="clips of the small run (the large one: twice)")
+    parser.add_argument("--recipe", choices=list(RECIPES), action="append",
+                        help="only these recipes (repeatable; default: all)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        for name in RECIPES:
-            rows = {mode: measure(name, mode, args.clips, Path(tmp)) for mode in ("cpu", "device")}
+        for name in args.recipe or list(RECIPES):
+            rows = {mode: measure(name, mode, args.clips, Path(tmp)) for mode in MODES}
             per_core = {}
             for mode, r in rows.items():
                 per_core[mode] = 1e6 / (r["worker_us"] + r["main_us"])
@@ -134,7 +150,8 @@ def main(argv: list[str] | None = None) -> None:
                 )
             print(
                 f"{name}: host ceiling per core, device decode / cpu decode: "
-                f"x{per_core['device'] / per_core['cpu']:.2f}",
+                f"x{per_core['device:2'] / per_core['cpu']:.2f} decoded ahead (2 threads), "
+                f"x{per_core['device:0'] / per_core['cpu']:.2f} clip by clip (0 threads)",
                 flush=True,
             )
 

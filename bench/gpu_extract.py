@@ -12,6 +12,10 @@ configurations are skipped once the total budget is spent.
     bench/gpu.sh --smoke         # tiny CPU run that checks the script works
 Prints a markdown table (also to $OUT/gpu_bench.md when OUT is set): frames/s, GPU
 utilisation (nvidia-smi samples, else torch.cuda.utilization) and the runner's time split.
+Device decode runs both ways: ahead of the network in `decode_threads` threads, several clips
+per call (the default), and clip by clip in the main thread (decode_threads 0, the path the
+H200 run of the previous session measured). Strict fp32 VGG-19 runs channels_last (the
+runner's layout) and contiguous, to tell whether its slowness is cuDNN's NHWC fp32 kernels.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,6 +154,16 @@ class NoOpNet(torch.nn.Module):
         return x.new_zeros((x.shape[0], *self.per_item), dtype=torch.float32)
 
 
+def with_contiguous_layout(extractor: Extractor) -> Extractor:
+    """A twin that runs its network in NCHW (contiguous) instead of the runner's channels_last:
+    strict fp32 (TF32 off) has no tensor-core kernels, and cuDNN's NHWC fp32 ones can be far
+    slower than its NCHW ones; this row tells whether that is what makes fp32 VGG-19 slow."""
+    twin = copy.copy(extractor)
+    twin.net = copy.deepcopy(extractor.net)  # type: ignore[attr-defined]  # moved/laid out on its own
+    twin.memory_format = torch.contiguous_format  # type: ignore[misc]
+    return twin
+
+
 def with_noop_net(extractor: Extractor) -> Extractor:
     per_item = {
         "vgg19": lambda e: (512, e.map_side(), e.map_side()),
@@ -228,6 +244,8 @@ class Config:
     batch: int
     net: str = "real"  # "noop": the host ceiling (network replaced by a no-op)
     compile: bool = False  # extract.compile (torch.compile of the forward)
+    decode_threads: int = 2  # extract.decode_threads (device decode only; 0 = clip by clip)
+    layout: str = "channels_last"  # "contiguous": the network in NCHW (with_contiguous_layout)
 
 
 def run_config(
@@ -260,6 +278,7 @@ def run_config(
                 batch_size=cfg.batch,
                 num_workers=workers,
                 decode=cfg.decode,
+                decode_threads=cfg.decode_threads,
                 flush_clips=64,
                 prefetch=4,
                 compile=cfg.compile,
@@ -281,6 +300,7 @@ def run_config(
     samples = sampler.samples[int(warm) :] if len(per_shard) > 1 else sampler.samples
     sampler.samples = samples
     failed = sum(sm["failed"] for p in per_shard for sm in p[2])
+    calls = sum(p[2][0].get("decode_calls", 0) for p in measured)
     shutil.rmtree(wd, ignore_errors=True)
     return {
         "fps": frames / seconds if seconds else 0.0,
@@ -290,6 +310,7 @@ def run_config(
         "util": sampler.mean(),
         "split": split,
         "failed": failed,
+        "per_call": f"{frames / calls:.0f}" if calls else "–",
     }
 
 
@@ -318,44 +339,83 @@ def decode_agreement(store: Store, extractor: Extractor, device: torch.device) -
     )
 
 
+def host_syncs(store: Store, extractor: Extractor, device: torch.device, scratch: Path, workers: int) -> str:
+    """Where the host waits for the device during a warm shard (vgg19 bf16, device decode
+    ahead): torch.cuda.set_sync_debug_mode reports every synchronising call, here counted
+    by thread and caller line. By design the main thread waits once per store flush (the
+    copy of the folded features); decode threads wait only on their own streams."""
+    if device.type != "cuda":
+        return "host syncs: not measured (CUDA only)"
+    wd = fresh_workdir(store, scratch / "syncs")
+    config = load_config(wd)
+    options = dict(progress=False, extractors={extractor.name: extractor}, device=str(device),
+                   precision="bf16", batch_size=256, num_workers=workers, decode="device",
+                   flush_clips=64)
+    run_extract_many(wd, [extractor.name], Shard(0, store.shards), config, **options)  # warm-up
+    counts: Counter[str] = Counter()
+    shown = warnings.showwarning
+
+    def record(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if "synchroniz" in str(message).lower():
+            counts[f"{threading.current_thread().name} {Path(filename).name}:{lineno}"] += 1
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = record
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            (summary,) = run_extract_many(wd, [extractor.name], Shard(1, store.shards), config, **options)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    shutil.rmtree(wd, ignore_errors=True)
+    where = ", ".join(f"{k} ×{v}" for k, v in counts.most_common(8)) or "none"
+    flushes = -(-summary["done"] // 64)
+    return (f"host syncs in a warm vgg19 shard ({summary['done']} clips, {flushes} flush(es), "
+            f"decode threads {summary.get('decode_threads')}): {sum(counts.values())} — {where}")
+
+
 # -- the matrix ----------------------------------------------------------------------------
 def matrix(smoke: bool, device: torch.device, with_compile: bool = False) -> list[Config]:
     if smoke:
         return [
             Config(("vgg19",), "ave", "fp32", "cpu", 16),
             Config(("vgg19",), "ave", "bf16", "device", 16),
+            Config(("vgg19",), "ave", "bf16", "device", 16, decode_threads=0),
             Config(("resnet152",), "llp", "fp32", "device", 16),
             Config(("resnet152", "r2plus1d_18"), "llp", "fp32", "device", 8),
             Config(("resnet152",), "llp", "fp32", "device", 16, "noop"),
+            Config(("vgg19",), "ave-small", "fp32", "device", 16, layout="contiguous"),
         ]
-    # most telling first: the budget skips the tail
+    # most telling first: the budget skips the tail. Decode ahead (2 threads) next to clip by
+    # clip (0); then the CPU-decode reference, the host ceiling (no-op net), more threads, the
+    # one-pass and video rows, and strict fp32 VGG-19 both layouts on a small store (a shard
+    # at ~300 frames/s would otherwise eat a minute)
     bf = [
         Config(("vgg19",), "ave", "bf16", "device", 256),
+        Config(("vgg19",), "ave", "bf16", "device", 256, decode_threads=0),
         Config(("resnet152",), "llp", "bf16", "device", 256),
+        Config(("resnet152",), "llp", "bf16", "device", 256, decode_threads=0),
         Config(("vgg19",), "ave", "bf16", "cpu", 256),
         Config(("resnet152",), "llp", "bf16", "cpu", 256),
         Config(("vgg19",), "ave", "bf16", "device", 256, "noop"),
         Config(("resnet152",), "llp", "bf16", "device", 256, "noop"),
-        Config(("vgg19",), "ave", "bf16", "device", 512),
-        Config(("resnet152",), "llp", "bf16", "device", 512),
-        Config(("r2plus1d_18",), "llp", "bf16", "device", 32),
+        Config(("vgg19",), "ave", "bf16", "device", 256, decode_threads=4),
         Config(("resnet152", "r2plus1d_18"), "llp", "bf16", "device", 256),
-        Config(("vgg19",), "ave", "tf32", "device", 256),
-        Config(("resnet152",), "llp", "tf32", "device", 256),
-        Config(("vgg19",), "ave", "fp32", "device", 256),
-        Config(("resnet152",), "llp", "fp32", "device", 256),
-        Config(("vgg19",), "ave", "bf16", "cpu", 256, "noop"),
-        Config(("resnet152",), "llp", "bf16", "cpu", 256, "noop"),
-        Config(("vgg19",), "ave", "bf16", "device", 128),
-        Config(("resnet152",), "llp", "bf16", "device", 128),
+        Config(("r2plus1d_18",), "llp", "bf16", "device", 32),
+        Config(("vgg19",), "ave-small", "fp32", "device", 256),
+        Config(("vgg19",), "ave-small", "fp32", "device", 256, layout="contiguous"),
+        Config(("vgg19",), "ave", "bf16", "device", 256, "noop", decode_threads=0),
+        Config(("resnet152",), "llp", "bf16", "device", 256, "noop", decode_threads=0),
     ]
     if with_compile:  # compiling takes tens of seconds: first, with the plain rows to compare
         bf = [
             Config(("vgg19",), "ave", "bf16", "device", 256, compile=True),
             bf[0],
             Config(("resnet152",), "llp", "bf16", "device", 256, compile=True),
-            bf[1],
-        ] + bf[2:]
+            bf[2],
+        ] + [c for i, c in enumerate(bf) if i not in (0, 2)]
     return bf
 
 
@@ -411,12 +471,14 @@ def main(argv: list[str] | None = None) -> int:
                 "ave": build_store(scratch / "ave", (320, 240), 4, 3, 2),
                 "llp": build_store(scratch / "llp", (480, 360), 8, 3, 2),
             }
+            stores["ave-small"] = stores["ave"]
         else:
             opts = {"vgg19": {}, "resnet152": {}, "r2plus1d_18": {}}
             stores = {
                 "ave": build_store(scratch / "ave", (320, 240), 160, 128, 8),  # AVE: 16 fps × 10 s
-                "llp": build_store(scratch / "llp", (480, 360), 80, 256, 8),
-            }  # LLP: 8 fps × 10 s
+                "llp": build_store(scratch / "llp", (480, 360), 80, 256, 8),  # LLP: 8 fps × 10 s
+                "ave-small": build_store(scratch / "ave-small", (320, 240), 160, 32, 3),  # slow rows
+            }
         for key, st in stores.items():
             lines.append(
                 f"store {key}: {st.shards} shards × {st.clips_per_shard} clips × {st.frames_per_clip} "
@@ -425,17 +487,27 @@ def main(argv: list[str] | None = None) -> int:
             )
         extractors = {n: catalog.create(n, weights="random", seed=0, **o) for n, o in opts.items()}
         noop = {n: with_noop_net(e) for n, e in extractors.items()}
+        configs = matrix(smoke, device, args.with_compile)
+        contiguous = {
+            n: with_contiguous_layout(extractors[n])
+            for n in sorted({n for c in configs if c.layout == "contiguous" for n in c.names})
+        }
         lines += ["", "## device decode vs CPU (PIL) decode", ""]
         for n, key in (("vgg19", "ave"), ("resnet152", "llp"), ("r2plus1d_18", "llp")):
             try:
                 lines.append("- " + decode_agreement(stores[key], extractors[n], device))
             except Exception as exc:  # a failed check must not cost the throughput table
                 lines.append(f"- {n}: decode check failed: {type(exc).__name__}: {exc}")
+        try:
+            syncs = host_syncs(stores["ave-small"], extractors["vgg19"], device, scratch, workers)
+            lines.append("- " + syncs)
+        except Exception as exc:  # a failed check must not cost the throughput table
+            lines.append(f"- host syncs: check failed: {type(exc).__name__}: {str(exc)[:200]}")
         print("\n".join(lines), flush=True)
 
         header = (
-            "| extractors | precision | decode | batch | frames/s | GPU util % | shards (measured/run) |"
-            " wait_s | decode_s | device_s | store_s | failed |"
+            "| extractors | precision | decode | decode threads | batch | frames/s | GPU util % |"
+            " shards (measured/run) | wait_s | decode_s | frames/decode call | device_s | store_s | failed |"
         )
         table = [
             "",
@@ -445,22 +517,27 @@ def main(argv: list[str] | None = None) -> int:
             "|" + "---|" * (header.count("|") - 1),
         ]
         print("\n".join(table), flush=True)
-        for cfg in matrix(smoke, device, args.with_compile):
+        blank = " |" * (header.count("|") - 6)
+        for cfg in configs:
             spent = time.perf_counter() - started
             label = (
                 "+".join(cfg.names)
                 + (" (no-op net)" if cfg.net == "noop" else "")
                 + (" (compiled)" if cfg.compile else "")
+                + (f" ({cfg.layout})" if cfg.layout != "channels_last" else "")
             )
-            row = f"| {label} | {cfg.precision} | {cfg.decode} | {cfg.batch} |"
+            threads = cfg.decode_threads if cfg.decode == "device" else "–"
+            row = f"| {label} | {cfg.precision} | {cfg.decode} | {threads} | {cfg.batch} |"
             if spent > budget:
-                row += " skipped (budget) | | | | | | | |"
+                row += " skipped (budget)" + blank
             else:
                 try:
                     r = run_config(
                         cfg,
                         stores[cfg.store],
-                        noop if cfg.net == "noop" else extractors,
+                        noop if cfg.net == "noop"
+                        else contiguous if cfg.layout == "contiguous"
+                        else extractors,
                         scratch,
                         device,
                         workers,
@@ -469,12 +546,12 @@ def main(argv: list[str] | None = None) -> int:
                     sp = r["split"]
                     row += (
                         f" {r['fps']:,.0f} | {r['util']} | {r['shards']} | {sp.get('wait_s', 0):.1f} |"
-                        f" {sp.get('decode_s', 0):.1f} | {sp.get('device_s', 0):.1f} |"
+                        f" {sp.get('decode_s', 0):.1f} | {r['per_call']} | {sp.get('device_s', 0):.1f} |"
                         f" {sp.get('store_s', 0):.1f} |"
                         f" {r['failed']} |"
                     )
                 except Exception as exc:  # report and go on to the next configuration
-                    row += f" error: {type(exc).__name__}: {str(exc)[:120]} | | | | | | | |"
+                    row += f" error: {type(exc).__name__}: {str(exc)[:120]}" + blank
             table.append(row)
             print(row, flush=True)
             save(lines + table)
@@ -482,9 +559,11 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"total {time.perf_counter() - started:.0f} s. Goals (H100/H200, bf16, end to end): "
             "VGG-19 pool5 ≥ 8,000 and ResNet-152 ≥ 12,000 frames/s.",
-            "time split: wait_s = main process waiting for workers (read + CPU decode, or read + pack); "
-            "decode_s = device decode + resize; device_s = transfer + forward + fold (asynchronous on "
-            "CUDA); store_s = the one copy to the host per flush + HDF5 part + ledger.",
+            "time split: wait_s = main thread waiting for its next clip (workers' read + CPU decode, or "
+            "read + pack; with decode threads also their decode); decode_s = device decode + resize, "
+            "summed over the decode threads (which overlap the main thread), on the main thread with "
+            "0 threads; device_s = transfer + forward + fold (asynchronous on CUDA); store_s = the one "
+            "copy to the host per flush + HDF5 part + ledger.",
         ]
         print("\n".join(table[-3:]), flush=True)
     save(lines + table)

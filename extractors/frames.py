@@ -8,7 +8,8 @@ travels with the weights it belongs to. Two decode paths:
   device  workers ship the JPEG bytes (`pack_jpegs`, 3-9 KB a frame instead of 150 KB of
           pixels) and the main process decodes a clip's frames in one batched
           `torchvision.io.decode_jpeg` call on the device (nvjpeg on CUDA) and resizes
-          there (`decode_on_device`). Run with device="cpu" it is the stand-in the tests
+          there (`decode_on_device`; the runner decodes several clips per call, ahead of
+          the network, in `pipeline.extract.decode_ahead`). Run with device="cpu" it is the stand-in the tests
           compare with the reference; the bound is `DEVICE_DECODE_PIXEL_BOUND`.
 mean/std normalisation runs on the device in `normalise`, so only uint8 crosses the bus.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import io
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
@@ -106,6 +108,22 @@ def decode_many(jpegs: list[bytes], recipe: ImageRecipe) -> torch.Tensor:
     return torch.from_numpy(pixels).permute(0, 3, 1, 2)
 
 
+_CONSTANTS: dict[tuple[tuple[float, ...], torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def device_constant(values: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A small constant tensor on `device`, made once per process. `torch.tensor(values,
+    device="cuda")` copies from pageable host memory and then waits for everything queued on
+    the stream (a host sync); once per batch (normalise) or per clip (nearest indices) it
+    kept the host from running ahead of the device. Never freed, so never handed to another
+    stream by the caching allocator."""
+    key = (values, dtype, device)
+    tensor = _CONSTANTS.get(key)
+    if tensor is None:
+        tensor = _CONSTANTS[key] = torch.tensor(values, dtype=dtype, device=device)
+    return tensor
+
+
 def normalise(items: torch.Tensor, recipe: ImageRecipe, channel_dim: int = 1) -> torch.Tensor:
     """uint8 pixels (channels on `channel_dim`, RGB) → float32 network input, on their device."""
     x = items.float()
@@ -113,57 +131,68 @@ def normalise(items: torch.Tensor, recipe: ImageRecipe, channel_dim: int = 1) ->
         x = x.flip(channel_dim)
     shape = [1] * x.dim()
     shape[channel_dim] = 3
-    mean = torch.tensor(recipe.mean, dtype=x.dtype, device=x.device).view(shape)
-    std = torch.tensor(recipe.std, dtype=x.dtype, device=x.device).view(shape)
+    mean = device_constant(recipe.mean, x.dtype, x.device).view(shape)
+    std = device_constant(recipe.std, x.dtype, x.device).view(shape)
     if recipe.scale != 1.0:
         x = x * recipe.scale
     return (x - mean) / std
 
 
 # -- device decode ------------------------------------------------------------------------
-def pack_jpegs(jpegs: list[bytes]) -> tuple[torch.Tensor, torch.Tensor]:
-    """JPEGs → (all bytes as one uint8 tensor, byte length of each): two tensors cross the
-    worker boundary through shared memory, whatever the frame count."""
-    lengths = torch.tensor([len(j) for j in jpegs], dtype=torch.int64)
+def pack_jpegs(jpegs: list[bytes]) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """JPEGs → (all bytes as one uint8 tensor, byte length of each): one tensor crosses the
+    worker boundary through shared memory, whatever the frame count. The lengths are plain
+    ints, pickled with the message: each shared-memory tensor costs the receiving process a
+    file-descriptor hand-over and a mapping (measured ~0.4 ms of its CPU per tensor here)."""
+    lengths = tuple(len(j) for j in jpegs)
     if not jpegs:
         return torch.empty(0, dtype=torch.uint8), lengths
     data = torch.frombuffer(bytearray(b"".join(jpegs)), dtype=torch.uint8)
     return data, lengths
 
 
-def unpack_jpegs(data: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+def unpack_jpegs(data: torch.Tensor, lengths: Sequence[int]) -> list[torch.Tensor]:
     """Inverse of `pack_jpegs`: one 1-D uint8 CPU tensor per JPEG (views, no copy)."""
-    return list(torch.split(data, lengths.tolist()))
+    return list(torch.split(data, list(lengths)))
 
 
-_DECODE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
+_DECODE_STREAMS: dict[tuple[torch.device, int], torch.cuda.Stream] = {}
 
 
-def decode_batch(jpegs: list[torch.Tensor], device: torch.device | str) -> list[torch.Tensor]:
-    """JPEG byte tensors → uint8 [3, H, W] RGB images on `device`, in one batched call."""
+def decode_batch(jpegs: list[torch.Tensor], device: torch.device | str, *,
+                 slot: int = 0) -> list[torch.Tensor]:
+    """JPEG byte tensors → uint8 [3, H, W] RGB images on `device`, in one batched call.
+    `slot`: which CUDA side stream decodes (one per decoding thread, see `_decode_cuda`)."""
     if not jpegs:
         return []
     device = torch.device(device)
     try:
         if device.type != "cuda":
             return decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
-        return _decode_cuda(jpegs, device)
+        return _decode_cuda(jpegs, device, slot)
     except torch.cuda.OutOfMemoryError:  # the device's trouble, not the clip's
         raise
     except RuntimeError as exc:  # one bad frame fails the batch; the clip is rejected either way
         raise ClipRejected("bad_frame", f"JPEG does not decode: {exc}") from None
 
 
-def _decode_cuda(jpegs: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+def _decode_cuda(jpegs: list[torch.Tensor], device: torch.device, slot: int) -> list[torch.Tensor]:
     """torchvision's CUDA decoder allocates its outputs on the current stream but writes
     them from a private stream that does not wait for it, so it can be handed a block that
     kernels still queued on the current stream will read, and overwrite it (reported as
     pytorch/vision#9606). Decoding with a stream of its own as the current one keeps the
     outputs in a pool only decode outputs use, and `record_stream` keeps each block from
-    being handed out again before the consuming stream is done with it. No host sync."""
-    if device not in _DECODE_STREAMS:  # "cuda" and "cuda:0" may get a stream each: harmless
-        _DECODE_STREAMS[device] = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
-    side, consumer = _DECODE_STREAMS[device], torch.cuda.current_stream(device)
+    being handed out again before the consuming stream is done with it. No host sync here
+    (torchvision's decoder itself waits for its own stream before it returns).
+
+    One side stream per `slot`, made once per process: decoding threads each pass their own
+    slot, so none waits for another's decodes through a shared stream, and the streams are
+    never recreated (torch hands streams out round-robin from a pool of 32, so making new ones
+    per run would in time give a decode pool the stream other work allocates on)."""
+    key = (device, slot)  # "cuda" and "cuda:0" may get a stream each: harmless
+    if key not in _DECODE_STREAMS:
+        _DECODE_STREAMS[key] = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
+    side, consumer = _DECODE_STREAMS[key], torch.cuda.current_stream(device)
     with torch.cuda.stream(side):
         images = decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
     consumer.wait_stream(side)
@@ -187,20 +216,23 @@ def pil_nearest_index(n_in: int, n_out: int) -> tuple[int, ...]:
 
 def _nearest(batch: torch.Tensor, height: int, width: int) -> torch.Tensor:
     h, w = batch.shape[-2:]
-    rows = torch.tensor(pil_nearest_index(h, height), device=batch.device)
-    cols = torch.tensor(pil_nearest_index(w, width), device=batch.device)
+    rows = device_constant(pil_nearest_index(h, height), torch.int64, batch.device)
+    cols = device_constant(pil_nearest_index(w, width), torch.int64, batch.device)
     return batch.index_select(-2, rows).index_select(-1, cols)
 
 
 def resize_on_device(images: list[torch.Tensor], recipe: ImageRecipe) -> torch.Tensor:
     """uint8 [3, H, W] images (one device) → uint8 [N, 3, size, size] after the recipe's
-    resize (and crop), on their device; frames of one size are resized as one batch."""
+    resize (and crop), on their device; frames of one size are resized as one batch. Nothing
+    here waits for the device (no host data copied in, no list-indexed writes)."""
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, image in enumerate(images):
         by_shape.setdefault(tuple(image.shape), []).append(i)
     mode = _TV_MODES[recipe.interpolation]
-    out = torch.empty((len(images), 3, recipe.size, recipe.size), dtype=torch.uint8,
-                      device=images[0].device if images else "cpu")
+    out = None
+    if len(by_shape) != 1:
+        out = torch.empty((len(images), 3, recipe.size, recipe.size), dtype=torch.uint8,
+                          device=images[0].device if images else "cpu")
     for indices in by_shape.values():
         batch = torch.stack([images[i] for i in indices])
         if recipe.resize == "exact" and recipe.interpolation == "nearest":
@@ -217,7 +249,11 @@ def resize_on_device(images: list[torch.Tensor], recipe: ImageRecipe) -> torch.T
             else:
                 batch = TF.resize(batch, recipe.resize_to or recipe.size, interpolation=mode, antialias=True)
             batch = TF.center_crop(batch, recipe.size)
-        out[indices] = batch
+        if out is None:  # one frame size, the usual case: the batch is the result
+            return batch.contiguous()
+        for k, i in enumerate(indices):  # int indices: a list index would copy it in and sync
+            out[i] = batch[k]
+    assert out is not None  # for the type checker: empty `images` leave it made above
     return out
 
 

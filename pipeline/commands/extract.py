@@ -31,13 +31,17 @@ from pipeline.store.index import rebuild_index
 @click.option("--decode", type=click.Choice(["auto", "cpu", "device"]), default=None,
               help="Where frame JPEGs are decoded: cpu (PIL in the workers, the exact reference) or "
                    "device (batched on the device); default: extract.decode (auto = device on CUDA).")
+@click.option("--decode-threads", type=click.IntRange(min=0), default=None,
+              help="With device decode: threads decoding several clips per call ahead of the network "
+                   "(0 = clip by clip in the main thread); default: extract.decode_threads (2).")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 @click.option("--verify", is_flag=True,
               help="Also check every stored row against its ledger checksum (reads the shard).")
 def extract_command(workdir: Path, shard_index: int | None, num_shards: int | None,
                     extractors: tuple[str, ...], device: str | None, precision: str | None,
                     batch_size: int | None, num_workers: int | None, weights: str | None,
-                    store_dtype: str | None, decode: str | None, no_progress: bool, verify: bool) -> None:
+                    store_dtype: str | None, decode: str | None, decode_threads: int | None,
+                    no_progress: bool, verify: bool) -> None:
     """Run extractors over this shard's cut clips in one pass (each clip read once);
     resumable per clip and extractor; prints one JSON summary per extractor."""
     config, shard = config_and_shard(workdir, shard_index, num_shards)
@@ -45,7 +49,7 @@ def extract_command(workdir: Path, shard_index: int | None, num_shards: int | No
     summaries = run_extract_many(workdir, names, shard, config, weights=weights, progress=not no_progress,
                                  device=device, precision=precision, batch_size=batch_size,
                                  num_workers=num_workers, store_dtype=store_dtype, decode=decode,
-                                 verify=verify)
+                                 decode_threads=decode_threads, verify=verify)
     for summary in summaries:
         click.echo(json.dumps(summary, sort_keys=True))
 

@@ -181,6 +181,10 @@ class ExtractConfig:
     # (nvjpeg on CUDA); "auto" = device on CUDA, else cpu. Default cpu: measured on an H200,
     # nvjpeg differs from libjpeg-turbo by up to 43/255 per pixel and was no faster for VGG-19
     decode: Literal["auto", "cpu", "device"] = "cpu"
+    # device decode only: threads that decode several clips per call ahead of the network, each
+    # on its own CUDA stream (torchvision's CUDA decode blocks its caller until done); 0 =
+    # clip by clip in the main thread, the reference the threaded path equals bit for bit
+    decode_threads: int = 2
     compile: bool = False  # torch.compile the network (fixed batch shapes); off until measured
 
     def validate(self) -> None:
@@ -188,8 +192,8 @@ class ExtractConfig:
             raise ValueError("decode must be auto, cpu or device")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        if self.num_workers < 0:
-            raise ValueError("num_workers must be >= 0")
+        if self.num_workers < 0 or self.decode_threads < 0:
+            raise ValueError("num_workers and decode_threads must be >= 0")
         if self.prefetch < 1 or self.flush_clips < 1 or self.max_attempts < 1:
             raise ValueError("prefetch, flush_clips and max_attempts must be >= 1")
 

@@ -43,7 +43,7 @@ import pipeline
 from extractors import catalog
 from extractors.base import ClipInput, ClipRejected, Extractor
 from extractors.frame_extractor import FrameExtractor
-from extractors.frames import decode_batch, pack_jpegs, unpack_jpegs
+from extractors.frames import pack_jpegs
 from models.device import resolve_device
 from pipeline.core.config import Config, ExtractConfig
 from pipeline.core.errors import InputError
@@ -54,6 +54,7 @@ from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir, ledger_stage
 from pipeline.core.worker_lifetime import die_with_stage
 from pipeline.datasets.manifest import load_manifest
+from pipeline.extract.decode_ahead import DecodeAhead, LoadedClip
 from pipeline.store import clips as clip_store
 from pipeline.store import features as store
 from pipeline.store.index import index_when_complete, manifest_order, rebuild_index  # noqa: F401 (rebuild_index: re-exported)
@@ -125,7 +126,7 @@ class ClipItems(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.clip_ids)
 
-    def __getitem__(self, i: int) -> tuple[str, dict[str, Payload], tuple[torch.Tensor, torch.Tensor] | None]:
+    def __getitem__(self, i: int) -> LoadedClip:
         clip_id, names = self.clip_ids[i], self.wanted[i]
         if self.reader is None:
             self.reader = clip_store.ClipReader(self.clips_file)
@@ -145,7 +146,7 @@ class ClipItems(torch.utils.data.Dataset):
                 if self.decode_on_device and isinstance(extractor, FrameExtractor):
                     positions = [shipped.setdefault(int(j), len(shipped))
                                  for j in extractor.frame_indices(clip)]
-                    out[name] = ("frames", torch.tensor(positions, dtype=torch.int64))
+                    out[name] = ("frames", tuple(positions))  # ints: no shared-memory tensor
                 else:
                     out[name] = ("items", extractor.preprocess(clip))
             except ClipRejected as exc:
@@ -185,6 +186,15 @@ class BatchPacker:
     def flush(self) -> list[tuple[str, torch.Tensor]]:
         return self._run(final=True)
 
+    @staticmethod
+    def gather(pieces: list[tuple[_Pending, int, int]]) -> torch.Tensor:
+        """One batch from slices of queued clips' items: a view when one clip fills it, else a
+        copy on the items' device (for device-decoded items, device work, not host work)."""
+        if len(pieces) == 1:
+            pending, a, b = pieces[0]
+            return pending.items[a:b]
+        return torch.cat([p.items[a:b] for p, a, b in pieces])
+
     def _run(self, final: bool) -> list[tuple[str, torch.Tensor]]:
         finished: list[tuple[str, torch.Tensor]] = []
         while self.queued >= self.batch_size or (final and self.queued > 0):
@@ -198,11 +208,10 @@ class BatchPacker:
                     pieces.append((pending, pending.sent, pending.sent + take))
                     pending.sent += take
                     need -= take
-            batch = (pieces[0][0].items[pieces[0][1]:pieces[0][2]] if len(pieces) == 1
-                     else torch.cat([p.items[a:b] for p, a, b in pieces]))
-            out = self.forward(batch)
-            self.queued -= len(batch)
-            self.items_done += len(batch)
+            out = self.forward(self.gather(pieces))
+            size = sum(b - a for _, a, b in pieces)
+            self.queued -= size
+            self.items_done += size
             offset = 0
             for pending, a, b in pieces:
                 pending.outputs.append(out[offset:offset + b - a])
@@ -301,7 +310,8 @@ def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
     """Extract features of every cut clip of `shard` not yet done; returns a summary.
 
     `extractor`: an already built one (a Ray actor or a test reuses it across shards);
-    overrides: device, precision, batch_size, num_workers, store_dtype, flush_clips, prefetch, decode.
+    overrides: device, precision, batch_size, num_workers, store_dtype, flush_clips, prefetch, decode,
+    decode_threads.
     """
     return run_extract_many(workdir, [name], shard, config, weights=weights, progress=progress,
                             extractors={name: extractor} if extractor is not None else None,
@@ -397,13 +407,16 @@ def _run_extract_many(workdir: str | Path, names: list[str], shard: Shard, confi
         pending = [j for j in jobs if j.todo]
         if pending:
             started = time.perf_counter()
-            items, timings = _extract_clips(pending, clips_file, order, settings, device, on_device, progress)
+            items, timings, decode = _extract_clips(pending, clips_file, order, settings, device,
+                                                    on_device, progress)
             seconds = time.perf_counter() - started
             for job in pending:
                 job.summary.update(done=job.done, failed=job.failed, seconds=round(seconds, 3),
                                    clips_per_s=round(job.done / seconds, 3) if seconds else None,
                                    items_per_s=round(items[job.name] / seconds, 3) if seconds else None,
                                    timings=timings)
+                if job.summary["decode"] == "device":
+                    job.summary.update(decode)
                 if len(jobs) > 1:
                     job.summary["one_pass_with"] = [j.name for j in pending if j is not job]
     finally:
@@ -441,7 +454,7 @@ def rows_not_matching_ledger(shard_file: Path, ledger: Ledger) -> list[str]:
 
 def _extract_clips(jobs: list[_Job], clips_file: Path, order: list[str], settings: ExtractConfig,
                    device: torch.device, on_device: bool,
-                   progress: bool) -> tuple[dict[str, int], dict[str, float]]:
+                   progress: bool) -> tuple[dict[str, int], dict[str, float], dict[str, int]]:
     clip_ids = [c for c in order if any(c in j.todo for j in jobs)]
     wanted = [tuple(j.name for j in jobs if c in j.todo) for c in clip_ids]
     dataset = ClipItems(clips_file, clip_ids, [j.extractor for j in jobs], wanted, on_device)
@@ -455,10 +468,11 @@ def _extract_clips(jobs: list[_Job], clips_file: Path, order: list[str], setting
     label = "+".join(by_name)
     bar = tqdm(total=len(clip_ids), unit="clip", file=sys.stderr, disable=not progress,
                desc=f"extract {label}", dynamic_ncols=True)
-    # where the time goes: waiting for workers (read + CPU decode, or read + pack with device
-    # decode), device decode + resize, device work (transfer + forward + fold; asynchronous
-    # on CUDA, so it shows up where the host next waits: in store_s, at the flush's copy),
-    # store + ledger writes
+    # where the time goes: this thread waiting for its next clip (read + CPU decode, or read +
+    # pack, and with decode threads also their decode), device decode + resize (summed over
+    # the decode threads, which overlap this one's work; with decode_threads 0 on this
+    # thread), device work (transfer + forward + fold; asynchronous on CUDA, so it shows up
+    # where the host next waits: in store_s, at the flush's copy), store + ledger writes
     timings = {"wait_s": 0.0, "decode_s": 0.0, "device_s": 0.0, "store_s": 0.0}
     batches = iter(loader)  # workers fork here, before the networks touch the device
     for job in jobs:
@@ -497,56 +511,55 @@ def _extract_clips(jobs: list[_Job], clips_file: Path, order: list[str], setting
         log.warning("%s (%s): %s", clip_id, job.name, detail)
         job.failed += 1
 
+    # device decode: several clips per decode call, in `decode_threads` threads ahead of this
+    # one (0: each clip here, when reached); clips come out in loader order either way
+    frames_per_batch = settings.batch_size * max(_frames_per_item(j.extractor) for j in jobs)
+    decoded = DecodeAhead(batches, {j.name: j.extractor for j in jobs}, device,
+                          threads=settings.decode_threads if on_device else 0,
+                          group_frames=frames_per_batch)
+    ready_clips = iter(decoded)
     try:
         with torch.inference_mode(), precision_mode(device, settings.precision):
             while True:
-                t0 = time.perf_counter()
+                t0, inline = time.perf_counter(), decoded.inline_s
                 try:
-                    clip_id, payloads, packed = next(batches)
+                    ready = next(ready_clips)
                 except StopIteration:
                     break
-                timings["wait_s"] += time.perf_counter() - t0
-                images: list[torch.Tensor] | ClipRejected | None = None
-                for name, (kind, payload) in payloads.items():
+                timings["wait_s"] += time.perf_counter() - t0 - (decoded.inline_s - inline)
+                clip_id = ready.clip_id
+                for name, (kind, payload) in ready.payloads.items():
                     job = by_name[name]
                     job.ledger.start(clip_id)
                     if kind == "rejected":
                         reject(job, clip_id, *payload)
                         continue
                     t0 = time.perf_counter()
-                    if kind == "frames":
-                        if images is None:  # once per clip, for every extractor
-                            try:
-                                images = decode_batch(unpack_jpegs(*packed), device)
-                            except ClipRejected as exc:
-                                images = exc
-                        if isinstance(images, ClipRejected):
-                            reject(job, clip_id, images.reason, str(images))
-                            continue
-                        items = job.extractor.items_on_device([images[k] for k in payload.tolist()])
-                        timings["decode_s"] += time.perf_counter() - t0
-                        t0 = time.perf_counter()
-                    else:
-                        items = payload.to(device, non_blocking=True)
-                    ready = job.packer.add(clip_id, items)
+                    items = payload.to(device, non_blocking=True)  # decoded ones are there already
+                    ready_items = job.packer.add(clip_id, items)
                     timings["device_s"] += time.perf_counter() - t0
-                    collect(job, ready)
+                    collect(job, ready_items)
                 bar.update(1)
-                elapsed = max(time.perf_counter() - started, 1e-9)
-                frames = sum(j.packer.items_done * _frames_per_item(j.extractor) for j in jobs)
-                bar.set_postfix(frames_s=f"{frames / elapsed:.1f}", refresh=False)
+                if progress:
+                    elapsed = max(time.perf_counter() - started, 1e-9)
+                    frames = sum(j.packer.items_done * _frames_per_item(j.extractor) for j in jobs)
+                    bar.set_postfix(frames_s=f"{frames / elapsed:.1f}", refresh=False)
             for job in jobs:
                 t0 = time.perf_counter()
-                ready = job.packer.flush()
+                finished = job.packer.flush()
                 timings["device_s"] += time.perf_counter() - t0
-                collect(job, ready)
+                collect(job, finished)
         for job in jobs:
             write(job, final=True)
     finally:
+        decoded.close()
         bar.close()
         if dataset.reader is not None:
             dataset.reader.close()
-    return {j.name: j.packer.items_done for j in jobs}, {k: round(v, 3) for k, v in timings.items()}
+    timings["decode_s"] = decoded.decode_s
+    decode = {"decode_threads": decoded.threads, "decode_calls": decoded.calls} if on_device else {}
+    return ({j.name: j.packer.items_done for j in jobs}, {k: round(v, 3) for k, v in timings.items()},
+            decode)
 
 
 def _frames_per_item(extractor: Extractor) -> int:
