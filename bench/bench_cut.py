@@ -8,11 +8,16 @@ the cut as it was before issues #16/#19, rebuilt here from the same pieces: one 
 then one ffmpeg encoding every frame at ffmpeg's default quality, the AVE rule picking
 afterwards by index. Against it: encoding every frame and selecting afterwards (at the
 default and at -q:v 2), the selection inside ffmpeg's graph (only kept frames are
-JPEG-encoded), and `-threads 1` with as many workers as cores (today's path: one ffprobe that
-also lists the clip's packets, one ffmpeg).
+JPEG-encoded), `-threads 1` with as many workers as cores and the cut's own ffprobe that also
+lists the clip's packets (what a cut of files without a download ledger entry still does),
+and the cut given the download's probe from the ledger (today's path: one ffmpeg per clip,
+no ffprobe; core/carried_probe). The download stage probed every file in the baseline's
+time too, and the old cut ignored that probe and ran its own: the work the last row drops
+was done twice, not moved. The download's probe (made once per file by `avel download` on
+these clips as local videos) is outside the timed part in every row.
 
-Run: python -m bench.bench_cut [--clips 12] [--workers 2] [--rounds 3]; prints frames/s, clips/s,
-ratios.
+Run: python -m bench.bench_cut [--clips 12] [--workers 2] [--rounds 3] [--ave-only]; prints
+frames/s, clips/s, ratios.
 """
 
 from __future__ import annotations
@@ -40,14 +45,17 @@ import yaml  # noqa: E402
 from pipeline.core.config import load_config  # noqa: E402
 from pipeline.core.media_probe import probe  # noqa: E402
 from pipeline.core.sharding import Shard  # noqa: E402
+from pipeline.core.workdir import Workdir  # noqa: E402
 from pipeline.cut.audio import audio_output, finish_audio  # noqa: E402
 from pipeline.cut.checks import Span  # noqa: E402
 from pipeline.cut.clip import CutSettings, CutTask, cut_clip  # noqa: E402
 from pipeline.cut.ffmpeg_pipes import clip_input, compile_args, run  # noqa: E402
 from pipeline.cut.frames import finish_frames, frames_output  # noqa: E402
 from pipeline.cut.recipes import audio_recipe, frames_recipe  # noqa: E402
-from pipeline.cut.stage import run_cut  # noqa: E402
+from pipeline.cut.stage import plan_tasks, run_cut  # noqa: E402
+from pipeline.datasets.manifest import MEDIA_COLUMNS, load_manifest, shard_rows  # noqa: E402
 from pipeline.demo.synthetic import write_dataset  # noqa: E402
+from pipeline.download.stage import run_download  # noqa: E402
 
 
 def original_recipe(videos: list[Path], out: Path) -> int:
@@ -88,9 +96,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clips", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="repeats of the ave-vgg19 table")
+    parser.add_argument("--ave-only", action="store_true", help="only the ave-vgg19 table")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        if args.ave_only:
+            print(ave_vgg19_table(root, args.clips, args.rounds))
+            return
         write_dataset(root / "data", n_clips=args.clips)
         videos = sorted((root / "data" / "videos").glob("*.mp4"))
         rows = []
@@ -157,15 +169,38 @@ def old_ave_vgg19_rate(videos: list[Path], workers: int) -> tuple[float, float, 
     return time.perf_counter() - start, cpu_seconds() - cpu0, kept
 
 
+def downloaded_tasks(videos: list[Path], workdir: Path) -> list[CutTask]:
+    """The cut's tasks for `videos` as `avel download` leaves them (local videos, hard
+    links in raw/): each carries the download's probe with the clip's packet times."""
+    workdir.mkdir(parents=True)
+    (workdir / "avel.yaml").write_text(yaml.safe_dump({
+        "dataset": {"name": "ave", "source": "local", "videos_dir": str(videos[0].parent)},
+        "cut": {"frames_recipe": "ave-vgg19", "audio_recipe": "vggsound"}}))
+    pd.DataFrame({"clip_id": [v.stem for v in videos], "video_id": [v.stem for v in videos],
+                  "source": [str(v) for v in videos], "start_s": 0.0, "end_s": 10.0,
+                  "labels": [[] for _ in videos], "split": "test"}).to_parquet(
+        workdir / "manifest.parquet", index=False)
+    shard = Shard(0, 1)
+    run_download(workdir, load_config(workdir), shard, progress=False)
+    rows = shard_rows(load_manifest(workdir, MEDIA_COLUMNS), shard)
+    tasks = plan_tasks(Workdir(workdir), shard, rows, loose=False)[0]
+    assert len(tasks) == len(videos) and all(t.probe and "video_pts" in t.probe for t in tasks)
+    return [CutTask(t.clip_id, t.path, t.source_file, Span(0.0, 10.0), probe=t.probe)
+            for t in tasks]
+
+
 def ave_vgg19_rate(videos: list[Path], *, in_graph: bool, threads: int | None,
-                   quality: int | None, workers: int) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds, kept frames) for cutting `videos` with ave-vgg19."""
+                   quality: int | None, workers: int, tasks: list[CutTask] | None = None
+                   ) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, kept frames) for cutting `videos` (or `tasks`) with
+    ave-vgg19."""
     settings = CutSettings(audio_recipe="vggsound", frames_recipe="ave-vgg19",
                            jpeg_quality=quality, scale=None, allow=(), max_pixels=4096 * 2160,
                            max_pad_s=0.5, span_slack_s=0.1, timeout_s=600.0,
                            ffmpeg_version="bench", ffmpeg_threads=threads,
                            select_in_graph=in_graph)
-    tasks = [CutTask(v.stem, str(v), v.name, Span(0.0, 10.0)) for v in videos]
+    if tasks is None:
+        tasks = [CutTask(v.stem, str(v), v.name, Span(0.0, 10.0)) for v in videos]
     cpu0, start = cpu_seconds(), time.perf_counter()
     # threads only wait on ffmpeg children, whose CPU time the rusage of children counts
     with ThreadPoolExecutor(workers) as pool:
@@ -184,13 +219,17 @@ def ave_vgg19_table(root: Path, n_clips: int, rounds: int = 3) -> str:
     variants = [("every frame encoded, ffmpeg default q", False, None, None),
                 ("every frame encoded, -q:v 2", False, None, 2),
                 ("select in the graph, -q:v 2", True, None, 2),
-                ("select in the graph, -q:v 2, -threads 1 (now)", True, 1, 2)]
+                ("select in the graph, -q:v 2, -threads 1, own probe", True, 1, 2)]
     methods: list[tuple[str, Callable[[], tuple[float, float, int]]]] = [
         ("before #16/#19: probe + every frame, default q",
          lambda: old_ave_vgg19_rate(videos, cores))]
     methods += [(name, functools.partial(ave_vgg19_rate, videos, in_graph=g, threads=t,
                                          quality=q, workers=cores))
                 for name, g, t, q in variants]
+    carried = downloaded_tasks(videos, root / "downloaded")
+    methods.append(("carried probe: the download's, no ffprobe (now)",
+                    functools.partial(ave_vgg19_rate, videos, in_graph=True, threads=1,
+                                      quality=2, workers=cores, tasks=carried)))
     runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name, _ in methods}
     loads = []
     for r in range(rounds):

@@ -147,6 +147,22 @@ def probe(path: str | Path, timeout_s: float = 60.0, video_packets: str | None =
     )
 
 
+# Reading the packets starts 10 s before the clip (ffprobe seeks to the keyframe before that),
+# so the cost does not grow with the length of the file before the clip; it ends this long
+# after the clip, counted from the keyframe it landed on, which covers GOPs up to 30 s.
+LEAD_S, GOP_MARGIN_S = 10.0, 30.0
+
+
+def packet_interval(seek_s: float, duration_s: float) -> str:
+    """ffprobe `-read_intervals` covering a clip's packets, relative to the file's start
+    (so it can be asked for in the probe that first reads that start): `+START` is from the
+    file's start time, `%+END` from the packet the seek landed on. Without `+START` (a clip
+    within LEAD_S of the start) the listing begins at the file's first packet."""
+    lead = min(seek_s, LEAD_S)
+    start = f"+{seek_s - lead:.6f}" if seek_s > LEAD_S else ""
+    return f"{start}%+{lead + duration_s + 1.0 + GOP_MARGIN_S:.6f}"
+
+
 def _packet_times(packets: list[dict[str, Any]], stream_index: int) -> tuple[float, ...]:
     """Sorted distinct pts (dts where a packet has no pts) of one stream's packets."""
     times = set()

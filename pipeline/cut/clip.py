@@ -1,4 +1,5 @@
-"""Cut one clip: probe, classify, decode audio and frames, and hand back the result.
+"""Cut one clip: probe (or take the download's probe of the same file), classify, decode
+audio and frames, and hand back the result.
 
 Runs inside a worker process, so it only reads the input file and (in loose mode) writes
 that clip's own loose files; the shard's HDF5 file and ledger belong to the parent.
@@ -11,7 +12,7 @@ import os
 import shutil
 import tempfile
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.core import atomic
-from pipeline.core.media_probe import MediaError, probe
+from pipeline.core.carried_probe import reuse
+from pipeline.core.media_probe import MediaError, MediaInfo, packet_interval, probe
 from pipeline.core.workdir import Workdir
 from pipeline.cut.audio import audio_output, finish_audio
 from pipeline.cut.checks import Span, conditions, verdict
@@ -29,7 +31,6 @@ from pipeline.cut.frames import (
     finish_frames,
     frames_output,
     listed_frame_times,
-    packet_interval,
     planned_pick,
 )
 from pipeline.cut.recipes import audio_recipe, frames_recipe
@@ -60,6 +61,7 @@ class CutTask:
     span: Span  # seconds in the file
     loose_root: str | None = None  # write the original layout here instead of returning media
     audio_shift_s: float = 0.0  # the file's audio timestamps are this early (download ledger)
+    probe: dict[str, Any] | None = None  # the download's probe of the file (carried_probe)
 
 
 @dataclass
@@ -99,16 +101,12 @@ def _cut(task: CutTask, s: CutSettings) -> CutResult:
     span = task.span
     f_recipe = frames_recipe(s.frames_recipe)  # the config checked both recipe names
     seek = span.start_s if span.start_s > 1e-6 else 0.0
-    # native-frame recipes list the clip's video packets in the same ffprobe process
-    listing = packet_interval(seek, span.duration_s) if f_recipe.rate is None else None
-    try:
-        info = probe(path, timeout_s=s.timeout_s, video_packets=listing)
-    except MediaError:
-        if listing is None:
-            raise
-        # the seek of the listing may be what failed: classify the file as a plain probe
-        # does, and let the separate packet pass below report its own failure
-        info = probe(path, timeout_s=s.timeout_s)
+    # the download's probe of this very file, when it recorded one (carried_probe)
+    carried = reuse(task.probe, path)
+    if carried is not None:
+        info = carried.media
+    else:
+        info = _probe(path, s, seek, span, native=f_recipe.rate is None)
     fatal, notes = verdict(conditions(path, info, span, max_pixels=s.max_pixels,
                                       max_pad_s=s.max_pad_s), list(s.allow))
     if fatal:
@@ -118,7 +116,12 @@ def _cut(task: CutTask, s: CutSettings) -> CutResult:
     seconds = max(int(round(span.duration_s)), 1)
     times = pick = None
     if f_recipe.rate is None and info.has_video:  # native frames: known before decoding
-        times = listed_frame_times(info, seek_s=seek, duration_s=duration)
+        listed = info
+        if carried is not None:
+            lo = info.start_s + seek
+            listed = replace(info, video_pts=carried.video_pts(
+                lo, None if duration is None else lo + duration))
+        times = listed_frame_times(listed, seek_s=seek, duration_s=duration)
         if times is None:
             times = clip_frame_times(path, file_start_s=info.start_s, seek_s=seek,
                                      duration_s=duration, timeout_s=s.timeout_s)
@@ -172,6 +175,20 @@ def _cut(task: CutTask, s: CutSettings) -> CutResult:
     media = ClipMedia(audio=audio.samples, sample_rate=audio.sample_rate, frames=frames.jpegs,
                       frame_times=frames.times, attrs=attrs)
     return CutResult(task.clip_id, media=media, notes=notes, checksum=digest, info=info_out)
+
+
+def _probe(path: Path, s: CutSettings, seek: float, span: Span, *, native: bool) -> MediaInfo:
+    """Probe the file; native-frame recipes list the clip's video packets in the same
+    ffprobe process."""
+    listing = packet_interval(seek, span.duration_s) if native else None
+    try:
+        return probe(path, timeout_s=s.timeout_s, video_packets=listing)
+    except MediaError:
+        if listing is None:
+            raise
+        # the seek of the listing may be what failed: classify the file as a plain probe
+        # does, and let the separate packet pass report its own failure
+        return probe(path, timeout_s=s.timeout_s)
 
 
 def _decode(path: Path, info: Any, s: CutSettings, seek: float, duration: float | None,

@@ -6,7 +6,8 @@ encoder, same options), without touching the disk.
 
 Recipes that keep native frames (ave-vgg19) know which frames they keep before decoding:
 the presentation times of the frames inside the clip come from the packets (listed by the
-same ffprobe that probes the file, no decoding), the original rule picks among them, and a
+same ffprobe that probes the file, no decoding: the download's, carried in its ledger, or
+the cut's own), the original rule picks among them, and a
 `select` filter in the graph passes only those to the JPEG encoder, which is the expensive
 part. Their `times` are the source's real presentation times, so a variable frame rate
 records true times.
@@ -81,25 +82,10 @@ def split_jpegs(stream: bytes) -> list[bytes]:
 PTS_TOLERANCE_S = 5e-5
 
 
-# Reading the packets starts 10 s before the clip (ffprobe seeks to the keyframe before that),
-# so the cost does not grow with the length of the file before the clip; it ends this long
-# after the clip, counted from the keyframe it landed on, which covers GOPs up to 30 s.
-LEAD_S, GOP_MARGIN_S = 10.0, 30.0
-
-
-def packet_interval(seek_s: float, duration_s: float) -> str:
-    """ffprobe `-read_intervals` covering the clip's packets, relative to the file's start
-    (so it can be asked for in the probe that first reads that start): `+START` is from the
-    file's start time, `%+END` from the packet the seek landed on."""
-    lead = min(seek_s, LEAD_S)
-    start = f"+{seek_s - lead:.6f}" if seek_s > LEAD_S else ""
-    return f"{start}%+{lead + duration_s + 1.0 + GOP_MARGIN_S:.6f}"
-
-
 def listed_frame_times(info: MediaInfo, *, seek_s: float, duration_s: float | None
                        ) -> np.ndarray | None:
     """Frame times (s from the clip start) from the packets the probe listed with
-    `packet_interval`; None when the listing stopped before the clip's end although the file
+    `media_probe.packet_interval`; None when the listing stopped before the clip's end although the file
     goes on (a GOP longer than the margin): then `clip_frame_times` reads them itself."""
     if info.video_pts is None:
         return None
@@ -142,8 +128,25 @@ def clip_frame_times(path: str | Path, *, file_start_s: float, seek_s: float,
 
 def select_times(video, times: np.ndarray):  # -> ffmpeg-python stream
     """Pass only the frames at `times` (s from the clip start) through the graph."""
-    terms = [f"lt(abs(t-{t:.6f}),{PTS_TOLERANCE_S})" for t in times]
+    shown = [f"{t:.6f}" for t in times]
+    terms = [f"lt(abs(t-{x}),{PTS_TOLERANCE_S})" for x in shown]
+    values = [float(x) for x in shown]
+    if all(b - a > 4 * PTS_TOLERANCE_S for a, b in zip(values, values[1:])):
+        return video.filter("select", _search_tree(terms, values))
     return video.filter("select", _balanced_sum(terms))
+
+
+def _search_tree(terms: list[str], values: list[float]) -> str:
+    """The same test as the sum of `terms` when the wanted times lie more than twice the
+    tolerance apart (at most one term can hold): a binary search on t, whose if() evaluates
+    only the branch taken, so a frame costs ~log2(n) comparisons instead of n (bench_cut:
+    the 160-term sum cost ~0.03 s of CPU per 300-frame clip)."""
+    if len(terms) == 1:
+        return terms[0]
+    mid = len(terms) // 2
+    split = (values[mid - 1] + values[mid]) / 2
+    return (f"if(lt(t,{split:.7f}),{_search_tree(terms[:mid], values[:mid])},"
+            f"{_search_tree(terms[mid:], values[mid:])})")
 
 
 def _balanced_sum(terms: list[str]) -> str:

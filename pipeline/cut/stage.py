@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipeline.core import atomic, reasons
+from pipeline.core import atomic, carried_probe, reasons
 from pipeline.core.config import Config
 from pipeline.core.errors import InputError
 from pipeline.core.ledger import DONE, FAILED, Entry, Ledger
@@ -91,9 +91,11 @@ def plan_tasks(wd: Workdir, shard: Shard, rows: Any, loose: bool, download_attem
 
     Input contract: the download ledger's `info` gives `file` (relative to the workdir) and
     `offset_s` (source time of the file's t=0) and, for a section whose audio timestamps
-    are early against its video, `audio_shift_s`; without an entry, a local `source` path is
-    read directly with offset 0. A download failed for good is permanent, or transient with
-    no attempts left (what `avel download` itself no longer retries)."""
+    are early against its video, `audio_shift_s`, and the download's probe of the file
+    (`probe`, core/carried_probe; the worker checks it against the file); without an
+    entry, a local `source` path is read directly with offset 0. A download failed for
+    good is permanent, or transient with no attempts left (what `avel download` itself no
+    longer retries)."""
     downloads: dict[str, dict] = {}
     gone: dict[str, Entry] = {}
     dl_path = wd.ledger("download", shard)
@@ -112,17 +114,19 @@ def plan_tasks(wd: Workdir, shard: Shard, rows: Any, loose: bool, download_attem
             path = (wd.root / info["file"]).resolve()
             offset = float(info.get("offset_s") or 0.0)
             shift = float(info.get("audio_shift_s") or 0.0)
+            carried = info.get(carried_probe.KEY)
         elif row.clip_id in gone:
             continue
         elif "://" not in str(row.source):  # a local file (a missing one fails as missing-file)
             path = (wd.root / str(row.source)).resolve()
             offset = shift = 0.0
+            carried = None
         else:
             waiting.append(row.clip_id)
             continue
         span = Span(float(row.start_s) - offset, float(row.end_s) - offset)
         tasks.append(CutTask(row.clip_id, str(path), _relative(wd, path), span, loose_root,
-                             audio_shift_s=shift))
+                             audio_shift_s=shift, probe=carried))
     wanted = set(rows["clip_id"]) if len(rows) else set()
     return tasks, waiting, {c: e for c, e in gone.items() if c in wanted and c not in downloads}
 

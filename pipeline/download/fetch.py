@@ -13,13 +13,18 @@ yt-dlp's ffmpeg places the section start at a fixed timestamp (ytdlp_options.TS_
 A section that cannot be kept exact (a container without timestamps such as AVI, a server
 without Range requests, a file ffmpeg cannot cut) is fetched whole instead, with a note,
 so it is right or fails for the reason full mode would give.
+
+The probe itself goes into the ledger too (core/carried_probe), with the clip's video
+packet times when the cut keeps native frames: the cut then starts no ffprobe of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
+import math
 import os
 import shutil
 import threading
@@ -29,7 +34,8 @@ from typing import Any
 
 import yt_dlp
 
-from pipeline.core.media_probe import MediaError, probe
+from pipeline.core import carried_probe
+from pipeline.core.media_probe import MediaError, MediaInfo, packet_interval, probe
 from pipeline.core.workdir import Workdir
 from pipeline.download.failures import PERMANENT, TRANSIENT, Failure, classify
 from pipeline.download.jobs import FULL, SECTION, ClipJob, local_suffix
@@ -99,9 +105,12 @@ class Fetcher:
 
     def __init__(self, wd: Workdir, raw_dir: Path, staging_dir: Path,
                  ydl_options: dict[str, Any], finished: dict[str, str] | None = None,
-                 local_files: str = "hardlink") -> None:
+                 local_files: str = "hardlink", list_packets: bool = False) -> None:
         self.wd = wd
         self.local_files = local_files  # DownloadConfig.local_files
+        # the cut keeps native frames (ave-vgg19): its probe lists the clip's video packets,
+        # so ours does, and the cut takes both from the ledger (core/carried_probe)
+        self.list_packets = list_packets
         self.finished = finished if finished is not None else finished_files(raw_dir)
         self.raw_dir = raw_dir
         self.staging_dir = staging_dir
@@ -122,11 +131,11 @@ class Fetcher:
         if not existing.is_file():
             return None
         try:
-            media = probe(existing)
+            media, listing = self._probe(job, existing)
         except MediaError:
             existing.unlink(missing_ok=True)  # cannot happen through us; refetch it
             return None
-        return self._done(job, existing, media, adopted=True)
+        return self._done(job, existing, media, adopted=True, listing=listing)
 
     def fetch(self, job: ClipJob) -> Outcome:
         """Fetch, verify and commit one clip; every failure comes back classified."""
@@ -152,14 +161,14 @@ class Fetcher:
                 log.info("%s: %s; fetching the whole video", job.clip_id, note)
                 if isinstance(got, Path):
                     got.unlink(missing_ok=True)
-                job = ClipJob(job.clip_id, job.kind, job.target, FULL, None)
+                job = dataclasses.replace(job, mode=FULL, section=None)
                 got, inputs = self._download(job, work)
                 fetched = self._verify(job, got)
             if isinstance(fetched, Failure):
                 return Outcome(job.clip_id, failure=fetched)
             if isinstance(fetched, str):  # not a section: cannot happen, kept for the types
                 return Outcome(job.clip_id, failure=Failure(TRANSIENT, "unknown", fetched))
-            media, offset = fetched
+            media, offset, listing = fetched
             assert isinstance(got, Path)
             final = self.wd.clip_path(self.raw_dir, job.clip_id, got.suffix.lower())
             older = self.finished.get(job.clip_id)
@@ -173,29 +182,55 @@ class Fetcher:
             # early against the file the full download would be (section_audio_shift)
             shift = audio_shift_s(final) if job.mode == SECTION and inputs == 1 else 0.0
             return self._done(job, final, media, adopted=False, offset_s=offset, note=note,
-                              audio_shift_s=shift)
+                              audio_shift_s=shift, listing=listing)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _verify(self, job: ClipJob, got: Path | Failure) -> tuple[Any, float] | Failure | str:
-        """(probe, source offset) of a fetched file; a Failure; or, for a section that is
-        not usable as one, why (the caller then fetches the whole video)."""
+    def _verify(self, job: ClipJob, got: Path | Failure
+                ) -> tuple[MediaInfo, float, str | None] | Failure | str:
+        """(probe, source offset, the probe's packet listing) of a fetched file; a Failure;
+        or, for a section that is not usable as one, why (the caller then fetches the whole
+        video)."""
         if isinstance(got, Failure):
             if job.mode == SECTION and got.reason in SECTION_FALLBACK_REASONS:
                 return f"section download failed ({got.reason}: {got.detail[-200:]})"
             return got
         try:
-            media = probe(got)
+            media, listing = self._probe(job, got)
         except MediaError as exc:
             if job.mode == SECTION:
                 return (f"section file unusable ({exc.reason}; what a server without Range "
                         "requests gives for an mp4 whose index is at its end)")
             return Failure(PERMANENT, exc.reason, str(exc))
         offset, why = self._offset(job, media)
-        return why if offset is None else (media, offset)
+        return why if offset is None else (media, offset, listing)
+
+    def _probe(self, job: ClipJob, path: Path) -> tuple[MediaInfo, str | None]:
+        """(the probe, the `-read_intervals` it listed video packets for, if any). A file
+        that probes only without the listing is classified by the plain probe, as the cut
+        does."""
+        listing = self._listing(job)
+        if listing is not None:
+            try:
+                return probe(path, video_packets=listing), listing
+            except MediaError:
+                pass
+        return probe(path), None
+
+    def _listing(self, job: ClipJob) -> str | None:
+        """The cut's packet listing, placed before the probe tells the file's offset: the
+        clip's seconds from the section start (a section file begins at or before it, at the
+        keyframe the copy started from, so the listing starts early enough) or from the
+        source's start. carried_probe.record keeps only what covers the clip's true place."""
+        if not self.list_packets or job.clip is None:
+            return None
+        start, end = job.clip
+        if not (math.isfinite(start) and math.isfinite(end) and end > start):
+            return None
+        return packet_interval(max(start - job.offset_s, 0.0), end - start)
 
     @staticmethod
-    def _offset(job: ClipJob, media: Any) -> tuple[float | None, str | None]:
+    def _offset(job: ClipJob, media: MediaInfo) -> tuple[float | None, str | None]:
         """(source time at the file's start, a note for the ledger). A file yt-dlp's ffmpeg
         wrote carries the anchor (ytdlp_options.TS_ANCHOR_S); a plain HTTP download or a
         local file is the source itself, whose start is the source's own start."""
@@ -240,9 +275,9 @@ class Fetcher:
             return Failure(TRANSIENT, "no-output", "yt-dlp reported success but wrote no file"), 1
         return path, max(len((info or {}).get("requested_formats") or ()), 1)
 
-    def _done(self, job: ClipJob, final: Path, media: Any, *, adopted: bool,
+    def _done(self, job: ClipJob, final: Path, media: MediaInfo, *, adopted: bool,
               offset_s: float | None = None, note: str | None = None,
-              audio_shift_s: float = 0.0) -> Outcome:
+              audio_shift_s: float = 0.0, listing: str | None = None) -> Outcome:
         size = final.stat().st_size
         if offset_s is None:
             offset_s = self._offset(job, media)[0]
@@ -265,6 +300,9 @@ class Fetcher:
             info["note"] = f"{note}; fetched the whole video instead"
         if audio_shift_s:  # the cut reads the audio this much earlier than the video
             info["audio_shift_s"] = audio_shift_s
+        # the probe, for the cut to use instead of its own while the file stays this one
+        span = None if job.clip is None else (job.clip[0] - offset_s, job.clip[1] - offset_s)
+        info[carried_probe.KEY] = carried_probe.record(media, final, listing=listing, span=span)
         return Outcome(job.clip_id, info=info, checksum=f"sha256:{sha256(final)}",
                        adopted=adopted, bytes=0 if adopted else size)
 

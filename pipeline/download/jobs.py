@@ -31,6 +31,9 @@ class ClipJob:
     target: str  # the URL, the local path, or why the source is refused
     mode: str  # FULL | SECTION | LOCAL
     section: tuple[float, float] | None  # source seconds to fetch, None = whole video
+    # the clip's source seconds (the manifest's start_s, end_s): where the download's probe
+    # lists video packets for the cut (core/carried_probe)
+    clip: tuple[float, float] | None = None
 
     @property
     def offset_s(self) -> float:
@@ -44,8 +47,9 @@ def job_for(row: dict, config: Config) -> ClipJob:
     """The job for one manifest row (a dict with clip_id, source, start_s, end_s)."""
     clip_id, source = str(row["clip_id"]), str(row["source"])
     dl = config.download
+    clip = (float(row["start_s"]), float(row["end_s"]))
     if config.dataset.source == "local":
-        return ClipJob(clip_id, "local", source, LOCAL, None)
+        return ClipJob(clip_id, "local", source, LOCAL, None, clip)
     if HTTP_URL.fullmatch(source):
         url = source
     elif YOUTUBE_ID.fullmatch(source):
@@ -54,10 +58,10 @@ def job_for(row: dict, config: Config) -> ClipJob:
         return ClipJob(clip_id, "bad", f"not an http(s) URL or a YouTube id: {source!r}",
                        dl.mode, None)
     if dl.mode == SECTION:
-        start = max(0.0, float(row["start_s"]) - dl.pad_s)
-        end = float(row["end_s"]) + dl.pad_s
-        return ClipJob(clip_id, "url", url, SECTION, (start, end))
-    return ClipJob(clip_id, "url", url, FULL, None)
+        start = max(0.0, clip[0] - dl.pad_s)
+        end = clip[1] + dl.pad_s
+        return ClipJob(clip_id, "url", url, SECTION, (start, end), clip)
+    return ClipJob(clip_id, "url", url, FULL, None, clip)
 
 
 def plan_jobs(rows: pd.DataFrame, config: Config) -> dict[str, ClipJob]:

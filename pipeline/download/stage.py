@@ -37,6 +37,7 @@ from pipeline.core.ledger import Ledger
 from pipeline.core.shard_lock import shard_lock
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
+from pipeline.cut.recipes import frames_recipe
 from pipeline.datasets.manifest import MEDIA_COLUMNS, load_manifest, shard_rows
 from pipeline.download.failures import MESSAGE_RULES, PERMANENT, THROTTLED, TRANSIENT, Failure
 from pipeline.download.fetch import ByteCounter, Fetcher, Outcome, finished_files
@@ -174,12 +175,14 @@ class _Loop:
         self.results: queue.Queue[Outcome] = queue.Queue()
         self.throttled_tries: dict[str, int] = {}
         self.finished = finished_files(raw_dir)  # read-only from here on
+        # the cut will list the clip's packets (native frames): the probe here does instead
+        self.list_packets = frames_recipe(config.cut.frames_recipe).rate is None
 
     # -- worker threads -------------------------------------------------------
     def _worker(self) -> None:
         options = build_options(self.dl, self.staging, self.bytes.hook)
         fetcher = Fetcher(self.wd, self.raw_dir, self.staging, options, self.finished,
-                          local_files=self.dl.local_files)
+                          local_files=self.dl.local_files, list_packets=self.list_packets)
         ledger = Ledger(self.ledger_path)  # SQLite connections are per thread
         try:
             while True:
