@@ -66,3 +66,11 @@ def write_workdir(root: Path, clips: dict[str, int], *, num_shards: int = 1,
 
 #: a small VGG-19 pool5 recipe for CPU tests: 32 px inputs (pool5 1x1), 2 segments of 2 frames
 TINY_VGG = {"image_size": 32, "segments": 2, "frames_per_segment": 2}
+TINY_RESNET = {"image_size": 32, "frames": 4, "min_frames": 2}
+# vgg19 + resnet152 in one pass, tiny and seeded (the one-pass and decode-ahead tests)
+TWO_EXTRACTORS = {
+    "options": {"vgg19": TINY_VGG, "resnet152": TINY_RESNET},
+    "weights": {"vgg19": "random", "resnet152": "random"},
+    "seed": 2,
+    "cpu_threads": 1,
+}

@@ -35,15 +35,9 @@ from pipeline.extract.stage import ClipItems, run_extract, run_extract_many
 from pipeline.store import clips as clip_store
 from pipeline.store import open_features
 from tests.conftest import avel_cmd, cli_env
-from tests.fixtures_visual import TINY_VGG, write_workdir
+from tests.fixtures_visual import TINY_RESNET, TINY_VGG, TWO_EXTRACTORS, write_workdir
 
-TINY_RESNET = {"image_size": 32, "frames": 4, "min_frames": 2}
-TWO = {
-    "options": {"vgg19": TINY_VGG, "resnet152": TINY_RESNET},
-    "weights": {"vgg19": "random", "resnet152": "random"},
-    "seed": 2,
-    "cpu_threads": 1,
-}
+TWO = TWO_EXTRACTORS
 CLIPS = {"a": 4, "b": 6, "short": 1, "c": 5, "d": 7, "e": 4, "f": 8}
 
 

@@ -41,16 +41,9 @@ from pipeline.store import clips as clip_store
 from pipeline.store import open_features
 from pipeline.store.features import parts_dir
 from tests.conftest import avel_cmd, cli_env
-from tests.fixtures_visual import TINY_VGG, jpeg_frames, write_workdir
+from tests.fixtures_visual import TINY_RESNET, TINY_VGG, TWO_EXTRACTORS, jpeg_frames, write_workdir
 
-TINY_RESNET = {"image_size": 32, "frames": 4, "min_frames": 2}
-TWO = {
-    "options": {"vgg19": TINY_VGG, "resnet152": TINY_RESNET},
-    "weights": {"vgg19": "random", "resnet152": "random"},
-    "seed": 2,
-    "batch_size": 3,
-    "cpu_threads": 1,
-}
+TWO = {**TWO_EXTRACTORS, "batch_size": 3}
 CLIPS = {"a": 4, "b": 6, "short": 1, "c": 5}  # "short": too few frames for both recipes
 
 FULL_RECIPES = {
