@@ -147,6 +147,20 @@ def probe(path: str | Path, timeout_s: float = 60.0, video_packets: str | None =
     )
 
 
+def probe_listing(path: str | Path, listing: str | None, timeout_s: float = 60.0
+                  ) -> tuple[MediaInfo, str | None]:
+    """`probe`, listing video packets over `listing` when one is given; a file that probes
+    only without the listing (its seek is what failed) is classified by the plain probe, so it
+    gets the reason a plain probe gives it. Returns the probe and the listing its `video_pts`
+    come from (None when it has none). The download and the cut probe through here."""
+    if listing is not None:
+        try:
+            return probe(path, timeout_s, video_packets=listing), listing
+        except MediaError:
+            pass
+    return probe(path, timeout_s), None
+
+
 # Reading the packets starts 10 s before the clip (ffprobe seeks to the keyframe before that),
 # so the cost does not grow with the length of the file before the clip; it ends this long
 # after the clip, counted from the keyframe it landed on, which covers GOPs up to 30 s.

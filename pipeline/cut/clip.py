@@ -21,7 +21,7 @@ import soundfile as sf
 
 from pipeline.core import atomic
 from pipeline.core.carried_probe import reuse
-from pipeline.core.media_probe import MediaError, MediaInfo, packet_interval, probe
+from pipeline.core.media_probe import MediaError, MediaInfo, packet_interval, probe_listing
 from pipeline.core.workdir import Workdir
 from pipeline.cut.audio import audio_output, finish_audio
 from pipeline.cut.checks import Span, conditions, verdict
@@ -179,16 +179,9 @@ def _cut(task: CutTask, s: CutSettings) -> CutResult:
 
 def _probe(path: Path, s: CutSettings, seek: float, span: Span, *, native: bool) -> MediaInfo:
     """Probe the file; native-frame recipes list the clip's video packets in the same
-    ffprobe process."""
+    ffprobe process (a listing that fails leaves them to the separate packet pass)."""
     listing = packet_interval(seek, span.duration_s) if native else None
-    try:
-        return probe(path, timeout_s=s.timeout_s, video_packets=listing)
-    except MediaError:
-        if listing is None:
-            raise
-        # the seek of the listing may be what failed: classify the file as a plain probe
-        # does, and let the separate packet pass report its own failure
-        return probe(path, timeout_s=s.timeout_s)
+    return probe_listing(path, listing, timeout_s=s.timeout_s)[0]
 
 
 def _decode(path: Path, info: Any, s: CutSettings, seek: float, duration: float | None,

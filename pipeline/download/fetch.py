@@ -35,7 +35,7 @@ from typing import Any
 import yt_dlp
 
 from pipeline.core import carried_probe
-from pipeline.core.media_probe import MediaError, MediaInfo, packet_interval, probe
+from pipeline.core.media_probe import MediaError, MediaInfo, packet_interval, probe_listing
 from pipeline.core.workdir import Workdir
 from pipeline.download.failures import PERMANENT, TRANSIENT, Failure, classify
 from pipeline.download.jobs import FULL, SECTION, ClipJob, local_suffix
@@ -131,7 +131,7 @@ class Fetcher:
         if not existing.is_file():
             return None
         try:
-            media, listing = self._probe(job, existing)
+            media, listing = probe_listing(existing, self._listing(job))
         except MediaError:
             existing.unlink(missing_ok=True)  # cannot happen through us; refetch it
             return None
@@ -196,7 +196,7 @@ class Fetcher:
                 return f"section download failed ({got.reason}: {got.detail[-200:]})"
             return got
         try:
-            media, listing = self._probe(job, got)
+            media, listing = probe_listing(got, self._listing(job))
         except MediaError as exc:
             if job.mode == SECTION:
                 return (f"section file unusable ({exc.reason}; what a server without Range "
@@ -204,18 +204,6 @@ class Fetcher:
             return Failure(PERMANENT, exc.reason, str(exc))
         offset, why = self._offset(job, media)
         return why if offset is None else (media, offset, listing)
-
-    def _probe(self, job: ClipJob, path: Path) -> tuple[MediaInfo, str | None]:
-        """(the probe, the `-read_intervals` it listed video packets for, if any). A file
-        that probes only without the listing is classified by the plain probe, as the cut
-        does."""
-        listing = self._listing(job)
-        if listing is not None:
-            try:
-                return probe(path, video_packets=listing), listing
-            except MediaError:
-                pass
-        return probe(path), None
 
     def _listing(self, job: ClipJob) -> str | None:
         """The cut's packet listing, placed before the probe tells the file's offset: the
