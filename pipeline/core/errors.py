@@ -50,9 +50,11 @@ _CANNOT_WRITE = {errno.EROFS: "read-only file system", errno.EACCES: "permission
                  errno.EDQUOT: "disk quota exceeded"}
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException, limit: int = 400) -> str:
+    """The first line of an exception's message, at most `limit` characters, or its type's
+    name when the message is empty: what an error message quotes of a library's error."""
     text = str(exc).strip()
-    return text.splitlines()[0][:400] if text else type(exc).__name__
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
 
 
 def explain(exc: BaseException) -> tuple[int, str]:
@@ -69,14 +71,14 @@ def explain(exc: BaseException) -> tuple[int, str]:
         return EXIT_CANNOT_WRITE, (f"error: {where}: cannot write ({_CANNOT_WRITE[exc.errno]}); "
                                    "finished work is kept, fix this and rerun")
     if isinstance(exc, sqlite3.DatabaseError):
-        return EXIT_BAD_INPUT, f"error: a ledger under state/ is not readable ({_first_line(exc)})"
+        return EXIT_BAD_INPUT, f"error: a ledger under state/ is not readable ({first_line(exc)})"
     if isinstance(exc, FileNotFoundError):
-        return EXIT_BAD_INPUT, f"error: {exc.filename or ''}: no such file ({_first_line(exc)})"
+        return EXIT_BAD_INPUT, f"error: {exc.filename or ''}: no such file ({first_line(exc)})"
     if isinstance(exc, OSError) and ("HDF5" in str(exc) or "Unable to" in str(exc)
                                      or "truncated" in str(exc)):
-        return EXIT_BAD_INPUT, f"error: unreadable HDF5 file ({_first_line(exc)})"
+        return EXIT_BAD_INPUT, f"error: unreadable HDF5 file ({first_line(exc)})"
     name = type(exc).__name__
     if name in ("ArrowInvalid", "ArrowIOError", "ArrowException"):
-        return EXIT_BAD_INPUT, f"error: unreadable parquet file ({_first_line(exc)})"
-    return EXIT_INTERNAL, (f"internal error: {name}: {_first_line(exc)} "
+        return EXIT_BAD_INPUT, f"error: unreadable parquet file ({first_line(exc)})"
+    return EXIT_INTERNAL, (f"internal error: {name}: {first_line(exc)} "
                            "(rerun with -vv for the traceback)")

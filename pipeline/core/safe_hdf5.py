@@ -16,7 +16,7 @@ from pathlib import Path
 
 import h5py
 
-from pipeline.core.errors import InputError
+from pipeline.core.errors import InputError, first_line
 
 
 def refusal(fh: h5py.File, virtual_within: Path | None = None) -> str | None:
@@ -71,7 +71,7 @@ def open_checked(path: str | Path, *, virtual_within: Path | None = None,
         why = refusal(fh, virtual_within)
     except (OSError, KeyError, RuntimeError) as exc:
         fh.close()
-        raise InputError(f"damaged {what} ({str(exc).splitlines()[0][:200]})", file=path) from None
+        raise InputError(f"damaged {what} ({first_line(exc, 200)})", file=path) from None
     if why:
         fh.close()
         raise InputError(f"refused: {why}; avel reads only data stored inside the file",

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from pipeline.core import atomic, carried_probe, reasons
 from pipeline.core.config import Config
-from pipeline.core.errors import InputError
+from pipeline.core.errors import InputError, first_line
 from pipeline.core.ledger import DONE, FAILED, Entry, Ledger
 from pipeline.core.shard_lock import shard_lock
 from pipeline.core.sharding import Shard
@@ -179,7 +179,7 @@ def requeue_lost_clips(ledger: Ledger, shard_file: Path) -> list[str]:
     try:
         stored = clip_store.stored_clip_ids(shard_file)
     except OSError as exc:
-        raise InputError(f"unreadable clip store ({str(exc).splitlines()[0][:200]}); move it "
+        raise InputError(f"unreadable clip store ({first_line(exc, 200)}); move it "
                          "aside and rerun `avel cut`, which cuts its clips again",
                          file=shard_file) from None
     lost = ledger.requeue_missing(stored, "output-missing", f"not in {shard_file.name}")

@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline.core import atomic
 from pipeline.core.config import Config, portable, resolve
-from pipeline.core.errors import InputError
+from pipeline.core.errors import InputError, first_line
 from pipeline.core.sharding import Shard, shard_of
 from pipeline.core.workdir import Workdir, check_clip_id
 from pipeline.datasets.local_videos import LocalVideos
@@ -95,8 +95,8 @@ def load_manifest(workdir: str | Path, required: tuple[str, ...] = ("clip_id",))
     try:
         table = pd.read_parquet(path)
     except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"not a readable parquet manifest ({first}); rerun `avel manifest`",
+        raise InputError(f"not a readable parquet manifest ({first_line(exc, 200)}); rerun "
+                         "`avel manifest`",
                          file=path) from None
     missing = [c for c in required if c not in table.columns]
     if missing:

@@ -46,7 +46,7 @@ from extractors.frame_extractor import FrameExtractor
 from extractors.frames import pack_jpegs
 from models.device import resolve_device
 from pipeline.core.config import Config, ExtractConfig
-from pipeline.core.errors import InputError
+from pipeline.core.errors import InputError, first_line
 from pipeline.core.ledger import DONE, Ledger
 from pipeline.core.safe_hdf5 import open_checked
 from pipeline.core.shard_lock import shard_lock
@@ -377,7 +377,7 @@ def _run_extract_many(workdir: str | Path, names: list[str], shard: Shard, confi
         try:
             stored = store.stored_clip_ids(shard_file)
         except OSError as exc:
-            raise InputError(f"unreadable features file ({str(exc).splitlines()[0][:200]}); "
+            raise InputError(f"unreadable features file ({first_line(exc, 200)}); "
                              "move it aside and rerun, which extracts its clips again",
                              file=shard_file) from None
         # the file is the truth: a row deleted (or a shard file removed) is extracted again

@@ -8,7 +8,7 @@ from typing import Any
 
 import h5py
 
-from pipeline.core.errors import InputError
+from pipeline.core.errors import InputError, first_line
 from pipeline.core.ledger import Ledger
 from pipeline.core.workdir import Workdir
 
@@ -33,7 +33,7 @@ def collect(workdir: str | Path) -> dict[str, Any]:
                 with Ledger(db, read_only=True) as ledger:
                     counts = ledger.counts()
             except (InputError, OSError, sqlite3.DatabaseError) as exc:
-                problems.append(f"{db}: unreadable ledger ({_first_line(exc)})")
+                problems.append(f"{db}: unreadable ledger ({first_line(exc, 300)})")
                 continue
             total["shards"][db.stem] = counts
             for key in ("done", "pending", "failed"):
@@ -46,11 +46,6 @@ def collect(workdir: str | Path) -> dict[str, Any]:
     return {"workdir": str(wd.root), "stages": stages, "features": features, "problems": problems}
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
 def unreadable_stores(wd: Workdir) -> list[str]:
     """Clip shard files HDF5 cannot open (truncated, overwritten), each by name: the ledger may
     call their clips done, and the next `avel cut` requeues them."""
@@ -61,7 +56,7 @@ def unreadable_stores(wd: Workdir) -> list[str]:
             with h5py.File(path, "r"):
                 pass
         except OSError as exc:
-            out.append(f"{path}: unreadable HDF5 file ({_first_line(exc)})")
+            out.append(f"{path}: unreadable HDF5 file ({first_line(exc, 300)})")
     return out
 
 
@@ -81,7 +76,7 @@ def feature_provenance(wd: Workdir, problems: list[str] | None = None) -> dict[s
                 shards += 1
             except (OSError, KeyError) as exc:
                 if problems is not None:
-                    problems.append(f"{path}: unreadable features file ({_first_line(exc)})")
+                    problems.append(f"{path}: unreadable features file ({first_line(exc, 300)})")
                 continue
         out[ex_dir.name] = {"shards": shards, "rows": rows, "random_weights": random}
     return out
