@@ -159,7 +159,5 @@ def evaluate_avvp(workdir: Path, config: Config, preset: Any, split: str,
     doc = {"split": split, "videos": len(splits[split]), "metrics": metrics,
            "per_class_segment_f1": per_class(scorer, CATEGORIES),
            "checkpoint": str(checkpoint or "best")}
-    tmp = out_dir / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, out_dir / "metrics.json")
+    atomic.write_text(out_dir / "metrics.json", json.dumps(doc, indent=2, default=str))
     return {**doc, "task": preset.task, "table": format_table(metrics), "out_dir": str(out_dir)}

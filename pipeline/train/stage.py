@@ -358,9 +358,7 @@ def evaluate(workdir: str | Path, config: Config | None = None, *, task: str | N
     atomic.write_text(out_dir / "predictions.json", json.dumps(predictions, indent=1))
     doc = {"split": split, "metrics": metrics, "per_class": rows,
            "checkpoint": str(checkpoint or "best")}
-    tmp = out_dir / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, out_dir / "metrics.json")
+    atomic.write_text(out_dir / "metrics.json", json.dumps(doc, indent=2, default=str))
     return {**doc, "out_dir": str(out_dir)}
 
 
