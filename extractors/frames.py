@@ -156,7 +156,18 @@ def unpack_jpegs(data: torch.Tensor, lengths: Sequence[int]) -> list[torch.Tenso
     return list(torch.split(data, list(lengths)))
 
 
-_DECODE_STREAMS: dict[tuple[torch.device, int], torch.cuda.Stream] = {}
+_SIDE_STREAMS: dict[tuple[torch.device, str, int], torch.cuda.Stream] = {}
+
+
+def side_stream(device: torch.device, role: str, slot: int = 0) -> torch.cuda.Stream:
+    """The CUDA stream of `role` ("decode", "work", ...) for `slot` (one per thread), made once
+    per process: torch hands streams out round-robin from a pool of 32, so making new ones per
+    run would in time give a decode pool the stream other work allocates on. "cuda" and
+    "cuda:0" may get a stream each: harmless."""
+    key = (device, role, slot)
+    if key not in _SIDE_STREAMS:
+        _SIDE_STREAMS[key] = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
+    return _SIDE_STREAMS[key]
 
 
 def decode_batch(jpegs: list[torch.Tensor], device: torch.device | str, *,
@@ -185,14 +196,9 @@ def _decode_cuda(jpegs: list[torch.Tensor], device: torch.device, slot: int) -> 
     being handed out again before the consuming stream is done with it. No host sync here
     (torchvision's decoder itself waits for its own stream before it returns).
 
-    One side stream per `slot`, made once per process: decoding threads each pass their own
-    slot, so none waits for another's decodes through a shared stream, and the streams are
-    never recreated (torch hands streams out round-robin from a pool of 32, so making new ones
-    per run would in time give a decode pool the stream other work allocates on)."""
-    key = (device, slot)  # "cuda" and "cuda:0" may get a stream each: harmless
-    if key not in _DECODE_STREAMS:
-        _DECODE_STREAMS[key] = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
-    side, consumer = _DECODE_STREAMS[key], torch.cuda.current_stream(device)
+    One side stream per `slot` (`side_stream`): decoding threads each pass their own slot, so
+    none waits for another's decodes through a shared stream."""
+    side, consumer = side_stream(device, "decode", slot), torch.cuda.current_stream(device)
     with torch.cuda.stream(side):
         images = decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
     consumer.wait_stream(side)

@@ -38,7 +38,7 @@ import torch
 
 from extractors.base import ClipRejected, Extractor
 from extractors.frame_extractor import FrameExtractor
-from extractors.frames import decode_batch, unpack_jpegs
+from extractors.frames import decode_batch, side_stream, unpack_jpegs
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class DecodeAhead:
     def _decode(self, index: int) -> None:
         stream = None
         if self.device.type == "cuda":
-            stream = _work_stream(self.device, index)
+            stream = side_stream(self.device, "work", index)  # its resizes run here
         with torch.inference_mode(), (torch.cuda.stream(stream) if stream is not None
                                       else contextlib.nullcontext()):
             while True:
@@ -291,15 +291,3 @@ class DecodeAhead:
             worker.join(timeout=max(deadline - time.monotonic(), 0.0))
             if worker.is_alive():
                 log.warning("%s did not stop within %.0f s", worker.name, timeout_s)
-
-
-_WORK_STREAMS: dict[tuple[torch.device, int], torch.cuda.Stream] = {}
-
-
-def _work_stream(device: torch.device, index: int) -> torch.cuda.Stream:
-    """Decode thread `index`'s stream, made once per process (see frames._decode_cuda on why
-    streams are not made anew per run)."""
-    key = (device, index)
-    if key not in _WORK_STREAMS:
-        _WORK_STREAMS[key] = torch.cuda.Stream(device)
-    return _WORK_STREAMS[key]
