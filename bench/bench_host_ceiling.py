@@ -2,8 +2,11 @@
 replaced by a no-op, one loader worker, on the CPU; frames per CPU-second for each recipe and
 decode mode, and where the CPU time goes. Device-side work the CPU stand-in does on the host
 (decode + resize with decode=device, in the decode threads or the main thread; gathering a
-batch from several clips' items; normalise; fold) is timed apart (CPU time of the thread
-doing it) and not counted as host work.
+batch from several clips' items; normalise; joining a clip's outputs; fold and the cast to the
+store dtype; stacking a flush's rows) is timed apart (CPU time of the thread doing it) and not
+counted as host work. Until 2026-11-30 the join, the cast and the stack were counted as host
+work (copies of whole output tensors on the stand-in, one kernel launch each on a GPU); each
+row also prints its main-process figure counted that way ("counted as before").
 
 Baseline (measured in the same run): decode=cpu, today's path — the worker decodes and
 resizes every frame with PIL and ships the pixels. Ours: decode=device — the worker ships
@@ -13,12 +16,17 @@ the JPEG bytes and the device decodes them.
 Per-frame costs come from the difference of two runs (N and 2N clips), so fixed per-run
 costs drop out; CPU times (getrusage), not wall times, so a busy machine does not skew them.
 Prints per recipe and mode: worker µs/frame, main-process µs/frame (without device decode),
-host frames/s per core (worker + main), the main process's own ceiling, and the ratio.
+host frames/s per core (worker + main), the main process's own ceiling, and the ratio. The
+main process's time is split (µs/frame, all its threads): `loader` taking items from the
+workers, `flush` writing store parts (HDF5 part, row checksums, ledger), `consolidate` folding
+the parts into the shard file and the index, `other` the rest (the runner's loops, per-clip
+tensor bookkeeping, the ledger's attempt counts, decode threads' own Python, freeing memory).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import resource
 import sys
 import tempfile
@@ -28,9 +36,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from torch.utils.data.dataloader import _BaseDataLoaderIter  # noqa: E402
+
 from bench.gpu_extract import build_store, fresh_workdir, with_noop_net  # noqa: E402
 from extractors import catalog  # noqa: E402
 from pipeline.core.config import load_config  # noqa: E402
+from pipeline.core.ledger import Ledger  # noqa: E402
 from pipeline.core.sharding import Shard  # noqa: E402
 from pipeline.extract import decode_ahead, stage  # noqa: E402
 from pipeline.extract.stage import run_extract_many  # noqa: E402
@@ -50,40 +61,79 @@ def cpu_seconds(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class DeviceSideClock:
-    """Main-thread CPU time spent in device-side work on the CPU stand-in: decode + resize,
-    normalise + (no-op) network, fold. A GPU node runs these on the device, not on a host
-    core, so they are reported apart from the host's share."""
+#: device-side steps: what a GPU node runs on the device, which the CPU stand-in runs on a
+#: host core (decode + resize, gathering a batch, normalise + the no-op network, joining a
+#: clip's outputs, fold + cast to the store dtype, stacking a flush's rows: copies of whole
+#: output tensors here, one kernel each on a GPU)
+DEVICE_STEPS = [(decode_ahead, "decode_batch"), (stage.BatchPacker, "gather"),
+                (stage.BatchPacker, "join"), (stage, "fold_for_store"), (stage, "rows_to_host")]
+#: of those, the ones the earlier version of this benchmark counted as host work ("old")
+NEWLY_DEVICE = ("join", "fold_for_store", "rows_to_host")
+#: host steps reported apart (the rest of the main process's CPU time is "other")
+HOST_STEPS = {
+    "loader": [(_BaseDataLoaderIter, "__next__")],  # taking an item from the workers
+    "flush": [(stage.store, "write_part"), (stage, "row_checksum"), (Ledger, "done_many")],
+    "consolidate": [(stage.store, "consolidate"), (stage, "index_when_complete")],
+}
+
+
+class SectionClock:
+    """CPU time of the thread running each timed step, exclusive of steps timed inside it,
+    summed over all threads (decode threads, the reader thread and the main thread)."""
 
     def __init__(self) -> None:
-        self.seconds = 0.0
-        self.lock = threading.Lock()  # decode threads and the main thread add to it
-        self.decode_batch = decode_ahead.decode_batch
-        self.gather = stage.BatchPacker.gather
+        self.seconds: collections.Counter[str] = collections.Counter()
+        self.lock = threading.Lock()
+        self.local = threading.local()
+        self.patched: list[tuple[object, str, object]] = []
 
-    def timed(self, fn):  # type: ignore[no-untyped-def]
+    def timed(self, label: str, fn):  # type: ignore[no-untyped-def]
         def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            stack = self.local.__dict__.setdefault("stack", [])
+            stack.append(0.0)
             t0 = time.thread_time()
             try:
                 return fn(*args, **kwargs)
             finally:
                 spent = time.thread_time() - t0
+                inner = stack.pop()
+                if stack:
+                    stack[-1] += spent
                 with self.lock:
-                    self.seconds += spent
+                    self.seconds[label] += spent - inner
 
         return wrapper
 
+    def patch(self, owner: object, name: str, label: str) -> None:
+        original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+        fn = original.__func__ if isinstance(original, staticmethod) else original
+        timed = self.timed(label, fn)
+        setattr(owner, name, staticmethod(timed) if isinstance(original, staticmethod) else timed)
+        self.patched.append((owner, name, original))
 
-def run_once(name: str, mode: str, clips: int, scratch: Path) -> tuple[int, float, float, float]:
-    """(frames, main CPU s without the device side, worker CPU s, device-side CPU s)."""
+    def restore(self) -> None:
+        for owner, name, original in reversed(self.patched):
+            setattr(owner, name, original)
+        self.patched = []
+
+    def device_s(self) -> float:
+        return sum(v for k, v in self.seconds.items() if k.startswith("device:"))
+
+
+def run_once(name: str, mode: str, clips: int, scratch: Path) -> dict[str, float]:
+    """frames, main (CPU s of the main process without the device side), worker CPU s,
+    device-side CPU s, and each host section's CPU s."""
     size, frames = RECIPES[name]
     store = build_store(scratch / f"{name}-{clips}-store", size, frames, clips, 1)
     extractor = with_noop_net(catalog.create(name, weights="random"))
-    clock = DeviceSideClock()
+    clock = SectionClock()
     for method in ("items_on_device", "forward", "fold"):  # what a GPU node runs on the device
-        setattr(extractor, method, clock.timed(getattr(extractor, method)))
-    decode_ahead.decode_batch = clock.timed(clock.decode_batch)
-    stage.BatchPacker.gather = staticmethod(clock.timed(clock.gather))  # type: ignore[method-assign]
+        setattr(extractor, method, clock.timed(f"device:{method}", getattr(extractor, method)))
+    for owner, attr in DEVICE_STEPS:
+        clock.patch(owner, attr, f"device:{attr}")
+    for label, steps in HOST_STEPS.items():
+        for owner, attr in steps:
+            clock.patch(owner, attr, label)
     decode, _, threads = mode.partition(":")
     wd = fresh_workdir(store, scratch / f"{name}-{decode}{threads}-{clips}")
     config = load_config(wd)
@@ -106,9 +156,12 @@ def run_once(name: str, mode: str, clips: int, scratch: Path) -> tuple[int, floa
         main = cpu_seconds(resource.RUSAGE_SELF) - self0
         worker = cpu_seconds(resource.RUSAGE_CHILDREN) - kids0
     finally:
-        decode_ahead.decode_batch = clock.decode_batch
-        stage.BatchPacker.gather = staticmethod(clock.gather)  # type: ignore[method-assign]
-    return summary["done"] * frames, main - clock.seconds, worker, clock.seconds
+        clock.restore()
+    device = clock.device_s()
+    out = {"frames": summary["done"] * frames, "main": main - device, "worker": worker,
+           "device": device, "old": sum(clock.seconds[f"device:{k}"] for k in NEWLY_DEVICE)}
+    out.update({label: clock.seconds[label] for label in HOST_STEPS})
+    return out
 
 
 def measure(name: str, mode: str, clips: int, scratch: Path) -> dict[str, float]:
@@ -116,14 +169,8 @@ def measure(name: str, mode: str, clips: int, scratch: Path) -> dict[str, float]
     the fixed per-run costs (ledger, consolidate, index, worker start) drop out."""
     small = run_once(name, mode, clips, scratch)
     large = run_once(name, mode, 2 * clips, scratch)
-    n = large[0] - small[0]
-    main_s, worker_s, device_s = (large[i] - small[i] for i in (1, 2, 3))
-    return {
-        "frames": n,
-        "worker_us": 1e6 * worker_s / n,
-        "main_us": 1e6 * main_s / n,
-        "device_decode_us": 1e6 * device_s / n,
-    }
+    n = large["frames"] - small["frames"]
+    return {"frames": n, **{f"{k}_us": 1e6 * (large[k] - small[k]) / n for k in large if k != "frames"}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -140,11 +187,14 @@ def main(argv: list[str] | None = None) -> None:
             per_core = {}
             for mode, r in rows.items():
                 per_core[mode] = 1e6 / (r["worker_us"] + r["main_us"])
+                other = r["main_us"] - sum(r[f"{label}_us"] for label in HOST_STEPS)
+                split = ", ".join(f"{label} {r[f'{label}_us']:.1f}" for label in HOST_STEPS)
                 print(
                     f"{name} decode={mode}: {r['frames']} frames | worker {r['worker_us']:.0f} µs/frame"
                     f" | main {r['main_us']:.0f} µs/frame"
-                    f" (main-process ceiling {1e6 / r['main_us']:,.0f} frames/s) | "
-                    f"device-side work on the CPU stand-in {r['device_decode_us']:.0f} µs/frame | "
+                    f" (main-process ceiling {1e6 / r['main_us']:,.0f} frames/s; {split}, other"
+                    f" {other:.1f}; counted as before {r['main_us'] + r['old_us']:.0f}) | "
+                    f"device-side work on the CPU stand-in {r['device_us']:.0f} µs/frame | "
                     f"host {per_core[mode]:,.0f} frames/s per core",
                     flush=True,
                 )

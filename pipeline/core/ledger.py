@@ -112,6 +112,17 @@ class Ledger:
             " checksum=?, info=?, updated_at=? WHERE clip_id=?",
             (checksum, json.dumps(info or {}, sort_keys=True), time.time(), clip_id))
 
+    def done_many(self, checksums: Iterable[tuple[str, str | None]]) -> None:
+        """`done` for many clips in one transaction (a store flush's clips): one commit, and
+        one round through SQLite's statement cache, instead of one per clip."""
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "UPDATE clips SET status='done', reason=NULL, permanent=0, detail=NULL,"
+                " checksum=?, info='{}', updated_at=? WHERE clip_id=?",
+                ((checksum, now, clip_id) for clip_id, checksum in checksums))
+
     def failed(self, clip_id: str, reason: str, *, permanent: bool, detail: str = "",
                info: dict[str, Any] | None = None) -> None:
         self._db.execute(

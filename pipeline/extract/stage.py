@@ -127,6 +127,11 @@ class ClipItems(torch.utils.data.Dataset):
         return len(self.clip_ids)
 
     def __getitem__(self, i: int) -> LoadedClip:
+        clip_id, out, jpegs = self.load(i)
+        return clip_id, out, pack_jpegs(jpegs) if jpegs else None
+
+    def load(self, i: int) -> tuple[str, dict[str, Payload], list[bytes]]:
+        """Clip `i`'s payloads and the JPEGs to ship for them (none without device decode)."""
         clip_id, names = self.clip_ids[i], self.wanted[i]
         if self.reader is None:
             self.reader = clip_store.ClipReader(self.clips_file)
@@ -136,7 +141,7 @@ class ClipItems(torch.utils.data.Dataset):
             media = self.reader.read(clip_id, audio="waveform" in kinds, frames=kinds != {"waveform"})
         except Exception as exc:  # an unreadable clip fails for every extractor, not the shard
             return clip_id, {n: ("rejected", ("preprocess_error", f"{type(exc).__name__}: {exc}"))
-                             for n in names}, None
+                             for n in names}, []
         clip = ClipInput(audio=media.audio, sample_rate=media.sample_rate,
                          frames=media.frames, frame_times=media.frame_times)
         shipped: dict[int, int] = {}  # frame index in the clip → position among shipped JPEGs
@@ -153,8 +158,54 @@ class ClipItems(torch.utils.data.Dataset):
                 out[name] = ("rejected", (exc.reason, str(exc)))
             except Exception as exc:  # a broken clip must not stop the shard
                 out[name] = ("rejected", ("preprocess_error", f"{type(exc).__name__}: {exc}"))
-        packed = pack_jpegs([clip.frames[j] for j in shipped]) if shipped else None
-        return clip_id, out, packed
+        return clip_id, out, [clip.frames[j] for j in shipped]
+
+
+#: with device decode, one loader item carries this many clips. Handing an item to the main
+#: process costs it about 1 ms of CPU whatever the item holds (the loader's bookkeeping, the
+#: unpickling, and the file descriptor of its shared-memory tensor passed over a socket):
+#: ~10 µs a frame for a 160-frame VGG-19 clip, one item per clip. Eight clips of JPEG bytes
+#: are 3-10 MB; CPU-decoded items (pixels, 30-100x larger) stay one clip per item.
+CLIPS_PER_ITEM = 8
+
+#: what a loader item carries with device decode: each clip's (clip_id, payloads, JPEG lengths
+#: or None), and the JPEG bytes of all of them, one after the other, in one tensor
+ClipChunk = tuple[list[tuple[str, dict[str, Payload], tuple[int, ...] | None]], torch.Tensor]
+
+
+class ClipChunks(torch.utils.data.Dataset):
+    """`ClipItems` several clips at a time (`CLIPS_PER_ITEM`, in order): item k holds clips
+    [k * per_item, (k + 1) * per_item), their JPEGs packed into one tensor. `unchunk` turns the
+    items back into the clips `ClipItems` would give, in the main process."""
+
+    def __init__(self, clips: ClipItems, per_item: int = CLIPS_PER_ITEM) -> None:
+        self.clips, self.per_item = clips, per_item
+
+    def __len__(self) -> int:
+        return -(-len(self.clips) // self.per_item)
+
+    def __getitem__(self, k: int) -> ClipChunk:
+        entries: list[tuple[str, dict[str, Payload], tuple[int, ...] | None]] = []
+        jpegs: list[bytes] = []
+        for i in range(k * self.per_item, min((k + 1) * self.per_item, len(self.clips))):
+            clip_id, out, shipped = self.clips.load(i)
+            entries.append((clip_id, out, tuple(len(j) for j in shipped) if shipped else None))
+            jpegs += shipped
+        return entries, pack_jpegs(jpegs)[0]
+
+
+def unchunk(chunks: Iterator[ClipChunk]) -> Iterator[LoadedClip]:
+    """The clips of `ClipChunks` items, in order, each with its JPEGs as a view of the item's
+    tensor (no copy)."""
+    for entries, data in chunks:
+        at = 0
+        for clip_id, out, lengths in entries:
+            packed = None
+            if lengths is not None:
+                size = sum(lengths)
+                packed = (data[at:at + size], lengths)
+                at += size
+            yield clip_id, out, packed
 
 
 # -- device side: items of many clips → full batches ------------------------------------
@@ -219,9 +270,13 @@ class BatchPacker:
                 offset += b - a
             while self.queue and self.queue[0].received == len(self.queue[0].items):
                 done = self.queue.popleft()
-                outs = done.outputs[0] if len(done.outputs) == 1 else torch.cat(done.outputs)
-                finished.append((done.clip_id, outs))
+                finished.append((done.clip_id, self.join(done.outputs)))
         return finished
+
+    @staticmethod
+    def join(outputs: list[torch.Tensor]) -> torch.Tensor:
+        """One clip's outputs from the batches it spans (device work, like `gather`)."""
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
 
 # -- the stage ----------------------------------------------------------------------------
@@ -434,6 +489,12 @@ def _run_extract_many(workdir: str | Path, names: list[str], shard: Shard, confi
     return [job.summary for job in jobs]
 
 
+def row_checksum(row: np.ndarray) -> str:
+    """What the ledger keeps of a stored row: the first 16 hex digits of the sha256 of its
+    bytes in the store dtype (hashed in place: a C-contiguous row is its bytes)."""
+    return hashlib.sha256(np.ascontiguousarray(row)).hexdigest()[:16]
+
+
 def rows_not_matching_ledger(shard_file: Path, ledger: Ledger) -> list[str]:
     """Clips whose stored row hashes differently from the checksum the ledger recorded when it
     was written (sha256 of the row's bytes in the store dtype); one row in memory at a time."""
@@ -458,10 +519,14 @@ def _extract_clips(jobs: list[_Job], clips_file: Path, order: list[str], setting
     clip_ids = [c for c in order if any(c in j.todo for j in jobs)]
     wanted = [tuple(j.name for j in jobs if c in j.todo) for c in clip_ids]
     dataset = ClipItems(clips_file, clip_ids, [j.extractor for j in jobs], wanted, on_device)
+    # with device decode the workers ship bytes, several clips an item (`ClipChunks`); each
+    # worker keeps about `prefetch` clips ready either way, and always one item beyond the one
+    # the main process is taking, so that no worker waits for it
+    prefetch = max(2, -(-settings.prefetch // CLIPS_PER_ITEM)) if on_device else settings.prefetch
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=None, shuffle=False,
+        ClipChunks(dataset) if on_device else dataset, batch_size=None, shuffle=False,
         num_workers=settings.num_workers, pin_memory=device.type == "cuda",
-        prefetch_factor=settings.prefetch if settings.num_workers else None,
+        prefetch_factor=prefetch if settings.num_workers else None,
         persistent_workers=False, worker_init_fn=functools.partial(die_with_stage, os.getpid()))
     out_dtype = torch.float16 if settings.store_dtype == "float16" else torch.float32
     by_name = {j.name: j for j in jobs}
@@ -475,6 +540,7 @@ def _extract_clips(jobs: list[_Job], clips_file: Path, order: list[str], setting
     # where the host next waits: in store_s, at the flush's copy), store + ledger writes
     timings = {"wait_s": 0.0, "decode_s": 0.0, "device_s": 0.0, "store_s": 0.0}
     batches = iter(loader)  # workers fork here, before the networks touch the device
+    loaded: Iterator[LoadedClip] = unchunk(batches) if on_device else batches
     for job in jobs:
         job.extractor.to(device)
         forward = job.extractor.forward
@@ -486,17 +552,17 @@ def _extract_clips(jobs: list[_Job], clips_file: Path, order: list[str], setting
     def write(job: _Job, final: bool) -> None:
         if job.finished_ids and (final or len(job.finished_ids) >= settings.flush_clips):
             t0 = time.perf_counter()
-            arrays = torch.stack(job.finished).cpu().numpy()  # the one host sync per flush
+            arrays = rows_to_host(job.finished)
             store.write_part(job.shard_file, job.finished_ids, arrays, job.attrs)
-            for clip_id, arr in zip(job.finished_ids, arrays):
-                job.ledger.done(clip_id, checksum=hashlib.sha256(arr.tobytes()).hexdigest()[:16])
+            job.ledger.done_many((clip_id, row_checksum(arr))
+                                 for clip_id, arr in zip(job.finished_ids, arrays))
             job.finished_ids, job.finished = [], []
             timings["store_s"] += time.perf_counter() - t0
 
     def collect(job: _Job, ready: list[tuple[str, torch.Tensor]]) -> None:
         t0 = time.perf_counter()
         for clip_id, outputs in ready:
-            folded = job.extractor.fold(outputs).to(out_dtype)
+            folded = fold_for_store(job.extractor, outputs, out_dtype)
             if tuple(folded.shape) != tuple(job.extractor.output_shape()):
                 raise RuntimeError(f"{job.name} gave {tuple(folded.shape)} for {clip_id}, "
                                    f"expected {job.extractor.output_shape()}")
@@ -514,7 +580,7 @@ def _extract_clips(jobs: list[_Job], clips_file: Path, order: list[str], setting
     # device decode: several clips per decode call, in `decode_threads` threads ahead of this
     # one (0: each clip here, when reached); clips come out in loader order either way
     frames_per_batch = settings.batch_size * max(_frames_per_item(j.extractor) for j in jobs)
-    decoded = DecodeAhead(batches, {j.name: j.extractor for j in jobs}, device,
+    decoded = DecodeAhead(loaded, {j.name: j.extractor for j in jobs}, device,
                           threads=settings.decode_threads if on_device else 0,
                           group_frames=frames_per_batch)
     ready_clips = iter(decoded)
@@ -560,6 +626,16 @@ def _extract_clips(jobs: list[_Job], clips_file: Path, order: list[str], setting
     decode = {"decode_threads": decoded.threads, "decode_calls": decoded.calls} if on_device else {}
     return ({j.name: j.packer.items_done for j in jobs}, {k: round(v, 3) for k, v in timings.items()},
             decode)
+
+
+def fold_for_store(extractor: Extractor, outputs: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """One clip's outputs → its row in the store dtype, still on the device."""
+    return extractor.fold(outputs).to(dtype)
+
+
+def rows_to_host(rows: list[torch.Tensor]) -> np.ndarray:
+    """A flush's folded clips (on the device) → one host array: the one host sync per flush."""
+    return torch.stack(rows).cpu().numpy()
 
 
 def _frames_per_item(extractor: Extractor) -> int:
