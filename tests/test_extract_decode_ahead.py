@@ -31,7 +31,7 @@ from pipeline.core.ledger import Ledger
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir, ledger_stage
 from pipeline.extract.decode_ahead import DecodeAhead, LoadedClip
-from pipeline.extract.stage import ClipItems, run_extract, run_extract_many
+from pipeline.extract.stage import ClipChunks, ClipItems, run_extract, run_extract_many, unchunk
 from pipeline.store import clips as clip_store
 from pipeline.store import open_features
 from tests.conftest import avel_cmd, cli_env
@@ -138,6 +138,37 @@ def _loaded(tmp_path: Path, clips: dict[str, int]) -> tuple[list[LoadedClip], di
     extractor = catalog.create("vgg19", weights="random", seed=2, **TINY_VGG)
     items = ClipItems(wd.clips_file(Shard(0, 1)), list(clips), [extractor], decode_on_device=True)
     return [items[i] for i in range(len(clips))], {"vgg19": extractor}
+
+
+def test_loader_items_of_several_clips_give_each_clip_as_one_clip_an_item_does(tmp_path: Path):
+    """With device decode a loader item carries several clips and one tensor of all their
+    JPEGs: unchunked, each clip has the payloads and the very JPEG bytes `ClipItems` ships for
+    it alone, as views of the item's tensor; a clip that ships nothing (too few frames for both
+    recipes, or not in the store) sits between others without shifting their bytes."""
+    clips = {"a": 4, "short": 1, "b": 6, "c": 5, "d": 7}
+    wd = write_workdir(tmp_path / "w", clips, extract=TWO)
+    ex = [catalog.create("vgg19", weights="random", **TINY_VGG),
+          catalog.create("resnet152", weights="random", **TINY_RESNET)]
+    ids = ["a", "short", "gone", "b", "c", "d"]  # "gone": never cut
+    items = ClipItems(wd.clips_file(Shard(0, 1)), ids, ex, decode_on_device=True)
+    chunks = ClipChunks(items, per_item=4)
+    assert len(chunks) == 2  # 4 clips, then the last 2
+    loaded = [chunks[0], chunks[1]]
+    got = list(unchunk(iter(loaded)))
+    assert [c[0] for c in got] == ids
+    for i, (clip_id, payloads, packed) in enumerate(got):
+        ref_id, ref_payloads, ref_packed = items[i]
+        assert clip_id == ref_id and payloads == ref_payloads
+        if ref_packed is None:
+            assert packed is None, clip_id
+            continue
+        assert packed is not None and packed[1] == ref_packed[1], clip_id
+        assert [bytes(x.numpy()) for x in unpack_jpegs(*packed)] == \
+            [bytes(x.numpy()) for x in unpack_jpegs(*ref_packed)], clip_id
+        data = loaded[0 if i < 4 else 1][1]  # a view of its item's one tensor, not a copy
+        assert packed[0].untyped_storage().data_ptr() == data.untyped_storage().data_ptr()
+    assert got[1][2] is None and got[2][2] is None  # short: rejected by both; gone: unreadable
+    assert {kind for kind, _ in got[2][1].values()} == {"rejected"}
 
 
 @pytest.mark.parametrize("threads,group_frames", [(1, 1), (3, 4), (3, 9), (2, 1000)])

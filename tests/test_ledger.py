@@ -35,6 +35,25 @@ def test_lifecycle_and_todo(tmp_path):
         assert ledger.get("b").status == "pending" and ledger.get("b").attempts == 0
 
 
+def test_done_many_records_what_done_records_clip_by_clip(tmp_path):
+    """A store flush marks its clips done in one transaction; each row must read as if
+    `done` had marked it (status, checksum, cleared reason and detail, empty info)."""
+    rows = {}
+    marks = [("a", "00ff"), ("c", None)]
+    for name, mark in (("one", lambda ledger: [ledger.done(c, checksum=k) for c, k in marks]),
+                       ("many", lambda ledger: ledger.done_many(marks))):
+        with Ledger(tmp_path / f"{name}.sqlite") as ledger:
+            ledger.ensure(["a", "b", "c"])
+            ledger.start("a")
+            ledger.failed("c", "timeout", permanent=False, detail="slow")
+            mark(ledger)
+            rows[name] = [(e.clip_id, e.status, e.reason, e.permanent, e.attempts, e.checksum,
+                           e.detail, e.info) for e in ledger.entries()]
+    assert rows["many"] == rows["one"]
+    assert rows["many"][0] == ("a", "done", None, False, 1, "00ff", None, {})
+    assert rows["many"][2][:3] == ("c", "done", None)
+
+
 def _writer(path: str, n: int) -> None:
     with Ledger(path) as ledger:
         ids = [f"{Path(path).stem}-{i}" for i in range(n)]
