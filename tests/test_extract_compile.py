@@ -73,9 +73,9 @@ def write_clips(root: Path, compile_setting: object) -> Workdir:
     return wd
 
 
-def stored(wd: Workdir, name: str, index: int) -> tuple[list[str], np.ndarray]:
+def stored(wd: Workdir, name: str, index: int) -> tuple[list[str], np.ndarray, str]:
     with h5py.File(wd.features_file(name, Shard(index, 2))) as fh:
-        return [c.decode() for c in fh["clip_id"][()]], fh["features"][()]
+        return [c.decode() for c in fh["clip_id"][()]], fh["features"][()], fh.attrs["compile"]
 
 
 def test_every_shard_ends_in_a_short_batch_of_a_different_size():
@@ -109,8 +109,9 @@ def test_compiled_run_stores_the_eager_rows_with_one_compilation_per_extractor(t
 
     for name in NAMES:
         for index in range(2):
-            eager_ids, eager = stored(eager_wd, name, index)
-            ids, features = stored(compiled_wd, name, index)
+            eager_ids, eager, eager_mode = stored(eager_wd, name, index)
+            ids, features, mode = stored(compiled_wd, name, index)
+            assert (eager_mode, mode) == ("off", "default")  # provenance says how it was run
             # the padded rows never reach the store: the same clips, once each, in order
             assert ids == eager_ids == [c for c in CLIPS if shard_of(c, 2) == index]
             assert features.shape == eager.shape

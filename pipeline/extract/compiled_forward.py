@@ -71,7 +71,6 @@ class FixedShapeForward:
         self.eager, self.batch_size, self.mode = forward, batch_size, mode
         self.compiled = torch.compile(undecorated(forward), dynamic=False, mode=mode)
         self.primed = False
-        self.padded_rows = 0  # zero rows run and thrown away (the last batch of each shard)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         n = batch.shape[0]
@@ -83,12 +82,11 @@ class FixedShapeForward:
             # compile a second time when it finds them present
             self.eager(batch[:1])
             self.primed = True
-        if n < self.batch_size:
-            self.padded_rows += self.batch_size - n
+        if n < self.batch_size:  # at most one batch per shard: the waste is < 1 batch a shard
             batch = padded(batch, self.batch_size)
         graphs = self.mode in CUDA_GRAPH_MODES and batch.device.type == "cuda"
         if graphs:
-            torch.compiler.cudagraph_mark_step_begin()
+            torch.compiler.cudagraph_mark_step_begin()  # type: ignore[no-untyped-call]
         out = self.compiled(batch)[:n]
         # a CUDA graph's output is overwritten by its next replay, and the runner keeps the
         # outputs of a clip that spans batches until the clip is complete

@@ -102,6 +102,7 @@ def provenance(extractor: Extractor, settings: ExtractConfig, device: torch.devi
             "device": f"{device.type} ({device_name})", "store_dtype": settings.store_dtype,
             "package_versions": json.dumps(package_versions(), sort_keys=True),
             "avel_version": pipeline.__version__, "config_hash": config_hash,
+            "compile": compile_mode(settings.compile) or "off",
             "feature_shape": json.dumps(list(extractor.output_shape()))}
 
 
