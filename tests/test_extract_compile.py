@@ -23,6 +23,7 @@ import yaml
 from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 from torch._dynamo.utils import counters
 
+from extractors import frames
 from extractors.frame_extractor import FrameExtractor
 from extractors.vggish import VGGishExtractor
 from pipeline.core.config import load_config
@@ -96,6 +97,7 @@ def test_compiled_run_stores_the_eager_rows_with_one_compilation_per_extractor(t
                          progress=False)
     torch._dynamo.reset()
     counters.clear()
+    frames._CONSTANTS.clear()  # as in a fresh process: normalise has made no constant yet
     for index in range(2):
         summaries = run_extract_many(compiled_wd.root, NAMES, Shard(index, 2),
                                      load_config(compiled_wd.root), progress=False)
