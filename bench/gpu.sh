@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # End-to-end extract benchmark on a CUDA node: the real runner from cut clips to feature
 # shards, VGG-19 pool5 / ResNet-152 / R(2+1)D-18 × fp32/tf32/bf16 × decode cpu/device ×
-# batch sizes. Needs python3 with torch, torchvision, numpy, h5py, pandas, pyarrow, PyYAML,
-# tqdm, Pillow; no ffmpeg, no yt-dlp, no network, no weights (seeded random weights).
-# Runs from a plain copy of the repo (not installed). Prints a markdown table and writes it
-# to $OUT/gpu_bench.md when OUT is set. Total ≤ 6 min (configurations are time-boxed).
+# batch sizes, and extract.compile (reduce-overhead: torch.compile + CUDA graphs) for VGG-19
+# and ResNet-152 (`--no-compile` leaves those two rows out). Needs python3 with torch,
+# torchvision, numpy, h5py, pandas, pyarrow, PyYAML, tqdm, Pillow; no ffmpeg, no yt-dlp,
+# no network, no weights (seeded random weights). Runs from a plain copy of the repo (not
+# installed). Prints a markdown table and writes it to $OUT/gpu_bench.md when OUT is set.
+# Total ≤ 6 min (configurations are time-boxed).
 #
 #   bench/gpu.sh                  # on the GPU node
 #   bench/gpu.sh --smoke          # tiny CPU run that checks the script (PYTHON=.venv/bin/python here)

@@ -23,10 +23,13 @@ def test_gpu_bench_smoke_runs_every_configuration_and_writes_the_table(tmp_path:
     table = (out / "gpu_bench.md").read_text(encoding="utf-8")
     assert "weights: RANDOM" in table
     rows = [line for line in table.splitlines() if line.startswith("| ") and "frames/s" not in line]
-    assert len(rows) == 7, table
+    assert len(rows) == 8, table
     assert not any("error" in r or "skipped" in r for r in rows), table
     assert "(no-op net)" in table and "resnet152+r2plus1d_18" in table
     assert "vgg19 (contiguous) | fp32 |" in table
+    # extract.compile: the compiled row ran its compile shard and a measured one
+    assert any(r.startswith("| vgg19 (compiled reduce-overhead) | bf16 | device | 2 | 16 |")
+               and r.split("|")[8].strip() == "1/2" for r in rows), table
     # device decode ahead (2 threads, several clips a call: 3 clips × 4 frames = 12) and clip
     # by clip (0 threads: one call per clip)
     assert any(r.startswith("| vgg19 | bf16 | device | 2 | 16 |") for r in rows), table

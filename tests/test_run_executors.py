@@ -1,10 +1,13 @@
-"""`avel run` over 3 shards: the local executor and a real local Ray instance give the same
-features and ledgers; the array-job variables pick one shard."""
+"""`avel run` over 3 shards with two extractors (vggish + a small vgg19, one pass per shard):
+the local executor and a real local Ray instance give the same features, ledgers and
+provenance; the array-job variables pick one shard."""
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
+import yaml
 
 from pipeline.core.ledger import Ledger
 from pipeline.core.sharding import Shard
@@ -16,6 +19,10 @@ from pipeline.store import open_features
 from tests.fixtures_run import write_workdir
 
 STAGES = ["download", "cut", "extract"]
+#: two extractors, so `avel run` extracts them in one pass per shard (one Ray actor holds both);
+#: vgg19 at 32 px on the 10 frames of the uniform-1 cut keeps it cheap
+EXTRACTORS = ("vggish", "vgg19")
+VGG19 = {"frames_per_segment": 1, "image_size": 32}
 
 
 @pytest.fixture(scope="module")
@@ -25,22 +32,44 @@ def source(tmp_path_factory):
     return out
 
 
+def two_extractor_workdir(root, source, url, executor="local"):
+    workdir = write_workdir(root, source, url, num_shards=3, extractors=EXTRACTORS,
+                            executor=executor)
+    config = yaml.safe_load((workdir / "avel.yaml").read_text())
+    config["extract"]["options"]["vgg19"] = VGG19
+    (workdir / "avel.yaml").write_text(yaml.safe_dump(config))
+    return workdir
+
+
 def snapshot(workdir):
+    """Features of vggish (the reference extractor of the local tests), every ledger."""
+    features, ledgers, _ = snapshot_all(workdir)
+    return features["vggish"], ledgers
+
+
+def snapshot_all(workdir):
+    """({extractor: {clip: features}}, {(stage, clip): (status, reason)}, {file: attrs})."""
     wd = Workdir(workdir)
-    with open_features(workdir, "vggish") as reader:
-        features = {c: reader[c].copy() for c in reader.clip_ids}
+    features, attrs = {}, {}
+    for name in EXTRACTORS:
+        with open_features(workdir, name) as reader:
+            features[name] = {c: reader[c].copy() for c in reader.clip_ids}
+        for i in range(3):
+            with h5py.File(wd.features_file(name, Shard(i, 3))) as fh:
+                attrs[(name, i)] = dict(fh.attrs)
     ledgers = {}
-    for stage in ("download", "cut", "extract-vggish"):
+    for stage in ("download", "cut", *(f"extract-{n}" for n in EXTRACTORS)):
         for i in range(3):
             with Ledger(wd.ledger(stage, Shard(i, 3))) as ledger:
-                ledgers.update({(stage, e.clip_id): (e.status, e.reason) for e in ledger.entries()})
-    return features, ledgers
+                ledgers.update({(stage, e.clip_id): (e.status, e.reason, e.checksum)
+                                for e in ledger.entries()})
+    return features, ledgers, attrs
 
 
 @pytest.fixture(scope="module")
 def local_run(source, tmp_path_factory):
     with serve(source / "videos") as server:
-        workdir = write_workdir(tmp_path_factory.mktemp("local"), source, server.url, num_shards=3)
+        workdir = two_extractor_workdir(tmp_path_factory.mktemp("local"), source, server.url)
         report = run(workdir, STAGES, executor="local")
     return workdir, report
 
@@ -49,10 +78,11 @@ def test_local_executor_runs_every_shard_to_done(local_run):
     workdir, report = local_run
     assert report["exit_code"] == 0
     assert report["shards"] == ["00000-of-00003", "00001-of-00003", "00002-of-00003"]
-    features, ledgers = snapshot(workdir)
-    assert len(features) == 6
-    assert all(f.shape == (10, 128) for f in features.values())
-    assert {s for s, _ in ledgers.values()} == {"done"}
+    features, ledgers, _ = snapshot_all(workdir)
+    assert all(len(features[name]) == 6 for name in EXTRACTORS)
+    assert all(f.shape == (10, 128) for f in features["vggish"].values())
+    assert all(f.shape == (10, 1, 1, 512) for f in features["vgg19"].values())
+    assert {s for s, _, _ in ledgers.values()} == {"done"}
 
 
 def test_rerun_does_nothing_new(local_run):
@@ -67,24 +97,40 @@ def test_rerun_does_nothing_new(local_run):
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_ray_executor_gives_identical_features_and_ledgers(local_run, source, tmp_path):
+def test_ray_executor_one_pass_gives_the_local_runs_features_ledgers_and_provenance(
+        local_run, source, tmp_path):
+    """The Ray executor's extract actor builds both extractors and runs them in one pass per
+    shard, as the local executor does: the same features (bit for bit), ledger rows (status,
+    reason, row checksum) and provenance attrs, and every extractor's store holds every clip."""
     import ray
     workdir_local, _ = local_run
     try:
         with serve(source / "videos") as server:
-            workdir = write_workdir(tmp_path / "ray", source, server.url, num_shards=3,
-                                    executor="ray")
+            workdir = two_extractor_workdir(tmp_path / "ray", source, server.url, executor="ray")
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
             report = run(workdir, STAGES)
     finally:
         ray.shutdown()
     assert report["executor"] == "ray" and report["exit_code"] == 0
-    local_features, local_ledgers = snapshot(workdir_local)
-    ray_features, ray_ledgers = snapshot(workdir)
+    for name, other in (("vggish", "vgg19"), ("vgg19", "vggish")):
+        summaries = report["stages"][f"extract-{name}"]
+        assert len(summaries) == 3 and sum(s["done"] for s in summaries) == 6
+        assert all(s["one_pass_with"] == [other] for s in summaries if s["done"])
+    local_features, local_ledgers, local_attrs = snapshot_all(workdir_local)
+    ray_features, ray_ledgers, ray_attrs = snapshot_all(workdir)
     assert ray_ledgers == local_ledgers
-    assert set(ray_features) == set(local_features)
-    for clip_id, value in local_features.items():
-        assert np.array_equal(ray_features[clip_id], value), clip_id
+    for name in EXTRACTORS:
+        assert set(ray_features[name]) == set(local_features[name]) == set(local_features["vggish"])
+        assert len(ray_features[name]) == 6
+        for clip_id, value in local_features[name].items():
+            assert np.array_equal(ray_features[name][clip_id], value), (name, clip_id)
+    assert ray_attrs.keys() == local_attrs.keys()
+    for key, attrs in local_attrs.items():
+        # the config hash covers `executor: ray`, the one setting the two runs differ in
+        theirs = dict(ray_attrs[key])
+        assert theirs.pop("config_hash") != attrs["config_hash"]
+        assert {k: str(v) for k, v in theirs.items()} == {
+            k: str(v) for k, v in attrs.items() if k != "config_hash"}, key
 
 
 def test_array_job_variables_select_one_shard(local_run):
@@ -118,9 +164,9 @@ def test_sigkill_in_each_stage_then_rerun_gives_the_unbroken_result(local_run, s
 
     from tests.conftest import avel_cmd, cli_env
 
-    reference_features, reference_ledgers = snapshot(local_run[0])
+    reference_features, reference_ledgers, _ = snapshot_all(local_run[0])
     with serve(source / "videos") as server:
-        workdir = write_workdir(tmp_path / "killed", source, server.url, num_shards=3)
+        workdir = two_extractor_workdir(tmp_path / "killed", source, server.url)
         for stage in ("download", "cut", "extract-vggish"):
             proc = subprocess.Popen(avel_cmd("run", "-w", str(workdir)), env=cli_env(),
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -135,19 +181,19 @@ def test_sigkill_in_each_stage_then_rerun_gives_the_unbroken_result(local_run, s
         final = subprocess.run(avel_cmd("run", "-w", str(workdir)), env=cli_env(),
                                capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr[-2000:]
-    features, ledgers = snapshot(workdir)
+    features, ledgers, _ = snapshot_all(workdir)
     assert ledgers.keys() == reference_ledgers.keys()
-    assert {s for s, _ in ledgers.values()} == {"done"}
-    assert set(features) == set(reference_features)
-    for clip_id, value in reference_features.items():
-        assert np.array_equal(features[clip_id], value), clip_id
+    assert {s for s, _, _ in ledgers.values()} == {"done"}
+    for name in EXTRACTORS:
+        assert set(features[name]) == set(reference_features[name])
+        for clip_id, value in reference_features[name].items():
+            assert np.array_equal(features[name][clip_id], value), (name, clip_id)
     wd = Workdir(workdir)
     leftovers = [p for p in wd.root.rglob("*") if p.name.endswith((".tmp", ".part"))
                  or p.name.endswith(".parts")]
     assert leftovers == []
-    for i in range(3):  # each clip exactly once in its shard file
-        import h5py
-        path = wd.features_file("vggish", Shard(i, 3))
-        with h5py.File(path) as fh:
-            ids = [c.decode() for c in fh["clip_id"][()]]
-        assert len(ids) == len(set(ids))
+    for name in EXTRACTORS:
+        for i in range(3):  # each clip exactly once in its shard file
+            with h5py.File(wd.features_file(name, Shard(i, 3))) as fh:
+                ids = [c.decode() for c in fh["clip_id"][()]]
+            assert len(ids) == len(set(ids))

@@ -185,7 +185,10 @@ class ExtractConfig:
     # on its own CUDA stream (torchvision's CUDA decode blocks its caller until done); 0 =
     # clip by clip in the main thread, the reference the threaded path equals bit for bit
     decode_threads: int = 2
-    compile: bool = False  # torch.compile the network (fixed batch shapes); off until measured
+    # torch.compile the forward for one fixed batch shape (the last batch padded): false, true
+    # (= default), or a torch.compile mode; reduce-overhead adds CUDA graphs. Off until measured
+    compile: bool | Literal["default", "reduce-overhead", "max-autotune",
+                            "max-autotune-no-cudagraphs"] = False
 
     def validate(self) -> None:
         if self.decode not in ("auto", "cpu", "device"):

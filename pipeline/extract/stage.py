@@ -54,6 +54,7 @@ from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir, ledger_stage
 from pipeline.core.worker_lifetime import die_with_stage
 from pipeline.datasets.manifest import load_manifest
+from pipeline.extract.compiled_forward import FixedShapeForward, compile_mode
 from pipeline.extract.decode_ahead import DecodeAhead, LoadedClip
 from pipeline.store import clips as clip_store
 from pipeline.store import features as store
@@ -101,6 +102,7 @@ def provenance(extractor: Extractor, settings: ExtractConfig, device: torch.devi
             "device": f"{device.type} ({device_name})", "store_dtype": settings.store_dtype,
             "package_versions": json.dumps(package_versions(), sort_keys=True),
             "avel_version": pipeline.__version__, "config_hash": config_hash,
+            "compile": compile_mode(settings.compile) or "off",
             "feature_shape": json.dumps(list(extractor.output_shape()))}
 
 
@@ -541,11 +543,12 @@ def _extract_clips(jobs: list[_Job], clips_file: Path, order: list[str], setting
     timings = {"wait_s": 0.0, "decode_s": 0.0, "device_s": 0.0, "store_s": 0.0}
     batches = iter(loader)  # workers fork here, before the networks touch the device
     loaded: Iterator[LoadedClip] = unchunk(batches) if on_device else batches
+    mode = compile_mode(settings.compile)
     for job in jobs:
         job.extractor.to(device)
         forward = job.extractor.forward
-        if settings.compile:
-            forward = torch.compile(forward, dynamic=False)
+        if mode is not None:  # one batch shape: one compiled graph for the whole run
+            forward = FixedShapeForward(forward, settings.batch_size, mode)
         job.packer = BatchPacker(job.extractor, settings.batch_size, forward=forward)
     started = time.perf_counter()
 
