@@ -100,9 +100,11 @@ def test_cmbs_dataparallel_state_dict_imports(tmp_path):
     assert torch.allclose(loaded(v, a)[1], original(v, a)[1])
 
 
-def test_eccv18_whole_module_pickle_imports_with_trust(tmp_path, monkeypatch):
-    """ECCV18 saved `torch.save(model)` of its own `models.att_Net`; stand one up under that
-    module and name, pickle it, and load it back through inert shells."""
+@pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy-format"])
+def test_eccv18_whole_module_pickle_imports_with_trust(tmp_path, monkeypatch, zipped):
+    """ECCV18 saved `torch.save(model)` of its own `models.att_Net` (PyTorch 0.3: the old,
+    unzipped format); stand one up under that module and name, pickle it, and load it back
+    through inert shells."""
     from models.baselines.av_att import AVAtt
 
     class att_Net(AVAtt):  # noqa: N801  (the original's class name)
@@ -113,7 +115,7 @@ def test_eccv18_whole_module_pickle_imports_with_trust(tmp_path, monkeypatch):
     torch.manual_seed(1)
     original = att_Net().eval()
     path = tmp_path / "AV_att.pt"
-    torch.save(original, path)
+    torch.save(original, path, _use_new_zipfile_serialization=zipped)
     monkeypatch.delattr(sys.modules["models"], "att_Net")
     with pytest.raises(ValueError, match="trust_pickles"):
         load_official(path, "av_att")

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from models.training.trainer import CheckpointError, _numpy_rng_as_tensors, _numpy_rng_from, load_checkpoint
+from models.weights.checkpoints import read_state_dict
 from pipeline.core.errors import InputError
 from pipeline.core.ledger import Ledger
 from pipeline.core.safe_hdf5 import open_checked
@@ -45,6 +46,29 @@ def test_planted_checkpoint_is_refused_and_runs_no_code(tmp_path):
     with pytest.raises(CheckpointError, match="could run code"):
         load_checkpoint(tmp_path / "last.pt")
     assert not marker.exists()
+
+
+def test_trusted_module_pickle_still_runs_no_code(tmp_path):
+    """`--trust-pickles` admits the authors' classes (as shells) and torch.nn layers, not any
+    callable: a whole-module pickle that also carries a reducer calling `open` is refused by
+    name, and the file it would create does not appear."""
+    marker = tmp_path / "PWNED"
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    model.payload = _Evil(marker)  # pickled with the module, as an attribute
+    torch.save(model, tmp_path / "psp.pt")
+    with pytest.raises(ValueError, match="builtins.open|io.open"):
+        read_state_dict(tmp_path / "psp.pt", trust_pickles=True)
+    assert not marker.exists()
+    torch.save(model, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    with pytest.raises(ValueError, match="builtins.open|io.open"):  # the pre-1.6 format too
+        read_state_dict(tmp_path / "legacy.pt", trust_pickles=True)
+    assert not marker.exists()
+    clean = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    for zipped in (True, False):
+        torch.save(clean, tmp_path / "clean.pt", _use_new_zipfile_serialization=zipped)
+        got = read_state_dict(tmp_path / "clean.pt", trust_pickles=True)
+        assert got.keys() == clean.state_dict().keys()
+        assert all(torch.equal(got[k], v) for k, v in clean.state_dict().items())
 
 
 def test_trainer_checkpoint_with_rng_state_loads_weights_only(tmp_path):

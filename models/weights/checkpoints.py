@@ -4,9 +4,11 @@ Formats handled before dispatch (for every family):
 - a bare state_dict, or one nested under "state_dict"/"model";
 - a DataParallel state_dict (keys prefixed `module.`), as the CPSP scripts save;
 - (only with `trust_pickles=True`) a whole pickled module, as the PSP repo saves with
-  `torch.save(net_model)`. Unpickling runs code from the file, hence the explicit opt-in;
-  the authors' classes (`fully_model.psp_net`, ...) are mapped to inert shells so that only
-  their tensors are taken.
+  `torch.save(net_model)`. Such a file names classes, so the opt-in stays, but it still runs
+  no code: the authors' classes (`fully_model.psp_net`, ...) become inert shells and
+  `torch.nn` layers load as themselves, through torch's weights-only unpickler (zip format)
+  or, for the old unzipped format that unpickler cannot read, one that resolves only those,
+  the tensor rebuilders and plain containers; any other name is refused by name.
 
 Dispatch: `LOADERS[arch](state_dict) -> nn.Module`, a static table (`models.registry`
 shape): a new arch is one line there and a loader function in its family's weights module.
@@ -14,9 +16,11 @@ shape): a new arch is one line there and a loader function in its family's weigh
 
 from __future__ import annotations
 
+import importlib
 import io
 import pickle
 import types
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -54,20 +58,76 @@ class _Shell(nn.Module):
     """Stands in for an author's class while unpickling; holds parameters, runs nothing."""
 
 
-def _shell_unpickler() -> types.ModuleType:
-    shells: dict[str, type] = {}
+#: what an old (pre-1.6, not zipped) whole-module pickle may name besides the authors' classes
+#: and torch.nn layers: tensor and parameter rebuilders and plain containers (storages are
+#: resolved by torch itself before the unpickler is asked)
+_LEGACY_PLAIN = {"collections.OrderedDict", "torch.nn.parameter.Parameter", "builtins.set",
+                 "builtins.dict", "builtins.list", "builtins.tuple", "torch.Size"}
+#: PyTorch 0.3/0.4 modules pickle their `_backend` as a call of this function, gone since;
+#: the attribute is dropped by `state_dict` anyway
+_THNN_BACKEND = "torch.nn.backends.thnn._get_thnn_function_backend"
 
-    class Unpickler(pickle.Unpickler):
-        def find_class(self, module: str, name: str) -> Any:
-            if module in PICKLE_MODULES:
-                return shells.setdefault(f"{module}.{name}", type(name, (_Shell,), {}))
-            return super().find_class(module, name)
 
-    mod = types.ModuleType("avel_shell_pickle")
-    mod.Unpickler = Unpickler  # type: ignore[attr-defined]
-    mod.load = lambda f, **kw: Unpickler(f, **kw).load()  # type: ignore[attr-defined]
-    mod.__dict__.update({k: getattr(pickle, k) for k in ("UnpicklingError", "HIGHEST_PROTOCOL")})
-    return mod
+class _ModulePickleRules:
+    """Which globals a whole-module pickle may name: the authors' classes (as inert shells,
+    one per name) and torch.nn layers (as themselves). Nothing that runs code on load."""
+
+    def __init__(self) -> None:
+        self.shells: dict[str, type] = {}
+
+    def admitted(self, qualname: str) -> Any:
+        module, _, name = qualname.rpartition(".")
+        if module in PICKLE_MODULES:
+            return self.shells.setdefault(qualname, type(name, (_Shell,), {}))
+        if module.startswith("torch.nn.modules."):
+            layer = getattr(importlib.import_module(module), name, None)
+            if isinstance(layer, type) and issubclass(layer, nn.Module):
+                return layer
+        return None
+
+    def load_zipped(self, data: bytes) -> Any:
+        """torch's weights-only unpickler, with the admitted names added to its allowlist;
+        it refuses every other name itself."""
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(io.BytesIO(data))
+        allowed = [(obj, q) for q in names if (obj := self.admitted(q)) is not None]
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+    def load_legacy(self, data: bytes) -> Any:
+        """torch's weights-only unpickler cannot read whole modules in the old format (it
+        refuses their source-file records), so an unpickler that resolves the admitted
+        names, `_LEGACY_PLAIN` and the tensor rebuilders only."""
+        rules = self
+
+        class Unpickler(pickle.Unpickler):
+            def find_class(self, module: str, name: str) -> Any:
+                qualname = f"{'builtins' if module == '__builtin__' else module}.{name}"
+                admitted = rules.admitted(qualname)
+                if admitted is not None:
+                    return admitted
+                if qualname == _THNN_BACKEND:
+                    return _no_backend
+                if qualname in _LEGACY_PLAIN or (module == "torch._utils" and name.startswith("_rebuild_")):
+                    return super().find_class(module, name)
+                raise pickle.UnpicklingError(f"Unsupported global: {qualname}")
+
+        restricted = types.ModuleType("avel_restricted_pickle")
+        restricted.Unpickler = Unpickler  # type: ignore[attr-defined]
+        restricted.load = lambda f, **kw: Unpickler(f, **kw).load()  # type: ignore[attr-defined]
+        restricted.__dict__.update({k: getattr(pickle, k) for k in ("UnpicklingError", "HIGHEST_PROTOCOL")})
+        # not torch's weights-only unpickler, but one that can call nothing beyond the above
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False,
+                          pickle_module=restricted)
+
+
+def _no_backend() -> None:
+    return None
+
+
+def _unsupported(exc: BaseException) -> str:
+    """The line of an unpickler's refusal that names the global."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return next((line for line in lines if "Unsupported global" in line), lines[0] if lines else "")
 
 
 def read_state_dict(path: str | Path, trust_pickles: bool = False) -> dict[str, torch.Tensor]:
@@ -81,8 +141,14 @@ def read_state_dict(path: str | Path, trust_pickles: bool = False) -> dict[str, 
                 f"{path}: holds pickled Python objects (the PSP repo saves whole modules); "
                 "loading them can run code -- pass trust_pickles=True (--trust-pickles) if "
                 f"you trust the file ({str(exc).splitlines()[0]})") from None
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False,
-                         pickle_module=_shell_unpickler())
+        rules = _ModulePickleRules()
+        try:
+            obj = (rules.load_zipped(data) if zipfile.is_zipfile(io.BytesIO(data))
+                   else rules.load_legacy(data))
+        except pickle.UnpicklingError as refused:
+            raise ValueError(f"{path}: the pickle names something other than torch.nn layers "
+                             "and the authors' model classes; not loaded "
+                             f"({_unsupported(refused)})") from None
     if isinstance(obj, nn.Module):
         obj = obj.state_dict()
     if isinstance(obj, Mapping):

@@ -24,7 +24,8 @@ from pipeline.train.stage import evaluate
 @click.option("--official-arch", default=None,
               help="Treat --checkpoint as an authors' release of this arch (e.g. cpsp-fully-ave).")
 @click.option("--trust-pickles", is_flag=True,
-              help="Allow whole-module pickles (PSP repo); they can run code when loaded.")
+              help="Allow whole-module pickles (PSP repo, AVE-ECCV18); read as their tensors only: the "
+                   "authors' classes become inert shells, any other callable is refused.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
 @click.option("--timelines", type=click.IntRange(min=0), default=6, show_default=True,
               help="Videos to plot (0: no timelines.png).")
