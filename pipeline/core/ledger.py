@@ -106,11 +106,11 @@ class Ledger:
         self._db.execute("UPDATE clips SET attempts = attempts + 1, updated_at = ? WHERE clip_id = ?",
                          (time.time(), clip_id))
 
+    _DONE = ("UPDATE clips SET status='done', reason=NULL, permanent=0, detail=NULL,"
+             " checksum=?, info=?, updated_at=? WHERE clip_id=?")
+
     def done(self, clip_id: str, checksum: str | None = None, info: dict[str, Any] | None = None) -> None:
-        self._db.execute(
-            "UPDATE clips SET status='done', reason=NULL, permanent=0, detail=NULL,"
-            " checksum=?, info=?, updated_at=? WHERE clip_id=?",
-            (checksum, json.dumps(info or {}, sort_keys=True), time.time(), clip_id))
+        self._db.execute(self._DONE, (checksum, json.dumps(info or {}, sort_keys=True), time.time(), clip_id))
 
     def done_many(self, checksums: Iterable[tuple[str, str | None]]) -> None:
         """`done` for many clips in one transaction (a store flush's clips): one commit, and
@@ -118,10 +118,8 @@ class Ledger:
         now = time.time()
         with self._db:
             self._db.execute("BEGIN")
-            self._db.executemany(
-                "UPDATE clips SET status='done', reason=NULL, permanent=0, detail=NULL,"
-                " checksum=?, info='{}', updated_at=? WHERE clip_id=?",
-                ((checksum, now, clip_id) for clip_id, checksum in checksums))
+            self._db.executemany(self._DONE, ((checksum, "{}", now, clip_id)
+                                              for clip_id, checksum in checksums))
 
     def failed(self, clip_id: str, reason: str, *, permanent: bool, detail: str = "",
                info: dict[str, Any] | None = None) -> None:

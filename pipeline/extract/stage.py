@@ -491,10 +491,15 @@ def _run_extract_many(workdir: str | Path, names: list[str], shard: Shard, confi
     return [job.summary for job in jobs]
 
 
+def row_digest(row: np.ndarray) -> str:
+    """sha256 (hex) of a row's bytes in the store dtype, hashed in place (a C-contiguous row
+    is its bytes): what `row_checksum` shortens and `--verify` recomputes."""
+    return hashlib.sha256(np.ascontiguousarray(row)).hexdigest()
+
+
 def row_checksum(row: np.ndarray) -> str:
-    """What the ledger keeps of a stored row: the first 16 hex digits of the sha256 of its
-    bytes in the store dtype (hashed in place: a C-contiguous row is its bytes)."""
-    return hashlib.sha256(np.ascontiguousarray(row)).hexdigest()[:16]
+    """What the ledger keeps of a stored row: the first 16 hex digits of its `row_digest`."""
+    return row_digest(row)[:16]
 
 
 def rows_not_matching_ledger(shard_file: Path, ledger: Ledger) -> list[str]:
@@ -509,7 +514,7 @@ def rows_not_matching_ledger(shard_file: Path, ledger: Ledger) -> list[str]:
         for i, raw in enumerate(ids[()]):
             clip_id = raw.decode() if isinstance(raw, bytes) else str(raw)
             want = expected.get(clip_id)
-            digest = hashlib.sha256(np.ascontiguousarray(rows[i]).tobytes()).hexdigest()
+            digest = row_digest(rows[i])
             if want and digest[:len(want)] != want:
                 changed.append(clip_id)
     return changed
