@@ -6,9 +6,10 @@ Formats handled before dispatch (for every family):
 - (only with `trust_pickles=True`) a whole pickled module, as the PSP repo saves with
   `torch.save(net_model)`. Such a file names classes, so the opt-in stays, but it still runs
   no code: the authors' classes (`fully_model.psp_net`, ...) become inert shells and
-  `torch.nn` layers load as themselves, through torch's weights-only unpickler (zip format)
-  or, for the old unzipped format that unpickler cannot read, one that resolves only those,
-  the tensor rebuilders and plain containers; any other name is refused by name.
+  `torch.nn` layers (and this package's nets) load as themselves, through torch's
+  weights-only unpickler (zip format) or, for the old unzipped format that unpickler cannot
+  read, one that resolves only those, the tensor rebuilders and plain containers; any other
+  name is refused by name.
 
 Dispatch: `LOADERS[arch](state_dict) -> nn.Module`, a static table (`models.registry`
 shape): a new arch is one line there and a loader function in its family's weights module.
@@ -68,9 +69,15 @@ _LEGACY_PLAIN = {"collections.OrderedDict", "torch.nn.parameter.Parameter", "bui
 _THNN_BACKEND = "torch.nn.backends.thnn._get_thnn_function_backend"
 
 
+#: modules whose nn.Module classes a whole-module pickle may name as themselves: torch's layers
+#: and this package's nets (a pickle of a net built on ours, e.g. a subclass of models.psp's)
+LAYER_MODULES = ("torch.nn.modules.", "models.")
+
+
 class _ModulePickleRules:
     """Which globals a whole-module pickle may name: the authors' classes (as inert shells,
-    one per name) and torch.nn layers (as themselves). Nothing that runs code on load."""
+    one per name) and the nn.Module classes of `LAYER_MODULES` (as themselves). Nothing that
+    runs code on load."""
 
     def __init__(self) -> None:
         self.shells: dict[str, type] = {}
@@ -79,7 +86,7 @@ class _ModulePickleRules:
         module, _, name = qualname.rpartition(".")
         if module in PICKLE_MODULES:
             return self.shells.setdefault(qualname, type(name, (_Shell,), {}))
-        if module.startswith("torch.nn.modules."):
+        if module.startswith(LAYER_MODULES):  # imported: torch's or this package's own code
             layer = getattr(importlib.import_module(module), name, None)
             if isinstance(layer, type) and issubclass(layer, nn.Module):
                 return layer
@@ -147,7 +154,7 @@ def read_state_dict(path: str | Path, trust_pickles: bool = False) -> dict[str, 
                    else rules.load_legacy(data))
         except pickle.UnpicklingError as refused:
             raise ValueError(f"{path}: the pickle names something other than torch.nn layers "
-                             "and the authors' model classes; not loaded "
+                             "and model classes; not loaded "
                              f"({_unsupported(refused)})") from None
     if isinstance(obj, nn.Module):
         obj = obj.state_dict()
