@@ -145,9 +145,10 @@ def read_state_dict(path: str | Path, trust_pickles: bool = False) -> dict[str, 
     except pickle.UnpicklingError as exc:
         if not trust_pickles:
             raise ValueError(
-                f"{path}: holds pickled Python objects (the PSP repo saves whole modules); "
-                "loading them can run code -- pass trust_pickles=True (--trust-pickles) if "
-                f"you trust the file ({str(exc).splitlines()[0]})") from None
+                f"{path}: holds a pickled module, not a plain state_dict (the PSP repo saves "
+                "whole modules) -- pass trust_pickles=True (--trust-pickles) to take its "
+                "tensors: its classes become inert shells, nothing in it runs "
+                f"({str(exc).splitlines()[0]})") from None
         rules = _ModulePickleRules()
         try:
             obj = (rules.load_zipped(data) if zipfile.is_zipfile(io.BytesIO(data))
