@@ -156,7 +156,9 @@ def _count_done(workdir, stage):
 @pytest.mark.slow
 def test_sigkill_in_each_stage_then_rerun_gives_the_unbroken_result(local_run, source, tmp_path):
     """Kill the whole process group (as a node loss would) once the download, then the cut,
-    then the extract ledger shows progress; a last rerun must end exactly as the unbroken run."""
+    then the extract ledger shows progress; a last rerun must end exactly as the unbroken run,
+    with no temp file left anywhere (a kill that hit a write leaves one; each stage's rerun
+    removes those of the files it writes, tests/test_killed_writers.py pins each)."""
     import os
     import signal
     import subprocess
@@ -175,9 +177,10 @@ def test_sigkill_in_each_stage_then_rerun_gives_the_unbroken_result(local_run, s
             while _count_done(workdir, stage) == 0 and proc.poll() is None:
                 assert time.monotonic() < deadline, f"no progress in {stage}"
                 time.sleep(0.05)
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+            assert proc.poll() is None, f"the run ended before {stage} showed progress"
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            assert proc.returncode == -signal.SIGKILL, stage  # killed in the stage, not done
         final = subprocess.run(avel_cmd("run", "-w", str(workdir)), env=cli_env(),
                                capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr[-2000:]

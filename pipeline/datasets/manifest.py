@@ -77,6 +77,7 @@ def build_manifest(workdir: str | Path, config: Config) -> pd.DataFrame:
     """Read, validate and write the manifest atomically; nothing is written on error."""
     table = read_dataset(config, workdir)
     target = Workdir(workdir).manifest
+    atomic.remove_orphaned_temps(target.parent, target.name)  # of a killed `avel manifest`
     with atomic.atomic_path(target) as temp:
         table.to_parquet(temp, index=False)
     log.info("wrote %s (%d clips)", target, len(table))

@@ -123,6 +123,8 @@ def _run_download(workdir: str | Path, config: Config, shard: Shard, *,
     staging = staging_dir(wd, shard)
     shutil.rmtree(staging, ignore_errors=True)  # .part files of a killed run
     atomic.remove_stale_temps(raw_dir)
+    # a summary half-written when the last run was killed (this shard's only: we hold its lock)
+    atomic.remove_stale_temps(wd.ledger(STAGE, shard).parent, summary_path(wd, shard).name)
     ledger_path = wd.ledger(STAGE, shard)
     with Ledger(ledger_path) as ledger:
         ledger.ensure(jobs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline.core import atomic
 from pipeline.core.config import Config, load_config, resolve
 from pipeline.core.errors import InputError
 from pipeline.export import ave as export_ave
@@ -23,7 +24,9 @@ def export_format(workdir: str | Path, fmt: str, out: str | Path, dtype: str | N
                   visual: str = "resnet_layer3", allow_missing: bool = False,
                   background_workdir: Path | None = None, cpsp_resnet: bool = False) -> ExportReport:
     """Write the store's features in format `fmt` under `out`; dtype defaults per format
-    (ave float64, as the shipped h5; llp and vggsound-avel float32)."""
+    (ave float64, as the shipped h5; llp and vggsound-avel float32). First removes the
+    temp files of a killed export under `out` (those whose writer is gone)."""
+    atomic.remove_orphaned_temps(out, recursive=True)
     if fmt == "ave":
         orders_dir = None
         if (Path(workdir) / "avel.yaml").is_file():

@@ -150,6 +150,7 @@ def build_index(features_dir: Path, order: Sequence[str] | None = None) -> Path:
             layout[start:start + n] = h5py.VirtualSource(path.name, "features", shape=(n, *shape))
         start += n
     target = Path(features_dir) / "index.h5"
+    atomic.remove_orphaned_temps(target.parent, target.name)  # of a killed index writer
     with atomic.atomic_path(target) as temp:
         with h5py.File(temp, "w", libver="latest") as fh:
             fh.create_virtual_dataset("features", layout, fillvalue=0)

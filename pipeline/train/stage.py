@@ -43,6 +43,7 @@ from pipeline.core import atomic
 from pipeline.core.config import Config, load_config, resolve
 from pipeline.core.errors import InputError
 from pipeline.core.safe_hdf5 import open_checked
+from pipeline.core.shard_lock import shard_lock
 from pipeline.datasets.labels import avc_from_manifest, ave_classes, ave_segment_labels, vggsound_avel_labels
 from pipeline.datasets.manifest import load_manifest
 from pipeline.datasets.readers.vggsound_avel import categories_for
@@ -297,10 +298,22 @@ def _trainer(workdir: Path, config: Config, preset: Any, data: TrainingData, dev
 def train(workdir: str | Path, config: Config | None = None, *, task: str | None = None,
           model: str | None = None, overrides: dict[str, Any] | None = None,
           device: str | None = None, resume: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Train the preset on the workdir's features; returns {best, test, chance, run_dir}."""
+    """Train the preset on the workdir's features; returns {best, test, chance, run_dir}.
+
+    One `avel train` per run directory at a time (`shard_lock` on the run's name); holding
+    it, the run first removes the temp files a killed run left in its directory."""
     workdir = Path(workdir)
     config = config or load_config(workdir)
     preset = resolve_preset(config, task, model, overrides)
+    run = run_dir(workdir, preset.task, preset.model)
+    with shard_lock(workdir, "train", run.name):
+        for directory in (run, run / "checkpoints"):  # the Trainer's layout
+            atomic.remove_stale_temps(directory)
+        return _train(workdir, config, preset, device, resume, progress)
+
+
+def _train(workdir: Path, config: Config, preset: Any, device: str | None, resume: bool,
+           progress: bool) -> dict[str, Any]:
     if preset.family == "avvp":
         return train_avvp(workdir, config, preset, device, resume, progress)
     opts = preset.options
