@@ -5,7 +5,7 @@ dense ground truth — filter the whole eval CSV with pandas for every video. Ou
 CSV rows by filename once (`DenseAnnotations`). Also times the scoring of all videos with
 `models.metrics.avvp` (random predictions), which both approaches share.
 
-Run: `python bench/bench_avvp_eval.py [shared_data_dir]`.
+Run: `python bench/bench_avvp_eval.py [data_dir]` (default tests/data/real).
 """
 
 from __future__ import annotations
@@ -22,9 +22,7 @@ from models.training.avvp_data import CLASS_INDEX, DenseAnnotations
 
 
 def _default_data() -> Path:
-    here = Path(__file__).resolve().parents[1]
-    beside = here.parent / "shared" / "data"
-    return beside if beside.is_dir() else Path("/work/shared/data")
+    return Path(__file__).resolve().parents[1] / "tests" / "data" / "real"
 
 
 def baseline_ground_truth(df: pd.DataFrame, name: str) -> np.ndarray:

@@ -31,8 +31,7 @@ import torch
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared" / "data"
-SHARED = SHARED if SHARED.is_dir() else Path("/work/shared/data")
+SHARED = REPO_ROOT / "tests" / "data" / "real"  # as tests/conftest.py SHARED_DATA
 PWNED = "AVEL_PWNED"  # a planted pickle writes this file when it runs: it must never appear
 
 

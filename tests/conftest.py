@@ -1,4 +1,4 @@
-"""Fixtures every test module may use: the repo root and the shared real data."""
+"""Fixtures every test module may use: the repo root and the real data in tests/data/real."""
 
 from __future__ import annotations
 
@@ -19,20 +19,14 @@ except ImportError:
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _shared_data() -> Path:
-    beside = REPO_ROOT.parent / "shared" / "data"
-    if beside.is_dir():
-        return beside
-    return Path("/work/shared/data")
-
-
-SHARED_DATA = _shared_data()
+#: real files of the datasets' and models' releases, in the repository (see its PROVENANCE.md)
+SHARED_DATA = REPO_ROOT / "tests" / "data" / "real"
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.fail(f"shared data not found at {SHARED_DATA}")
+        pytest.fail(f"test data not found at {SHARED_DATA}")
     return SHARED_DATA
 
 

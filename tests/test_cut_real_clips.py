@@ -1,4 +1,4 @@
-"""The cut recipes on real files from shared data: the LLP clip's official 8 fps frames and
+"""The cut recipes on real files from tests/data/real: the LLP clip's official 8 fps frames and
 moviepy audio, and the VGGSound wav."""
 
 from __future__ import annotations

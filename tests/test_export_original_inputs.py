@@ -1,6 +1,6 @@
 """A real AVE export holds every file each original script opens (tests/original_script_inputs.py),
 under its name, key, dtype kind and shape; the files also match the released examples in
-/work/shared/data/ave in key, dtype and per-row shape; CPSP's ResNet path reads as
+tests/data/real/ave in key, dtype and per-row shape; CPSP's ResNet path reads as
 `AVEDataset_ResNet` reads it."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def test_every_file_the_script_opens_is_there(exported, script):
 
 
 def test_keys_and_dtypes_match_the_released_files(exported, shared_data):
-    """Every released example in shared/data/ave: same key, dtype and per-row shape."""
+    """Every released example in tests/data/real/ave: same key, dtype and per-row shape."""
     _, _, out, _ = exported
     released = sorted(p for p in (shared_data / "ave").glob("*.h5"))
     assert len(released) >= 9

@@ -1,4 +1,4 @@
-"""Manifests built from the datasets' real list files (shared/data), checked against
+"""Manifests built from the datasets' real list files (tests/data/real), checked against
 counts and fields read independently from those files."""
 
 from __future__ import annotations

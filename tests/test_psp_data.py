@@ -1,4 +1,4 @@
-"""The real AVE label/order files (shared/data/ave) through our readers and datasets."""
+"""The real AVE label/order files (tests/data/real/ave) through our readers and datasets."""
 
 from __future__ import annotations
 
