@@ -4,6 +4,15 @@ Each command lives in `pipeline/commands/<name>.py` as a click command; `COMMAND
 lists them (the `models.registry` table shape) and a command's module is imported only when
 that command runs. `avel --help` lists them from `SUMMARIES` (each command's first sentence,
 pinned by tests/test_registry.py) so that it does not import torch for a listing.
+
+Import rule for `pipeline/commands/`: at the top of a command module only what the click
+definition needs (click, `pipeline.commands.options`, light name tables such as
+`pipeline.export.format_names`, `pipeline.run.stage_names`, `models.weights.layouts`); the
+code a command runs (stage modules, which bring torch, pandas, h5py) is imported inside its
+command function. So `avel X --help` loads none of them and answers in about a second
+(tests/test_cli_help_light.py), and the stage imports are still plain `from ... import`
+lines a reader finds at the top of the function (tests/test_import_graph.py counts them for
+cycles). Everywhere else imports stay at the top of the module.
 """
 
 from __future__ import annotations

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from pipeline.train.compare import compare
-
 
 @click.command("compare")
 @click.option("--runs", "runs", multiple=True, required=True,
@@ -19,6 +17,7 @@ from pipeline.train.compare import compare
               default=Path("compare.png"), show_default=True, help="Where to write the bar chart.")
 def command(runs: tuple[Path, ...], more_runs: tuple[Path, ...], out: Path) -> None:
     """Print the accuracy of several runs side by side and plot them as bars."""
+    from pipeline.train.compare import compare
     table, png = compare([*runs, *more_runs], out)
     click.echo(table)
     click.echo(f"chart: {png}", err=True)

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from pipeline.commands.options import config_and_shard, shard_options
-from pipeline.cut.stage import run_cut
 
 
 @click.command("cut")
@@ -24,6 +23,7 @@ from pipeline.cut.stage import run_cut
 def command(workdir: Path, shard_index: int | None, num_shards: int | None,
             workers: int | None, loose: bool | None, retry_failed: str | None) -> None:
     """Cut each clip's audio (16 kHz PCM) and frames (JPEG, per the frames recipe)."""
+    from pipeline.cut.stage import run_cut
     config, shard = config_and_shard(workdir, shard_index, num_shards)
     s = run_cut(workdir, config, shard, workers=workers, loose=loose, retry_failed=retry_failed)
     reasons = ", ".join(f"{r}: {n}" for r, n in sorted(s.reasons.items())) or "-"

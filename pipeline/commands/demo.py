@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from pipeline.demo.runner import DemoSize, render_summary, run_demo
-
 
 @click.command("demo")
 @click.option("--workdir", "-w", type=click.Path(file_okay=False, path_type=Path),
@@ -18,6 +16,7 @@ from pipeline.demo.runner import DemoSize, render_summary, run_demo
 @click.option("--epochs", default=30, show_default=True)
 def command(workdir: Path, clips: int, classes: int, epochs: int) -> None:
     """Generate, serve, download, cut, extract (random weights), train CPSP + AV_att, evaluate."""
+    from pipeline.demo.runner import DemoSize, render_summary, run_demo
     if importlib.util.find_spec("moviepy") is None:
         raise click.UsageError("the demo renders its clips with moviepy, which comes with the demo "
                                "extra: pip install 'avel[demo]'")

@@ -8,7 +8,6 @@ import click
 
 from pipeline.commands.options import config_and_shard, shard_options
 from pipeline.core.workdir import Workdir
-from pipeline.download.stage import run_download, summary_path
 
 
 @click.command("download")
@@ -27,6 +26,7 @@ def command(workdir: Path, shard_index: int | None, num_shards: int | None,
     Exit codes: 0 done (some clips may have failed, see `avel status`), 2 bad input,
     3 stopped because the host kept throttling (everything done so far is kept).
     """
+    from pipeline.download.stage import run_download, summary_path
     config, shard = config_and_shard(workdir, shard_index, num_shards)
     summary = run_download(workdir, config, shard, workers=workers, retry_failed=retry_failed,
                            progress=not no_progress)

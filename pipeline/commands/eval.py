@@ -8,10 +8,8 @@ from pathlib import Path
 
 import click
 
-from models.metrics.eval_report import format_table
 from pipeline.commands.options import workdir_option
 from pipeline.commands.train import parse_overrides
-from pipeline.train.stage import evaluate
 
 
 @click.command("eval")
@@ -35,6 +33,8 @@ def command(workdir: Path, task: str | None, model: str | None, split: str,
             checkpoint: Path | None, official_arch: str | None, trust_pickles: bool,
             device: str | None, timelines: int, sets: tuple[str, ...], as_json: bool) -> None:
     """Evaluate segment accuracy; write per_class.csv and timelines.png."""
+    from models.metrics.eval_report import format_table
+    from pipeline.train.stage import evaluate
     result = evaluate(workdir, task=task, model=model, split=split, checkpoint=checkpoint,
                       official_arch=official_arch, trust_pickles=trust_pickles, device=device,
                       n_timelines=timelines, overrides=parse_overrides(sets))

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from pipeline.commands.options import workdir_option
-from pipeline.export.formats import FORMATS, export_format
+from pipeline.export.format_names import FORMATS
 
 
 @click.command("export")
@@ -41,6 +41,7 @@ def command(workdir: Path, fmt: str, out: Path, dtype: str | None, visual: str,
     the categories file. Clips without features are listed in missing.txt; README.txt
     records where every array came from.
     """
+    from pipeline.export.formats import export_format
     report = export_format(workdir, fmt, out, dtype, visual, allow_missing, background_workdir,
                            cpsp_resnet)
     missing = {k: len(v) for k, v in report.missing.items() if v}

@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import torch
 
-from models.weights.checkpoints import read_state_dict
-from models.weights.export import LAYOUTS, export_official
+from models.weights.layouts import LAYOUTS
 from pipeline.core.errors import InputError
 
 
@@ -25,6 +23,7 @@ def checkpoint_of(run: Path) -> Path:
 
 def run_arch(checkpoint: Path) -> str | None:
     """The arch recorded in an avel checkpoint's preset (trainer's best.pt), if any."""
+    import torch
     obj = torch.load(checkpoint, map_location="cpu", weights_only=True)
     preset = obj.get("preset") if isinstance(obj, dict) else None
     return preset.get("arch") if isinstance(preset, dict) else None
@@ -33,6 +32,8 @@ def run_arch(checkpoint: Path) -> str | None:
 def export_checkpoint(run: Path, arch: str | None, out: Path,
                       authors_code: Path | None = None) -> tuple[str, str]:
     """Export; returns (arch, layout used). Bad input becomes an InputError (exit 2)."""
+    from models.weights.checkpoints import read_state_dict
+    from models.weights.export import export_official
     source = checkpoint_of(Path(run))
     arch = arch or run_arch(source)
     if arch is None:

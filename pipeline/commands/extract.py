@@ -8,8 +8,6 @@ from pathlib import Path
 import click
 
 from pipeline.commands.options import config_and_shard, shard_options, workdir_option
-from pipeline.extract.stage import run_extract_many
-from pipeline.store.index import rebuild_index
 
 
 @click.command("extract")
@@ -44,6 +42,7 @@ def extract_command(workdir: Path, shard_index: int | None, num_shards: int | No
                     no_progress: bool, verify: bool) -> None:
     """Run extractors over this shard's cut clips in one pass (each clip read once);
     resumable per clip and extractor; prints one JSON summary per extractor."""
+    from pipeline.extract.stage import run_extract_many
     config, shard = config_and_shard(workdir, shard_index, num_shards)
     names = list(dict.fromkeys(extractors or config.extract.extractors))
     summaries = run_extract_many(workdir, names, shard, config, weights=weights, progress=not no_progress,
@@ -60,6 +59,7 @@ def extract_command(workdir: Path, shard_index: int | None, num_shards: int | No
               help="Extractor whose index to rebuild; default: every one under features/.")
 def index_command(workdir: Path, extractors: tuple[str, ...]) -> None:
     """Fold leftover parts into shard files and rebuild features/<name>/index.h5."""
+    from pipeline.store.index import rebuild_index
     names = extractors or tuple(sorted(p.name for p in (workdir / "features").glob("*") if p.is_dir()))
     for name in names:
         click.echo(str(rebuild_index(workdir, name)))

@@ -8,9 +8,6 @@ import click
 
 from pipeline.commands.options import workdir_option
 from pipeline.core.config import load_config
-from pipeline.export import ave as export_ave
-from pipeline.export import llp as export_llp
-from pipeline.export import vggsound_avel as export_vggsound_avel
 
 FORMATS = ("ave", "llp", "vggsound-avel")
 
@@ -19,6 +16,9 @@ def run_import(src: Path, workdir: Path, fmt: str, trust_pickles: bool = False,
                visual: str = "resnet_layer3", store_dtype: str | None = None):  # type: ignore[no-untyped-def]
     """Dispatch to the format's module; returns its ImportReport. The store dtype defaults
     to the config's extract.store_dtype, as for extracted features."""
+    from pipeline.export import ave as export_ave
+    from pipeline.export import llp as export_llp
+    from pipeline.export import vggsound_avel as export_vggsound_avel
     if store_dtype is None:
         has_config = (Path(workdir) / "avel.yaml").is_file()
         store_dtype = load_config(workdir).extract.store_dtype if has_config else "float32"

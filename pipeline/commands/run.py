@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from pipeline.commands.options import shard_options
-from pipeline.run.runner import run
-from pipeline.run.stages import ALL_STAGES, parse_stages
+from pipeline.run.stage_names import ALL_STAGES, parse_stages
 
 
 @click.command("run")
@@ -21,6 +20,7 @@ from pipeline.run.stages import ALL_STAGES, parse_stages
 def command(workdir: Path, shard_index: int | None, num_shards: int | None, stages: str | None,
             executor: str | None) -> None:
     """Run the stages in order, skipping finished work; exit 0 done, 1 failures, 4 pending."""
+    from pipeline.run.runner import run
     report = run(workdir, parse_stages(stages), executor=executor, shard_index=shard_index,
                  num_shards=num_shards)
     click.echo(json.dumps(report["counts"], indent=2))

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from pipeline.commands.options import workdir_option
-from pipeline.run.status import collect, render
 
 
 @click.command("status")
@@ -17,5 +16,6 @@ from pipeline.run.status import collect, render
 @click.option("-v", "--verbose", is_flag=True, help="Also show every shard.")
 def command(workdir: Path, as_json: bool, verbose: bool) -> None:
     """Show per stage and shard how many clips are done, failed (by reason) or pending."""
+    from pipeline.run.status import collect, render
     report = collect(workdir)
     click.echo(json.dumps(report, indent=2) if as_json else render(report, verbose))

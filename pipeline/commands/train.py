@@ -10,7 +10,6 @@ import click
 import yaml
 
 from pipeline.commands.options import workdir_option
-from pipeline.train.stage import train
 
 
 def parse_overrides(items: tuple[str, ...]) -> dict:
@@ -41,6 +40,7 @@ def parse_overrides(items: tuple[str, ...]) -> dict:
 def command(workdir: Path, task: str | None, model: str | None, epochs: int | None,
             device: str | None, sets: tuple[str, ...], no_resume: bool, as_json: bool) -> None:
     """Train a model on the extracted features (checkpoints, metrics.json, TensorBoard, curves)."""
+    from pipeline.train.stage import train
     overrides = parse_overrides(sets)
     if epochs is not None:
         overrides["epochs"] = epochs

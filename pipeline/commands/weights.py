@@ -10,9 +10,6 @@ from pathlib import Path
 
 import click
 
-from extractors.vggish_convert import convert_checkpoint
-from extractors.vggish_release import fetch_vggish
-from extractors.weights_cache import sha256_of
 from pipeline.commands.weights_vgg19 import convert_vgg19_keras, fetch_torchvision
 from pipeline.core.errors import InputError
 
@@ -27,6 +24,8 @@ def weights_group() -> None:
 @click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
 def convert_vggish(ckpt: Path, out: Path) -> None:
     """Convert the TF-slim VGGish checkpoint CKPT (e.g. vggish_model.ckpt) to a PyTorch OUT.pt."""
+    from extractors.vggish_convert import convert_checkpoint
+    from extractors.weights_cache import sha256_of
     try:
         state = convert_checkpoint(ckpt, out)
     except (FileNotFoundError, KeyError, ValueError) as exc:
@@ -40,6 +39,7 @@ def convert_vggish(ckpt: Path, out: Path) -> None:
 @click.option("--force", is_flag=True, help="Download again even if cached.")
 def fetch_weights(what: str, mirror: str | None, force: bool) -> None:
     """Download released weights (sha256-checked) into the cache."""
+    from extractors.vggish_release import fetch_vggish
     try:
         paths = fetch_vggish(mirror=mirror, force=force)
     except (OSError, ValueError) as exc:  # network errors are OSErrors (URLError, timeouts)

@@ -8,10 +8,6 @@ from pathlib import Path
 
 import click
 
-from extractors.vgg19 import KERAS_FILE
-from extractors.vgg19_keras_convert import convert, default_keras_file
-from extractors.weights_cache import cache_dir, sha256_of
-from extractors.weights_source import torchvision_cache_dir, torchvision_file
 from pipeline.core.errors import InputError
 
 TORCHVISION = {"vgg19": ("torchvision.models", "VGG19_Weights", "IMAGENET1K_V1"),
@@ -27,6 +23,9 @@ TORCHVISION = {"vgg19": ("torchvision.models", "VGG19_Weights", "IMAGENET1K_V1")
 def convert_vgg19_keras(keras_file: Path | None, out: Path | None) -> None:
     """Convert the Keras ImageNet VGG-19 weights KERAS_FILE (.h5; default: tf.keras' cached
     vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5) for the faithful AVE recipe."""
+    from extractors.vgg19 import KERAS_FILE
+    from extractors.vgg19_keras_convert import convert, default_keras_file
+    from extractors.weights_cache import cache_dir, sha256_of
     source = keras_file or default_keras_file()
     if not source.is_file():
         raise InputError("Keras VGG-19 weights not found; get them with `python -c \"import tf_keras; "
@@ -44,6 +43,7 @@ def convert_vgg19_keras(keras_file: Path | None, out: Path | None) -> None:
 @click.argument("name", type=click.Choice(sorted(TORCHVISION)))
 def fetch_torchvision(name: str) -> None:
     """Download torchvision's published weights for NAME into the cache (hash-checked)."""
+    from extractors.weights_source import torchvision_cache_dir, torchvision_file
     module, enum, entry = TORCHVISION[name]
     weights = getattr(getattr(importlib.import_module(module), enum), entry)
     weights.get_state_dict(progress=True, check_hash=True, model_dir=str(torchvision_cache_dir()))

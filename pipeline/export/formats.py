@@ -12,12 +12,8 @@ from pipeline.core.errors import InputError
 from pipeline.export import ave as export_ave
 from pipeline.export import llp as export_llp
 from pipeline.export import vggsound_avel as export_vggsound_avel
+from pipeline.export.format_names import DATASET_FORMATS, FORMATS
 from pipeline.export.transfer import ExportReport
-
-FORMATS = ("ave", "llp", "vggsound-avel")
-# dataset → the format its authors' training code reads (VGGSound itself has none)
-DATASET_FORMATS = {"ave": "ave", "llp": "llp", "vggsound-avel": "vggsound-avel",
-                   "vggsound-avel50k": "vggsound-avel"}
 
 
 def export_format(workdir: str | Path, fmt: str, out: str | Path, dtype: str | None = None,

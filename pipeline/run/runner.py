@@ -22,7 +22,8 @@ from pipeline.datasets.manifest import build_manifest, load_manifest, shard_rows
 from pipeline.export.formats import export_for_run
 from pipeline.extract.stage import build_extractor, settings_for
 from pipeline.run import executor_local, executor_ray
-from pipeline.run.stages import GLOBAL_STAGES, SHARD_STAGES, one_pass_task, shard_tasks
+from pipeline.run.stage_names import GLOBAL_STAGES, SHARD_STAGES
+from pipeline.run.stages import one_pass_task, shard_tasks
 from pipeline.store.index import rebuild_index
 from pipeline.train.stage import resolve_preset, train
 

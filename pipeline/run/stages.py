@@ -12,29 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.config import Config
-from pipeline.core.errors import InputError
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
 from pipeline.cut.stage import run_cut
 from pipeline.download.stage import run_download
 from pipeline.extract.stage import run_extract, run_extract_many
+from pipeline.run.stage_names import ALL_STAGES as ALL_STAGES  # their home before stage_names
+from pipeline.run.stage_names import DEFAULT_STAGES as DEFAULT_STAGES
+from pipeline.run.stage_names import GLOBAL_STAGES as GLOBAL_STAGES
+from pipeline.run.stage_names import SHARD_STAGES as SHARD_STAGES
+from pipeline.run.stage_names import parse_stages as parse_stages
 from pipeline.store import clips as clip_store
-
-SHARD_STAGES = ("download", "cut", "extract")
-GLOBAL_STAGES = ("export", "train")
-ALL_STAGES = SHARD_STAGES + GLOBAL_STAGES
-DEFAULT_STAGES = ("download", "cut", "extract")
-
-
-def parse_stages(text: str | None) -> list[str]:
-    if not text:
-        return list(DEFAULT_STAGES)
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [s for s in names if s not in ALL_STAGES]
-    if unknown:
-        raise InputError(f"unknown stage {unknown[0]!r}; stages are {', '.join(ALL_STAGES)}",
-                         field="--stages")
-    return [s for s in ALL_STAGES if s in names]  # always in pipeline order
 
 
 def shard_tasks(stage: str, config: Config) -> list[tuple[str, str | None]]:
