@@ -75,7 +75,7 @@ def test_psp_block_prunes_betas_equal_to_the_threshold_like_the_authors_module(n
         np.testing.assert_allclose(g.numpy(), e, rtol=0, atol=tol)
 
 
-def test_psp_prune_step_on_the_golden_tie_rows():
+def test_psp_prune_keeps_only_row_normalised_betas_strictly_above_the_threshold():
     """The pruning step itself, on the tie input's betas: row-normalise, keep > thr, and (fully
     only) renormalise. Written from the spec (psp_cpsp.md §1) with exact binary fractions."""
     beta = torch.tensor([[2.0, 1, 1, 0], [1, 1, 1, 1], [4, 2, 1, 1]]) / 2  # v / sqrt(4)

@@ -40,6 +40,7 @@ from tests.golden.golden_arrays import checksum, named_uniform, named_weights  #
 
 OUT = Path(__file__).resolve().parents[1] / "data" / "golden"
 BATCH = 2
+BETA_SCALE = 2.0 ** 28
 
 
 def _no_cuda(self: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
@@ -59,9 +60,9 @@ def _arrays_of(module: torch.nn.Module) -> dict[str, np.ndarray]:
 
 
 def _tie_inputs(dim: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """a = one-hot rows, v = small integers: with identity branch weights beta_va[i, j] =
-    v[i, j] / sqrt(dim) (dim 4: exact), whose row-normalised values are exact binary
-    fractions, several equal to the threshold 0.25."""
+    """a = one-hot rows, v = small integers: with identity branch weights (v_L2 scaled by
+    BETA_SCALE) beta_va[i, j] = BETA_SCALE * v[i, j] / sqrt(dim) (dim 4: exact), whose
+    row-normalised values are exact binary fractions, several equal to the threshold 0.25."""
     v = torch.tensor([[2, 1, 1, 0], [1, 1, 1, 1], [4, 2, 1, 1], [0, 0, 3, 1]], dtype=dtype)
     a = torch.eye(dim, dtype=dtype)
     return a[None], v[None], 0.25
@@ -76,6 +77,9 @@ def _identity_weights(psp: torch.nn.Module) -> None:
                 param.zero_()
             else:
                 param.copy_(torch.eye(param.shape[0], param.shape[1], dtype=param.dtype))
+        # betas of order 2^27: their row sums (2^28..2^30) absorb the authors' `+ 1e-8` exactly
+        # in float64 too, so the normalised ties stay exact binary fractions
+        psp.v_L2.weight.mul_(BETA_SCALE)
 
 
 def block_golden(psp_cls, name: str, commit: str, repo: str, dtype: torch.dtype, thr: float,
