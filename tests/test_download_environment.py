@@ -10,6 +10,7 @@ import importlib.metadata
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -192,3 +193,22 @@ def test_twenty_identical_failures_in_a_row_stop_the_run_and_leave_the_clips_pen
     # already taken (a worker's queue is two deep) failed the same way and is pending too
     assert tried[:20] == ids[:20] and len(tried) <= 21
     assert all(e.attempts == 0 for e in entries.values())
+
+
+def test_runtime_versions_below_ytdlps_minimum_are_refused(tmp_path):
+    from deno import find_deno_bin
+
+    from pipeline.download.js_runtime import find_js_runtime, probe_runtime
+
+    found = find_js_runtime()
+    assert found == probe_runtime("deno", find_deno_bin())
+    assert found is not None and found.version == importlib.metadata.version("deno")
+    old = tmp_path / "deno"  # what an old deno prints; yt-dlp needs >= 2.3
+    old.write_text("#!/bin/sh\necho 'deno 2.2.12 (stable, release, x86_64-unknown-linux-gnu)'\n")
+    old.chmod(0o755)
+    assert probe_runtime("deno", str(old)) is None
+    node = shutil.which("node")
+    if node:  # the machine's own node: accepted exactly when it is >= 22
+        major = int(subprocess.run([node, "--version"], capture_output=True, text=True)
+                    .stdout.strip().lstrip("v").split(".")[0])
+        assert (probe_runtime("node", node) is not None) == (major >= 22)

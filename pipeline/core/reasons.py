@@ -51,7 +51,8 @@ REASONS: dict[str, Reason] = {
     "geo-blocked": Reason(PERMANENT, None, "a `proxy` in an allowed country"),
     "no-such-id": Reason(PERMANENT, None, "fix the id in the dataset list"),
     "unsupported-url": Reason(PERMANENT, None, "fix the URL (or `url_template`)"),
-    "no-format": Reason(PERMANENT, None, "widen `download.format`"),
+    "no-format": Reason(PERMANENT, None, "widen `download.format` (after a setup warning "
+                                         "it is one of the environment reasons above)"),
     "unavailable": Reason(PERMANENT, None, _HOST),
     "http-404": Reason(PERMANENT, None, _HOST),
     "http-410": Reason(PERMANENT, None, _HOST),

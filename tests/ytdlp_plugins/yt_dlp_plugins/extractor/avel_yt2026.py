@@ -15,8 +15,8 @@ verbatim (yt_dlp/extractor/youtube/_video.py, 2026.11.23); a test checks they st
 """
 
 from yt_dlp.extractor.common import InfoExtractor
-from yt_dlp.utils import ExtractorError
 from yt_dlp.networking import HEADRequest
+from yt_dlp.utils import ExtractorError
 
 EJS_WIKI_URL = "https://github.com/yt-dlp/yt-dlp/wiki/EJS"
 NO_RUNTIME = (
