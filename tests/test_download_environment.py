@@ -66,6 +66,12 @@ def test_ytdlp_header_lists_the_runtime_and_ejs_with_nothing_on_path(tmp_path):
     assert runtimes, header
     # the installed package's version, not what avel's probe read
     assert runtimes.group(1) == f"deno-{importlib.metadata.version('deno')}"
+    # handed over by path (yt-dlp would also look in this venv's bin itself, a pip
+    # --target or user install it would not find): the path the `deno` package names
+    from deno import find_deno_bin
+
+    params = re.search(r"^\[debug\] params: (.*)$", header, re.M)
+    assert params and f"'js_runtimes': {{'deno': {{'path': '{find_deno_bin()}'}}}}" in params.group(1)
     libraries = re.search(r"^\[debug\] Optional libraries: (.*)$", header, re.M)
     assert libraries and f"yt_dlp_ejs-{importlib.metadata.version('yt-dlp-ejs')}" in \
         libraries.group(1).split(", ")
@@ -212,3 +218,23 @@ def test_runtime_versions_below_ytdlps_minimum_are_refused(tmp_path):
         major = int(subprocess.run([node, "--version"], capture_output=True, text=True)
                     .stdout.strip().lstrip("v").split(".")[0])
         assert (probe_runtime("node", node) is not None) == (major >= 22)
+
+
+def test_ytdlp_cache_is_one_folder_of_the_work_directory_shared_by_workers(tmp_path_factory):
+    """Player JS and solved challenges are stored once for every worker and shard (yt-dlp's
+    own Cache, through the options avel builds), not re-fetched by each worker."""
+    from pipeline.core.config import load_config
+    from pipeline.core.workdir import Workdir
+    from pipeline.download.stage import checked_download_config
+    from pipeline.download.ytdlp_options import build_options
+
+    data = synthetic_data(tmp_path_factory)
+    root = tmp_path_factory.mktemp("ytcache")
+    wd = make_workdir(root / "w", data, "http://127.0.0.1:9")
+    dl = checked_download_config(Workdir(wd), load_config(wd))
+    assert dl.cache_dir == str(wd / "cache" / "yt-dlp")
+    with yt_dlp.YoutubeDL(build_options(dl, root / "staging-a")) as worker_a:
+        worker_a.cache.store("youtube-nsig", "player-x", {"n": "solved"})
+    assert (wd / "cache" / "yt-dlp" / "youtube-nsig").is_dir()
+    with yt_dlp.YoutubeDL(build_options(dl, root / "staging-b")) as worker_b:
+        assert worker_b.cache.load("youtube-nsig", "player-x") == {"n": "solved"}
