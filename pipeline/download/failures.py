@@ -92,6 +92,7 @@ _COMPILED = [(re.compile(p), kind, reason) for p, kind, reason in MESSAGE_RULES]
 # errors that a preceding environment warning explains: no playable format left, the media
 # URL refused (an unsolved n challenge), or a message we cannot place
 ENVIRONMENT_MASKABLE = {"no-format", "http-403", "unknown", "no-output"}
+WARNED = " [yt-dlp warned: "  # where a detail's warnings begin
 _WARNINGS_IN_DETAIL = 3  # distinct warnings kept in the ledger's detail, each shortened
 _WARNING_CHARS = 300
 
@@ -155,7 +156,7 @@ def with_warnings(message: str, warnings: Sequence[str]) -> str:
              for w in distinct[:_WARNINGS_IN_DETAIL]]
     more = len(distinct) - len(shown)
     tail = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
-    return f"{message} [yt-dlp warned: {tail}]"
+    return f"{message}{WARNED}{tail}]"
 
 
 def _classify_exception(exc: BaseException) -> Failure:

@@ -47,6 +47,7 @@ from pipeline.download.failures import (
     PERMANENT,
     THROTTLED,
     TRANSIENT,
+    WARNED,
     Failure,
 )
 from pipeline.download.fetch import ByteCounter, Fetcher, Outcome, finished_files
@@ -364,10 +365,11 @@ class _Loop:
 
     def _environment_message(self, clip_id: str, f: Failure) -> str:
         done = self.ledger.counts()["done"]
-        return (f"this machine cannot download from the host ({f.reason}): "
-                f"{REASONS[f.reason].advice if f.reason in REASONS else 'see the detail'}."
-                f" yt-dlp said for clip {clip_id}: {f.detail[:600]}. Stopped with {done} clips"
-                f" done and kept; the clips tried are left pending (not failed). `avel doctor`"
+        error = f.detail.split(WARNED)[0].strip()[:200]
+        advice = REASONS[f.reason].advice if f.reason in REASONS else "see the ledger's detail"
+        return (f"this machine cannot download ({f.reason}): {advice}. Clip {clip_id} got"
+                f" \"{error}\" after yt-dlp's warnings (in the ledger's detail). {done} clips"
+                f" done are kept; the clips tried are left pending, not failed. `avel doctor`"
                 f" shows the JavaScript runtime and challenge solver found; after fixing,"
                 f" rerun the same `avel download` command.")
 
