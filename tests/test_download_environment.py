@@ -238,3 +238,21 @@ def test_ytdlp_cache_is_one_folder_of_the_work_directory_shared_by_workers(tmp_p
     assert (wd / "cache" / "yt-dlp" / "youtube-nsig").is_dir()
     with yt_dlp.YoutubeDL(build_options(dl, root / "staging-b")) as worker_b:
         assert worker_b.cache.load("youtube-nsig", "player-x") == {"n": "solved"}
+
+
+def test_missing_local_files_never_trip_the_breaker(tmp_path_factory):
+    """A block of missing local videos is the user's data, not the environment: all 25 fail
+    as missing-file and the stage ends normally."""
+    from pipeline.core.config import load_config
+    from pipeline.core.sharding import Shard
+    from pipeline.download.stage import run_download as run_stage
+
+    data = synthetic_data(tmp_path_factory)
+    wd = make_workdir(tmp_path_factory.mktemp("local-missing") / "w", data, None, source="local")
+    ids = grow_manifest(wd, 25)
+    manifest = pd.read_parquet(wd / "manifest.parquet")
+    manifest["source"] = [f"absent/{clip_id}.mp4" for clip_id in manifest["clip_id"]]
+    manifest.to_parquet(wd / "manifest.parquet")
+    summary = run_stage(wd, load_config(wd), Shard(0, 1), progress=False)
+    assert summary["stopped"] is None and summary["failed_by_reason"] == {"missing-file": 25}
+    assert {e.status for e in ledger_entries(wd).values()} == {"failed"} and len(ids) == 25

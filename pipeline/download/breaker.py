@@ -8,8 +8,9 @@ and going on would only write N more wrong verdicts into the ledger. So the stag
 puts those clips back to pending; the user fixes the setup (or raises the limit when the
 clips really are gone) and reruns.
 
-Throttling is not counted here (the throttle gate has its own limit and pauses), nor are
-environment failures (they stop the stage on the first one).
+Only downloads count (not local files: a block of missing files is the user's data, and
+stopping would only stop at the same block again), and not throttling (the throttle gate
+has its own limit and pauses), nor environment failures (they stop the stage at once).
 """
 
 from __future__ import annotations

@@ -353,8 +353,8 @@ class _Loop:
             if self.halt is None:
                 self.halt = self._environment_message(clip_id, f)
             return True
-        if f.kind == THROTTLED:
-            return False
+        if f.kind == THROTTLED or self.jobs[clip_id].kind != "url":
+            return False  # a local file's reason is the file's: missing ones may be many
         if self.halt is not None:  # finishing clips after a stop: keep the streak's reason
             return self.streak.reason == f.reason and self.streak.failed(clip_id, f.reason)
         if not self.streak.failed(clip_id, f.reason):
