@@ -19,7 +19,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,7 @@ class IdentityPool:
 
     def __init__(self, identities: list[Identity], dl: DownloadConfig,
                  rng: random.Random | None = None,
-                 clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if not identities:
             raise ValueError("an identity pool needs at least one identity")
         rng = rng or random.Random()

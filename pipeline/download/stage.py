@@ -26,6 +26,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,7 +223,8 @@ class _Loop:
                 fetcher.close()
             ledger.close()
 
-    def _one(self, clip_id: str, fetcher_for: Any, ledger: Ledger) -> Outcome:
+    def _one(self, clip_id: str, fetcher_for: Callable[[Lease], Fetcher],
+             ledger: Ledger) -> Outcome:
         job = self.jobs[clip_id]
         try:
             first = self.pool.identities[0]
@@ -237,8 +239,9 @@ class _Loop:
                 lease = Lease(first, 0)
             ledger.start(clip_id)
             outcome = fetcher_for(lease).fetch(job)
-            if job.kind == "url":
-                outcome.identity = lease.identity.name
+            if job.kind != "url":
+                return outcome
+            outcome.identity = lease.identity.name
             # tell the pool before taking the next clip, so that no worker slips another
             # request past a pause the host just asked for
             if outcome.failure is None:
