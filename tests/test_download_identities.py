@@ -33,8 +33,10 @@ from pipeline.download.identities import (
     record_attempt,
     resolve_identities,
     tally,
+    with_identity,
 )
 from pipeline.download.stage import run_download
+from pipeline.download.ytdlp_options import build_options
 from pipeline.run.status import collect, render
 from tests.conftest import avel_cmd, cli_env
 from tests.fixtures_download import ForwardProxy, ledger_entries, make_workdir, synthetic_data
@@ -264,6 +266,17 @@ def test_status_has_no_eta_before_two_clips_are_done(tmp_path):
     download = collect(tmp_path)["stages"]["download"]
     assert download["pace"]["clips_per_hour"] is None and download["pace"]["eta_hours"] is None
     assert "ETA" not in render(collect(tmp_path))
+    assert "identities" not in download  # a ledger without identity info: none shown
+
+
+def test_each_identity_reaches_ytdlp_with_its_own_cookies_and_proxy(tmp_path):
+    dl = DownloadConfig(cookies_file="/top.txt", proxy="http://127.0.0.1:3128")
+    lab = build_options(with_identity(dl, Identity("lab", "/lab.txt", "socks5://127.0.0.1:1")),
+                        tmp_path)
+    assert (lab["cookiefile"], lab["proxy"]) == ("/lab.txt", "socks5://127.0.0.1:1")
+    # "" is yt-dlp's "no proxy": a direct connection, not the environment's proxy
+    home = build_options(with_identity(dl, Identity("home", None, "")), tmp_path)
+    assert home["proxy"] == "" and "cookiefile" not in home
 
 
 def test_identities_get_default_names_and_inherit_the_top_level_settings(tmp_path_factory):
