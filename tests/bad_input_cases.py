@@ -532,6 +532,36 @@ def c_import_ave_truncated(w: Path) -> list[str]:
     return ["import", "-w", str(w), "--format", "ave", "--from", str(src)]
 
 
+def c_import_ave_declared_not_stored(w: Path) -> list[str]:
+    """audio_feature.h5 declares 10^9 rows and stores none (HDF5 would read zeros); the store
+    already holds extracted features, which must stay as they were."""
+    _ave_import_wd(w)
+    _features(w)
+    src = _ave_release(w / "release", lambda fh: fh.create_dataset(
+        "avadataset", shape=(10**9, 10, 128), dtype="f4"))
+    return ["import", "-w", str(w), "--format", "ave", "--from", str(src)]
+
+
+def huge_gzip_chunk(fh: h5py.File, name: str, shape: tuple[int, ...]) -> None:
+    """A dataset of one gzip chunk declaring `shape` float32 ([262144,10,128]: 1.34 GB) whose
+    bytes on disk are ~1.3 MB of deflated zeros, written without ever holding the chunk."""
+    import zlib
+    ds = fh.create_dataset(name, shape=shape, dtype="f4", chunks=shape, compression="gzip")
+    packer = zlib.compressobj(6)
+    size = int(np.prod(shape)) * 4
+    block = b"\0" * (1 << 20)
+    pieces = [packer.compress(block) for _ in range(size >> 20)]
+    pieces.append(packer.compress(b"\0" * (size & ((1 << 20) - 1))))
+    ds.id.write_direct_chunk((0,) * len(shape), b"".join(pieces) + packer.flush())
+
+
+def c_import_ave_huge_chunk(w: Path) -> list[str]:
+    _ave_import_wd(w)
+    src = _ave_release(w / "release", lambda fh: huge_gzip_chunk(fh, "avadataset",
+                                                                 (262144, 10, 128)))
+    return ["import", "-w", str(w), "--format", "ave", "--from", str(src)]
+
+
 def _vav_wd(w: Path) -> Path:
     _config(w)
     ids = _manifest(w)
@@ -705,6 +735,10 @@ CASES = [
     Case("import ave: NaN in features", c_import_ave_nan),
     Case("import ave: wrong shape", c_import_ave_wrong_shape),
     Case("import ave: truncated HDF5", c_import_ave_truncated),
+    Case("import ave: 10^9 rows declared, none stored, over existing features",
+         c_import_ave_declared_not_stored, fast=True),
+    Case("import ave: one gzip chunk of 1.3 GB zeros (1.3 MB on disk)", c_import_ave_huge_chunk,
+         fast=True),
     Case("import vggsound-avel: pickle without --trust-pickles", c_import_vav_pickle_untrusted,
          fast=True),
     Case("import vggsound-avel: zip bomb (1 MB -> 1 GB)", c_import_vav_zip_bomb, fast=True),

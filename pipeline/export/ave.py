@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from pipeline.core import atomic
 from pipeline.core.errors import InputError
-from pipeline.core.safe_hdf5 import open_checked
+from pipeline.core.safe_hdf5 import check_rows_stored, open_checked
 from pipeline.datasets import labels
 from pipeline.datasets.manifest import load_manifest
 from pipeline.export import ave_settings, completeness, transfer
@@ -178,6 +178,11 @@ def read_feature_file(path: Path, shape: tuple[int, ...], n_rows: int) -> h5py.D
         fh.close()
         raise InputError(f"shape {list(ds.shape)} is not [{n_rows}+,{','.join(map(str, shape))}]",
                          file=path, field=KEY)
+    try:
+        check_rows_stored(ds, n_rows, path, KEY)  # declared rows that hold no data read as zeros
+    except InputError:
+        fh.close()
+        raise
     return ds
 
 

@@ -1,0 +1,96 @@
+"""Bad inputs to extract / store / import / export that used to lose work or mislead (issue
+#25 part C), each run where the user meets it: through `python -m pipeline`, with real HDF5
+files, real SQLite ledgers and real file systems."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from pipeline.core.errors import InputError
+from pipeline.core.safe_hdf5 import check_rows_stored, open_checked
+from tests.bad_input_cases import (_ave_import_wd, _ave_release, _features, huge_gzip_chunk)
+from tests.conftest import REPO_ROOT, avel_cmd, cli_env
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _run_measured(args: list[str], log: Path) -> tuple[int, str, int]:
+    """(exit code, stderr, peak RSS in kB) of one `avel` run: `wait4` gives this child's own
+    peak, not the largest of every child this test process ever had."""
+    with open(log, "w") as err:
+        proc = subprocess.Popen(avel_cmd(*args), env=cli_env(), cwd=REPO_ROOT,
+                                stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+    return os.waitstatus_to_exitcode(status), log.read_text(), usage.ru_maxrss
+
+
+# -- #6: a small file declaring a huge compressed chunk ------------------------------------
+def test_gzip_chunk_declaring_1_3_gb_is_refused_without_reading_it(tmp_path):
+    _ave_import_wd(tmp_path)
+    src = _ave_release(tmp_path / "release",
+                       lambda fh: huge_gzip_chunk(fh, "avadataset", (262144, 10, 128)))
+    on_disk = (src / "audio_feature.h5").stat().st_size
+    assert on_disk < 4 << 20  # the bomb is small: ~1.3 MB declaring 1.34 GB
+    code, err, peak_kb = _run_measured(["import", "-w", str(tmp_path), "--format", "ave",
+                                        "--from", str(src)], tmp_path / "stderr.txt")
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert str(src / "audio_feature.h5") in err and "/avadataset" in err and "cap" in err
+    # a refused import peaks at ~830 MB here (torch, pandas and friends); the chunk alone is
+    # 1,280 MB once decompressed
+    assert peak_kb < 1500 << 10, f"peak RSS {peak_kb >> 10} MB: the chunk was decompressed"
+    assert not (tmp_path / "features" / "vggish").exists()
+
+
+def test_chunk_cap_follows_the_environment_and_admits_our_own_row_chunks(tmp_path, monkeypatch):
+    path = tmp_path / "rows.h5"
+    with h5py.File(path, "w") as fh:  # the feature store's layout: one VGG-19 row per chunk
+        fh.create_dataset("features", data=np.zeros((3, 10, 7, 7, 512), np.float32),
+                          chunks=(1, 10, 7, 7, 512))
+    open_checked(path).close()
+    monkeypatch.setenv("AVEL_MAX_HDF5_CHUNK_BYTES", str(10 * 7 * 7 * 512 * 4 - 1))
+    with pytest.raises(InputError, match="/features declares chunks of 1,003,520 bytes"):
+        open_checked(path)
+
+
+# -- #2: rows declared that hold no data ---------------------------------------------------
+def test_ave_file_declaring_a_billion_rows_and_storing_none_leaves_the_store_alone(tmp_path):
+    _ave_import_wd(tmp_path)
+    shard = _features(tmp_path)
+    before = _digest(shard)
+    src = _ave_release(tmp_path / "release", lambda fh: fh.create_dataset(
+        "avadataset", shape=(10**9, 10, 128), dtype="f4"))
+    proc = subprocess.run(avel_cmd("import", "-w", str(tmp_path), "--format", "ave",
+                                   "--from", str(src)), env=cli_env(), cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: {src / 'audio_feature.h5'}, field 'avadataset': "
+                                  "declares 1,000,000,000 rows but stores 0 bytes")
+    assert _digest(shard) == before
+    assert not (shard.parent / "00000-of-00001.parts").exists()
+
+
+def test_chunked_dataset_with_one_unwritten_chunk_is_refused(tmp_path):
+    path = tmp_path / "holes.h5"
+    with h5py.File(path, "w") as fh:
+        ds = fh.create_dataset("avadataset", shape=(100, 10, 128), dtype="f4", chunks=(10, 10, 64))
+        ds[:40] = 1.0
+        ds[50:] = 1.0  # rows 40-49 never written: two chunks missing
+    with h5py.File(path, "r") as fh:
+        check_rows_stored(fh["avadataset"], 40, path, "avadataset")  # the rows asked for are there
+        with pytest.raises(InputError, match="only 8 of the 10 chunks holding its first 50 rows"):
+            check_rows_stored(fh["avadataset"], 50, path, "avadataset")
+    contiguous = tmp_path / "contiguous.h5"
+    with h5py.File(contiguous, "w") as fh:
+        fh["avadataset"] = np.zeros((5, 10, 128), np.float32)  # zeros written are data
+    with h5py.File(contiguous, "r") as fh:
+        check_rows_stored(fh["avadataset"], 5, contiguous, "avadataset")
