@@ -4,8 +4,9 @@ line on stderr. `python -m tests.bad_input_cases [--fast] [--markdown]` prints t
 "input -> exit code -> message" and exits 1 when a case shows a traceback or an unexpected code;
 tests/test_bad_inputs.py runs the fast subset.
 
-Exit codes (README "Exit codes"): 2 bad input, 5 the work directory cannot be written,
-70 an unexpected error. Every case here expects 2 or 5, never 70, never a traceback.
+Exit codes (README "Exit codes"): 1 some clips failed, 2 bad input, 5 the work directory
+cannot be written, 70 an unexpected error. Every case here expects 1 (a bad clip: recorded in
+the ledger, the stage goes on), 2 or 5, never 70, never a traceback.
 """
 
 from __future__ import annotations
@@ -159,6 +160,20 @@ class _Evil:
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (open, (str(self.target), "w"))
+
+
+def bomb_jpeg(width: int = 13000, height: int = 13000) -> bytes:
+    """A 632-byte JPEG (8x8 pixels of data) whose frame header claims `width` x `height`:
+    decoding it would allocate width*height*3 bytes before finding its data missing."""
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(buf, "JPEG")
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
 
 
 def _evil_torch(path: Path, marker: Path) -> Path:
@@ -369,6 +384,22 @@ def c_clips_external_storage(w: Path) -> list[str]:
         fh["clip0"].create_dataset("audio", shape=(100,), dtype="i2",
                                    external=[("/etc/passwd", 0, h5py.h5f.UNLIMITED)])
     return ["extract", "-w", str(w), "-e", "vggish", "--no-progress"]
+
+
+def c_extract_jpeg_bomb(w: Path) -> list[str]:
+    """clip1's frames are 632-byte JPEGs claiming 13000x13000 pixels (169 Mpx, 507 MB
+    decoded): rejected from the header as huge_frame; clip0 and clip2 are extracted."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from pipeline.store import clips as clip_store
+    _ready(w)
+    _config(w, extract__extractors=["vgg19"], extract__weights={"vgg19": "random"},
+            extract__options={"vgg19": {"image_size": 32, "segments": 1, "frames_per_segment": 2}})
+    shard_file = w / "clips" / "00000-of-00001.h5"
+    clip_store.write_part(shard_file, {"clip1": clip_store.ClipMedia(
+        audio=np.zeros(32000, np.int16), sample_rate=16000, frames=[bomb_jpeg()] * 2,
+        frame_times=np.arange(2.0))})
+    clip_store.consolidate(shard_file)
+    return ["extract", "-w", str(w), "-e", "vgg19", "--decode", "cpu", "--no-progress"]
 
 
 def c_features_truncated_export(w: Path) -> list[str]:
@@ -713,6 +744,8 @@ CASES = [
     Case("clips/<shard>.h5 truncated (extract)", c_clips_truncated_extract),
     Case("clips/<shard>.h5 truncated (cut)", c_clips_truncated_cut),
     Case("clips/<shard>.h5 with external storage", c_clips_external_storage),
+    Case("clip frames: 632-byte JPEG claiming 13000x13000 (extract)", c_extract_jpeg_bomb,
+         expect=1),
     Case("features shard truncated (export)", c_features_truncated_export),
     Case("features shard is a VDS of an outside file", c_features_vds_train),
     Case("train --set lr=abc", c_set_lr_abc, fast=True),

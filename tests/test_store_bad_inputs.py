@@ -5,6 +5,7 @@ files, real SQLite ledgers and real file systems."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -12,11 +13,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import yaml
 
 from pipeline.core.errors import InputError
 from pipeline.core.safe_hdf5 import check_rows_stored, open_checked
-from tests.bad_input_cases import (_ave_import_wd, _ave_release, _features, huge_gzip_chunk)
+from pipeline.core.sharding import Shard
+from pipeline.store import clips as clip_store
+from tests.bad_input_cases import _ave_import_wd, _ave_release, _features, huge_gzip_chunk
 from tests.conftest import REPO_ROOT, avel_cmd, cli_env
+from tests.fixtures_visual import TINY_VGG, jpeg_frames, write_workdir
 
 
 def _digest(path: Path) -> str:
@@ -94,3 +99,70 @@ def test_chunked_dataset_with_one_unwritten_chunk_is_refused(tmp_path):
         fh["avadataset"] = np.zeros((5, 10, 128), np.float32)  # zeros written are data
     with h5py.File(contiguous, "r") as fh:
         check_rows_stored(fh["avadataset"], 5, contiguous, "avadataset")
+
+
+# -- #10 / #8 / #7: a frame too large, then --retry-failed after a config fix -------------
+def _extract(wd: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(avel_cmd("extract", "-w", str(wd), "-e", "vgg19", "--decode", "cpu",
+                                   "--no-progress", *extra), env=cli_env(), cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _ledger(wd: Path) -> dict[str, tuple[str, str | None, float]]:
+    from pipeline.core.ledger import Ledger
+    with Ledger(wd / "state" / "extract-vgg19" / "00000-of-00001.sqlite", read_only=True) as ledger:
+        return {e.clip_id: (e.status, e.reason, e.updated_at) for e in ledger.entries()}
+
+
+def test_jpeg_bomb_is_rejected_from_its_header_and_the_shard_goes_on(tmp_path):
+    from tests.bad_input_cases import c_extract_jpeg_bomb
+    args = c_extract_jpeg_bomb(tmp_path / "w")
+    proc = subprocess.run(avel_cmd(*args), env=cli_env(), cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=600)
+    code, err = proc.returncode, proc.stderr
+    assert code == 1, err  # README "Exit codes": 1 some clips failed
+    assert "clip1 (vgg19): huge_frame: frame 0 declares 13000x13000 pixels" in err
+    ledger = _ledger(tmp_path / "w")
+    assert {c: s[:2] for c, s in ledger.items()} == {
+        "clip0": ("done", None), "clip1": ("failed", "huge_frame"), "clip2": ("done", None)}
+    with h5py.File(tmp_path / "w" / "features" / "vgg19" / "00000-of-00001.h5") as fh:
+        assert [c.decode() for c in fh["clip_id"][()]] == ["clip0", "clip2"]
+
+
+def test_retry_failed_extracts_a_clip_again_after_the_config_is_fixed(tmp_path):
+    wd = write_workdir(tmp_path / "w", {"a": 4, "b": 4, "c": 4},
+                       extract={"extractors": ["vgg19"], "options": {"vgg19": TINY_VGG},
+                                "weights": {"vgg19": "random"}, "cpu_threads": 1})
+    shard_file = wd.clips_file(Shard(0, 1))
+    clip_store.write_part(shard_file, {"b": clip_store.ClipMedia(  # b: 96x72 frames
+        audio=np.zeros(160, np.int16), sample_rate=16000, frames=jpeg_frames(4, 7, (96, 72)),
+        frame_times=np.arange(4) / 0.4)})
+    clip_store.consolidate(shard_file)
+    config_file = wd.root / "avel.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["cut"] = {"max_pixels": 48 * 36}  # a and c (48x36) fit; b (96x72) does not
+    config_file.write_text(yaml.safe_dump(config))
+
+    first = _extract(wd.root)
+    assert first.returncode == 1, first.stderr
+    before = _ledger(wd.root)
+    assert before["b"][:2] == ("failed", "huge_frame")
+    assert "96x72 pixels, over the 1728 of cut.max_pixels" in first.stderr
+
+    plain = _extract(wd.root)  # huge_frame is permanent: a plain rerun leaves it failed
+    assert plain.returncode == 1, plain.stderr
+    assert '"todo": 0' in plain.stdout and _ledger(wd.root) == before
+
+    config["cut"] = {"max_pixels": 96 * 72}
+    config_file.write_text(yaml.safe_dump(config))
+    other = _extract(wd.root, "--retry-failed", "bad_frame")  # another reason: b stays failed
+    assert other.returncode == 1 and _ledger(wd.root)["b"][:2] == ("failed", "huge_frame")
+    again = _extract(wd.root, "--retry-failed")
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout.strip().splitlines()[-1])
+    assert (summary["retried"], summary["todo"], summary["done"]) == (1, 1, 1)
+    after = _ledger(wd.root)
+    assert after["b"][:2] == ("done", None)
+    assert after["a"] == before["a"] and after["c"] == before["c"]  # not redone
+    with h5py.File(wd.root / "features" / "vgg19" / "00000-of-00001.h5") as fh:
+        assert [c.decode() for c in fh["clip_id"][()]] == ["a", "b", "c"]
