@@ -423,6 +423,22 @@ def c_features_vds_train(w: Path) -> list[str]:
     return ["export", "-w", str(w), "--format", "ave", "--out", str(w / "out")]
 
 
+def c_export_vav_from_ave(w: Path) -> list[str]:
+    """The real AVE manifest (category, no class_id) and vggish features, exported as
+    VGGSound-AVEL: refused before any zip is written (was: 24 zips, then exit 70)."""
+    _ave_import_wd(w)
+    _features(w)
+    return ["export", "-w", str(w), "--format", "vggsound-avel", "--out", str(w / "out")]
+
+
+def c_export_vav_no_category(w: Path) -> list[str]:
+    """A manifest without 'category' (as the demo's): refused, nothing written (was:
+    KeyError: 'class_id')."""
+    _ready(w)
+    _features(w)
+    return ["export", "-w", str(w), "--format", "vggsound-avel", "--out", str(w / "out")]
+
+
 def c_set_lr_abc(w: Path) -> list[str]:
     _train_ready(w)
     return ["train", "-w", str(w), *_set(w, "lr=abc")]
@@ -748,6 +764,8 @@ CASES = [
          expect=1),
     Case("features shard truncated (export)", c_features_truncated_export),
     Case("features shard is a VDS of an outside file", c_features_vds_train),
+    Case("export vggsound-avel from an AVE work dir", c_export_vav_from_ave, fast=True),
+    Case("export vggsound-avel, manifest without category", c_export_vav_no_category),
     Case("train --set lr=abc", c_set_lr_abc, fast=True),
     Case("train --set nosuch=1", c_set_unknown_key),
     Case("train --set lr (no '=')", c_set_no_equals),

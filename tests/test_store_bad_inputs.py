@@ -166,3 +166,18 @@ def test_retry_failed_extracts_a_clip_again_after_the_config_is_fixed(tmp_path):
     assert after["a"] == before["a"] and after["c"] == before["c"]  # not redone
     with h5py.File(wd.root / "features" / "vgg19" / "00000-of-00001.h5") as fh:
         assert [c.decode() for c in fh["clip_id"][()]] == ["a", "b", "c"]
+
+
+# -- #9: vggsound-avel export from a work dir of another dataset ---------------------------
+@pytest.mark.parametrize("case, field", [("c_export_vav_from_ave", "class_id"),
+                                         ("c_export_vav_no_category", "category")])
+def test_vggsound_avel_export_of_another_manifest_is_refused_before_writing(tmp_path, case, field):
+    import tests.bad_input_cases as cases
+    w = tmp_path / "w"
+    args = getattr(cases, case)(w)
+    proc = subprocess.run(avel_cmd(*args), env=cli_env(), cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: {w / 'manifest.parquet'}, field '{field}': ")
+    assert "nothing was written" in proc.stderr
+    assert not (w / "out").exists()
