@@ -408,6 +408,16 @@ def c_features_truncated_export(w: Path) -> list[str]:
     return ["export", "-w", str(w), "--format", "ave", "--out", str(w / "out")]
 
 
+def c_features_duplicate_clip(w: Path) -> list[str]:
+    """clip1 has two rows in the shard (ones, then twos): which is right cannot be told."""
+    _ready(w)
+    path = _features(w)
+    with h5py.File(path, "w") as fh:
+        fh["features"] = np.stack([np.full((10, 128), v, np.float32) for v in (0, 1, 2, 3)])
+        fh["clip_id"] = np.array([b"clip0", b"clip1", b"clip2", b"clip1"])
+    return ["export", "-w", str(w), "--format", "ave", "--out", str(w / "out")]
+
+
 def c_features_vds_train(w: Path) -> list[str]:
     _ready(w)
     outside = w.parent / f"{w.name}-outside.h5"
@@ -764,6 +774,7 @@ CASES = [
          expect=1),
     Case("features shard truncated (export)", c_features_truncated_export),
     Case("features shard is a VDS of an outside file", c_features_vds_train),
+    Case("features shard: clip1 in two rows (export)", c_features_duplicate_clip, fast=True),
     Case("export vggsound-avel from an AVE work dir", c_export_vav_from_ave, fast=True),
     Case("export vggsound-avel, manifest without category", c_export_vav_no_category),
     Case("train --set lr=abc", c_set_lr_abc, fast=True),

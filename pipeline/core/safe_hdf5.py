@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import h5py
@@ -103,39 +104,42 @@ def open_checked(path: str | Path, *, virtual_within: Path | None = None,
     return fh
 
 
-def check_rows_stored(ds: h5py.Dataset, rows: int, path: str | Path, field: str) -> None:
-    """Refuse (`InputError` naming the file and dataset) when any of the first `rows` rows of
-    `ds` has no data in the file: HDF5 reads never-written storage back as its fill value, so
-    a file declaring 10^9 rows and holding none would import as zeros. Reads no data: the
-    chunks' index (or the contiguous block's size) says what is stored."""
-    if rows <= 0 or ds.size == 0:
+def check_rows_stored(ds: h5py.Dataset, rows: Iterable[int], path: str | Path,
+                      field: str) -> None:
+    """Refuse (`InputError` naming the file and dataset) when any of `rows` (indices along the
+    first axis) has no data in the file: HDF5 reads never-written storage back as its fill
+    value, so a file declaring 10^9 rows and holding none would import as zeros. Reads no
+    data: the chunks' index (or the contiguous block's size) says what is stored."""
+    wanted = sorted({int(r) for r in rows})
+    if not wanted or ds.size == 0:
         return
     layout = ds.id.get_create_plist().get_layout()
     if layout == h5py.h5d.COMPACT:
         return  # compact data lives in the object header: always there
     row_bytes = math.prod(ds.shape[1:]) * ds.dtype.itemsize
-    if layout != h5py.h5d.CHUNKED:
+    if layout != h5py.h5d.CHUNKED:  # contiguous storage is allocated whole or not at all
         stored = ds.id.get_storage_size()
-        if stored < rows * row_bytes:
+        if stored < (wanted[-1] + 1) * row_bytes:
             raise InputError(f"declares {ds.shape[0]:,} rows but stores {stored:,} bytes, less "
-                             f"than the {rows:,} rows needed ({rows * row_bytes:,} bytes); "
+                             f"than rows 0-{wanted[-1]} need ({(wanted[-1] + 1) * row_bytes:,}); "
                              "unwritten rows would read as zeros", file=path, field=field)
         return
     chunks = ds.chunks
     per_row_chunk = math.prod(-(-s // c) for s, c in zip(ds.shape[1:], chunks[1:]))
-    needed = -(-rows // chunks[0]) * per_row_chunk
-    stored_chunks = ds.id.get_num_chunks()
-    if stored_chunks < needed:
-        raise InputError(f"declares {ds.shape[0]:,} rows but stores {stored_chunks:,} chunks, "
-                         f"fewer than the {needed:,} that hold the {rows:,} rows needed; "
-                         "unwritten rows would read as zeros", file=path, field=field)
-    present = 0
+    starts = {r - r % chunks[0] for r in wanted}  # first axis offsets of the chunks needed
+    if ds.id.get_num_chunks() < len(starts) * per_row_chunk:
+        raise InputError(f"declares {ds.shape[0]:,} rows but stores {ds.id.get_num_chunks():,} "
+                         f"chunks, fewer than the {len(starts) * per_row_chunk:,} holding the "
+                         f"{len(wanted):,} rows needed; unwritten rows would read as zeros",
+                         file=path, field=field)
+    found: dict[int, int] = {}
 
     def seen(info: h5py.h5d.StoreInfo) -> None:
-        nonlocal present
-        present += info.chunk_offset[0] < rows  # offsets are unique and on the chunk grid
+        start = int(info.chunk_offset[0])  # offsets are unique and on the chunk grid
+        if start in starts:
+            found[start] = found.get(start, 0) + 1
     ds.id.chunk_iter(seen)
-    if present < needed:
-        raise InputError(f"declares {ds.shape[0]:,} rows but only {present:,} of the {needed:,} "
-                         f"chunks holding its first {rows:,} rows were written; unwritten rows "
-                         "would read as zeros", file=path, field=field)
+    lost = next((r for r in wanted if found.get(r - r % chunks[0], 0) < per_row_chunk), None)
+    if lost is not None:
+        raise InputError(f"declares {ds.shape[0]:,} rows but row {lost} (needed) was never "
+                         "written; unwritten rows would read as zeros", file=path, field=field)

@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 
 from pipeline.core import atomic
+from pipeline.core.errors import InputError
 from pipeline.core.safe_hdf5 import open_checked
 from pipeline.store import parts
 from pipeline.store.parts import Pick, parts_dir  # noqa: F401 (parts_dir: part of this API)
@@ -166,7 +167,9 @@ def build_index(features_dir: Path, order: Sequence[str] | None = None) -> Path:
 class FeatureReader:
     """clip_id → feature array over every shard file of one extractor, in O(1): the shard
     files' clip tables merged into one dict, every shard file kept open. Rows are read
-    straight from the shard files, never through `index.h5`."""
+    straight from the shard files, never through `index.h5`. A clip found twice (in one
+    shard file, or in two) is refused with both places named: avel never writes that, and
+    which copy is right cannot be told."""
 
     def __init__(self, features_dir: Path) -> None:
         self.dir = Path(features_dir)
@@ -183,8 +186,19 @@ class FeatureReader:
                 self._handles.append(fh)
                 self._datasets.append(fh["features"])
                 ids = _decode(fh["clip_id"][()])
+                if len(ids) != len(fh["features"]):
+                    raise InputError(f"{len(ids)} clip ids for {len(fh['features'])} feature "
+                                     "rows", file=path, field="clip_id")
                 self._ids.append(ids)
-                self._where.update((c, (s, r)) for r, c in enumerate(ids))
+                for r, c in enumerate(ids):
+                    if c in self._where:  # which row is right cannot be told: refuse
+                        first, row = self._files[self._where[c][0]], self._where[c][1]
+                        raise InputError(
+                            f"clip {c!r} appears twice (row {r} here, row {row} of "
+                            f"{first.name}), which avel never writes; move this file aside and "
+                            "rerun `avel extract` to make its clips again",
+                            file=path, field="clip_id")
+                    self._where[c] = (s, r)
         except BaseException:
             self.close()
             raise
