@@ -197,3 +197,48 @@ def test_duplicate_clip_rows_are_refused_naming_shard_and_clip(tmp_path):
     assert proc.stderr.startswith(f"error: {shard}, field 'clip_id': clip 'clip1' appears twice "
                                   "(row 3 here, row 1 of 00000-of-00001.h5)")
     assert not (w / "out").exists()
+
+
+# -- #4: index.h5 older than the shard files ----------------------------------------------
+def _shard(path: Path, ids: list[str], value: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as fh:
+        fh["features"] = np.full((len(ids), 10, 128), value, np.float32)
+        fh["clip_id"] = np.array([c.encode() for c in ids])
+
+
+def test_stale_index_is_named_by_status_and_refused_until_avel_index(tmp_path):
+    from pipeline.store.features import open_index
+    (tmp_path / "avel.yaml").write_text("dataset: {name: ave}\nsharding: {num_shards: 2}\n")
+    vggish = tmp_path / "features" / "vggish"
+    _shard(vggish / "00000-of-00002.h5", ["a", "b"], 1.0)
+    _shard(vggish / "00001-of-00002.h5", ["c"], 2.0)
+    built = subprocess.run(avel_cmd("index", "-w", str(tmp_path), "-e", "vggish"), env=cli_env(),
+                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stderr
+
+    def status() -> str:
+        proc = subprocess.run(avel_cmd("status", "-w", str(tmp_path)), env=cli_env(),
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    assert "STALE" not in status()
+    with open_index(vggish) as fh:
+        assert fh["features"][2, 0, 0] == 2.0
+    _shard(vggish / "00001-of-00002.h5", ["d", "c"], 3.0)  # shard 1 rewritten: 2 rows now
+    assert ("STALE features/vggish/index.h5: 00001-of-00002.h5 changed since it was built "
+            "(size ") in status()
+    assert "rebuild it with `avel index -e vggish`" in status()
+    with pytest.raises(InputError, match=r"index.h5: stale: 00001-of-00002.h5 changed.*avel index"):
+        open_index(vggish)
+    (vggish / "00000-of-00002.h5").unlink()
+    with pytest.raises(InputError, match="00000-of-00002.h5 was removed since it was built"):
+        open_index(vggish)
+    _shard(vggish / "00000-of-00002.h5", ["a", "b"], 1.0)
+    subprocess.run(avel_cmd("index", "-w", str(tmp_path), "-e", "vggish"), env=cli_env(),
+                   cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True)
+    assert "STALE" not in status()
+    with open_index(vggish) as fh:
+        assert [c.decode() for c in fh["clip_id"][()]] == ["a", "b", "d", "c"]
+        assert fh["features"][3, 0, 0] == 3.0

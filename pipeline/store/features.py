@@ -161,7 +161,53 @@ def build_index(features_dir: Path, order: Sequence[str] | None = None) -> Path:
             for key, value in attrs.items():
                 fh.attrs[key] = value
             fh.attrs["shards"] = json.dumps([p.name for p in shards])
+            fh.attrs["shard_stamps"] = json.dumps([shard_stamp(p) for p in shards])
     return target
+
+
+def shard_stamp(path: Path) -> dict[str, Any]:
+    """What `index.h5` remembers of a shard file it was built from: a shard rewritten since
+    (consolidate renames a new file into place) has another size or mtime."""
+    info = path.stat()
+    return {"name": path.name, "size": info.st_size, "mtime_ns": info.st_mtime_ns}
+
+
+def index_staleness(features_dir: Path) -> str | None:
+    """Why `features_dir/index.h5` no longer describes the shard files beside it (a shard
+    rewritten, added or removed since it was built), or None when it does or is absent.
+    Its rows point into the shard files by row number, so a stale index reads wrong rows."""
+    index = Path(features_dir) / "index.h5"
+    if not index.is_file():
+        return None
+    try:
+        with h5py.File(index, "r") as fh:
+            recorded = fh.attrs.get("shard_stamps")
+    except OSError as exc:
+        return f"unreadable ({str(exc).strip().splitlines()[0][:200] if str(exc).strip() else 'OSError'})"
+    if recorded is None:
+        return "it records no shard sizes (built by an older avel)"
+    then = {s["name"]: s for s in json.loads(recorded)}
+    now = {p.name: shard_stamp(p) for p in shard_files(features_dir)}
+    for name in sorted(then.keys() | now.keys()):
+        if name not in now:
+            return f"{name} was removed since it was built"
+        if name not in then:
+            return f"{name} was added since it was built"
+        if then[name] != now[name]:
+            return (f"{name} changed since it was built (size {then[name]['size']} -> "
+                    f"{now[name]['size']} bytes)")
+    return None
+
+
+def open_index(features_dir: Path) -> h5py.File:
+    """`index.h5`, once it is known to match the shard files (else an `InputError` saying
+    which shard changed and to run `avel index`); its virtual `features` may read only them."""
+    features_dir = Path(features_dir)
+    stale = index_staleness(features_dir)
+    if stale:
+        raise InputError(f"stale: {stale}; rebuild it with `avel index -e {features_dir.name}`",
+                         file=features_dir / "index.h5")
+    return open_checked(features_dir / "index.h5", virtual_within=features_dir, what="index")
 
 
 class FeatureReader:
