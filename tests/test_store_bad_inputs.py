@@ -242,3 +242,31 @@ def test_stale_index_is_named_by_status_and_refused_until_avel_index(tmp_path):
     with open_index(vggish) as fh:
         assert [c.decode() for c in fh["clip_id"][()]] == ["a", "b", "d", "c"]
         assert fh["features"][3, 0, 0] == 3.0
+
+
+# -- #5: a second export into the same --out with another dtype ---------------------------
+def test_second_export_with_another_dtype_is_refused_and_the_first_is_kept(tmp_path):
+    _ave_import_wd(tmp_path)
+    _features(tmp_path)
+    out = tmp_path / "out"
+
+    def export(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(avel_cmd("export", "-w", str(tmp_path), "--format", "ave", "--out",
+                                       str(out), "--allow-missing", *extra), env=cli_env(),
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+
+    first = export("--dtype", "float16")
+    assert first.returncode == 0, first.stderr
+    again = export("--dtype", "float16")  # the same export again: rewritten in place
+    assert again.returncode == 0, again.stderr
+    files = {p.name: _digest(p) for p in out.iterdir()}
+    mixed = export("--dtype", "float32")
+    assert mixed.returncode == 2, mixed.stderr
+    assert mixed.stderr.startswith(f"error: {out / '.avel-export.json'}, field 'dtype': {out} "
+                                   "holds an export with dtype float16, this one would write "
+                                   "dtype float32")
+    assert {p.name: _digest(p) for p in out.iterdir()} == files
+    with h5py.File(out / "audio_feature.h5") as fh:
+        assert fh["avadataset"].dtype == np.float16
+    other = export("--dtype", "float32", "--out", str(tmp_path / "out32"))  # last --out wins
+    assert other.returncode == 0, other.stderr
