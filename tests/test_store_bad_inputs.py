@@ -19,7 +19,7 @@ from pipeline.core.errors import InputError
 from pipeline.core.safe_hdf5 import check_rows_stored, open_checked
 from pipeline.core.sharding import Shard
 from pipeline.store import clips as clip_store
-from tests.bad_input_cases import _ave_import_wd, _ave_release, _features, huge_gzip_chunk
+from tests.bad_input_cases import _ave_import_wd, _ave_release, _features, can_mount, huge_gzip_chunk
 from tests.conftest import REPO_ROOT, avel_cmd, cli_env
 from tests.fixtures_visual import TINY_VGG, jpeg_frames, write_workdir
 
@@ -270,3 +270,57 @@ def test_second_export_with_another_dtype_is_refused_and_the_first_is_kept(tmp_p
         assert fh["avadataset"].dtype == np.float16
     other = export("--dtype", "float32", "--out", str(tmp_path / "out32"))  # last --out wins
     assert other.returncode == 0, other.stderr
+
+
+# -- #1: the disk fills up during `avel extract` ------------------------------------------
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not can_mount(), reason="needs root and mount for a small tmpfs")
+@pytest.mark.parametrize("size, where", [
+    ("100k", "vgg19/00000-of-00001.parts"),  # some parts fit, then the next one does not
+    ("150k", "vgg19"),  # every part fits; folding them into the shard file does not
+])
+def test_disk_full_during_extract_keeps_what_was_stored_and_redoes_only_the_rest(tmp_path, size,
+                                                                                  where):
+    """Features on a real tmpfs of `size`: parts of two clips (~20 kB each, batch_size 4 so
+    clips finish as they go). Exit 5 naming the folder, never 70 or a crash (it was: exit 70
+    from h5py's RuntimeError, or SIGSEGV when consolidation ran out of room); the clips
+    marked done are exactly those stored; after the disk grows, a rerun extracts only the
+    clips still pending."""
+    wd = write_workdir(tmp_path / "w", {f"c{i:02d}": 4 for i in range(12)},
+                       extract={"extractors": ["vgg19"], "options": {"vgg19": TINY_VGG},
+                                "weights": {"vgg19": "random"}, "cpu_threads": 1,
+                                "flush_clips": 2, "batch_size": 4})
+    features = wd.root / "features"
+    assert _mount_tmpfs(features, size)
+    try:
+        full = _extract(wd.root)
+        assert full.returncode == 5, full.stderr[-2000:]
+        assert "Traceback" not in full.stderr
+        message = [ln for ln in full.stderr.splitlines() if ln.startswith("error:")]
+        assert message == [f"error: {features / where}: cannot write (no space left on "
+                           f"device: {message[0].split('device: ')[1]}"], message
+        assert "finished work is kept" in message[0]
+        before = _ledger(wd.root)
+        done = {c for c, (status, _, _) in before.items() if status == "done"}
+        assert 0 < len(done) < 12 if size == "100k" else len(done) == 12
+        from pipeline.store import features as store
+        shard = features / "vgg19" / "00000-of-00001.h5"
+        assert store.stored_clip_ids(shard) == done  # marked done = stored, nothing more
+        assert not list((features / "vgg19").rglob("*.tmp"))  # no temp left taking room
+        subprocess.run(["mount", "-o", "remount,size=4m", str(features)], check=True)
+        rerun = _extract(wd.root)
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+        summary = json.loads(rerun.stdout.strip().splitlines()[-1])
+        assert (summary["todo"], summary["done"], summary["reconciled"]) == (12 - len(done),
+                                                                             12 - len(done), 0)
+        after = _ledger(wd.root)
+        assert all(after[c] == before[c] for c in done)  # not extracted again
+        with h5py.File(shard) as fh:
+            assert [c.decode() for c in fh["clip_id"][()]] == [f"c{i:02d}" for i in range(12)]
+    finally:
+        subprocess.run(["umount", str(features)], capture_output=True)

@@ -28,7 +28,7 @@ import numpy as np
 from pipeline.core import atomic
 from pipeline.core.errors import InputError
 from pipeline.core.safe_hdf5 import open_checked
-from pipeline.store import parts
+from pipeline.store import parts, room
 from pipeline.store.parts import Pick, parts_dir  # noqa: F401 (parts_dir: part of this API)
 
 STR = h5py.string_dtype("utf-8")
@@ -96,7 +96,8 @@ def write_part(shard_file: Path, clip_ids: Sequence[str], features: np.ndarray,
         fh.create_dataset("clip_id", data=np.array(list(clip_ids), dtype=object), dtype=STR)
         for key, value in attrs.items():
             fh.attrs[key] = parts.attr_value(value)
-    return parts.write_part(shard_file, fill)
+    return parts.write_part(shard_file, fill,
+                            room.part_bytes(features.nbytes, len(features)))
 
 
 def stored_clip_ids(shard_file: Path) -> set[str]:
@@ -151,7 +152,7 @@ def build_index(features_dir: Path, order: Sequence[str] | None = None) -> Path:
             layout[start:start + n] = h5py.VirtualSource(path.name, "features", shape=(n, *shape))
         start += n
     target = Path(features_dir) / "index.h5"
-    with atomic.atomic_path(target) as temp:
+    with room.named_write_errors(target), atomic.atomic_path(target) as temp:
         with h5py.File(temp, "w", libver="latest") as fh:
             fh.create_virtual_dataset("features", layout, fillvalue=0)
             fh.create_dataset("clip_id", data=np.array(ids, dtype=object), dtype=STR)
