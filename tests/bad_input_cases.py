@@ -742,6 +742,20 @@ def c_disk_full_manifest(w: Path) -> list[str]:
     return ["manifest", "-w", str(w)]
 
 
+def c_disk_full_extract(w: Path) -> list[str]:
+    """features/ on a 24 kB tmpfs: the first part (one clip, ~18 kB) fits, the next does not.
+    The stored clip stays done, the others pending (tests/test_store_bad_inputs.py reruns)."""
+    _ready(w)
+    _config(w, extract__extractors=["vgg19"], extract__weights={"vgg19": "random"},
+            extract__options={"vgg19": {"image_size": 32, "segments": 1, "frames_per_segment": 2}},
+            extract__flush_clips=1, extract__batch_size=2)
+    (w / "features").mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24k", "tmpfs", str(w / "features")],
+                      capture_output=True).returncode == 0:
+        _MOUNTS.append(w / "features")
+    return ["extract", "-w", str(w), "-e", "vgg19", "--decode", "cpu", "--no-progress"]
+
+
 CASES = [
     Case("avel.yaml is not YAML", c_config_not_yaml),
     Case("avel.yaml has an unknown key", c_config_unknown_key),
@@ -813,6 +827,8 @@ CASES = [
     Case("read-only workdir: cut", c_read_only_cut, expect=5, needs_root=True),
     Case("read-only workdir: manifest", c_read_only_manifest, expect=5, needs_root=True),
     Case("disk full (64 kB tmpfs): manifest", c_disk_full_manifest, expect=5, needs_root=True),
+    Case("disk full (24 kB tmpfs under features/): extract", c_disk_full_extract, expect=5,
+         needs_root=True),
 ]
 
 
