@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from extractors.base import ClipInput, Extractor
+from extractors.base import ClipInput, ClipRejected, Extractor
 from extractors.frame_selection import select_indices
 from extractors.frames import (
     ImageRecipe,
@@ -23,13 +23,21 @@ from extractors.frames import (
     require_frames,
     resize_on_device,
 )
+from extractors.jpeg_header import jpeg_size
 from extractors.weights_source import build_seeded, load_state
+
+#: the largest frame (width x height, as its JPEG header declares it) a frame extractor will
+#: decode: `cut.max_pixels`'s default (4096x2160), which the extract stage sets from the
+#: config. Frames avel cut are far smaller (the recipes scale to 224-480 pixels a side).
+MAX_FRAME_PIXELS = 4096 * 2160
 
 
 class FrameExtractor(Extractor):
     input_kind = "frames"
     #: memory format the network runs in (channels_last for 2-D, channels_last_3d for video)
     memory_format: ClassVar[torch.memory_format] = torch.channels_last
+    #: frames declaring more pixels than this reject the clip before any decode
+    max_pixels: int = MAX_FRAME_PIXELS
 
     def __init__(self, *, image: ImageRecipe, weights: str = "pretrained", seed: int = 0) -> None:
         self.image = image  # per-frame preprocessing of the active recipe
@@ -86,9 +94,18 @@ class FrameExtractor(Extractor):
         return select_indices(n_frames, self.frame_count())
 
     def frame_indices(self, clip: ClipInput) -> np.ndarray:
-        """Indices of the clip's frames this recipe uses (ClipRejected when too few)."""
+        """Indices of the clip's frames this recipe uses (ClipRejected when too few, or when
+        one of them declares more than `max_pixels` pixels: a decompression bomb is rejected
+        from its header, on either decode path)."""
         require_frames(clip.frames, self.min_frames())
-        return self.select(len(clip.frames))
+        chosen = self.select(len(clip.frames))
+        for i in chosen:
+            size = jpeg_size(clip.frames[int(i)])
+            if size is not None and size[0] * size[1] > self.max_pixels:
+                raise ClipRejected("huge_frame", f"frame {int(i)} declares {size[0]}x{size[1]} "
+                                   f"pixels, over the {self.max_pixels} of cut.max_pixels; "
+                                   "not decoded")
+        return chosen
 
     def preprocess(self, clip: ClipInput) -> torch.Tensor:
         chosen = [clip.frames[i] for i in self.frame_indices(clip)]

@@ -4,8 +4,9 @@ line on stderr. `python -m tests.bad_input_cases [--fast] [--markdown]` prints t
 "input -> exit code -> message" and exits 1 when a case shows a traceback or an unexpected code;
 tests/test_bad_inputs.py runs the fast subset.
 
-Exit codes (README "Exit codes"): 2 bad input, 5 the work directory cannot be written,
-70 an unexpected error. Every case here expects 2 or 5, never 70, never a traceback.
+Exit codes (README "Exit codes"): 1 some clips failed, 2 bad input, 5 the work directory
+cannot be written, 70 an unexpected error. Every case here expects 1 (a bad clip: recorded in
+the ledger, the stage goes on), 2 or 5, never 70, never a traceback.
 """
 
 from __future__ import annotations
@@ -158,6 +159,20 @@ class _Evil:
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (open, (str(self.target), "w"))
+
+
+def bomb_jpeg(width: int = 13000, height: int = 13000) -> bytes:
+    """A 632-byte JPEG (8x8 pixels of data) whose frame header claims `width` x `height`:
+    decoding it would allocate width*height*3 bytes before finding its data missing."""
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(buf, "JPEG")
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
 
 
 def _evil_torch(path: Path, marker: Path) -> Path:
@@ -370,9 +385,35 @@ def c_clips_external_storage(w: Path) -> list[str]:
     return ["extract", "-w", str(w), "-e", "vggish", "--no-progress"]
 
 
+def c_extract_jpeg_bomb(w: Path) -> list[str]:
+    """clip1's frames are 632-byte JPEGs claiming 13000x13000 pixels (169 Mpx, 507 MB
+    decoded): rejected from the header as huge_frame; clip0 and clip2 are extracted."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from pipeline.store import clips as clip_store
+    _ready(w)
+    _config(w, extract__extractors=["vgg19"], extract__weights={"vgg19": "random"},
+            extract__options={"vgg19": {"image_size": 32, "segments": 1, "frames_per_segment": 2}})
+    shard_file = w / "clips" / "00000-of-00001.h5"
+    clip_store.write_part(shard_file, {"clip1": clip_store.ClipMedia(
+        audio=np.zeros(32000, np.int16), sample_rate=16000, frames=[bomb_jpeg()] * 2,
+        frame_times=np.arange(2.0))})
+    clip_store.consolidate(shard_file)
+    return ["extract", "-w", str(w), "-e", "vgg19", "--decode", "cpu", "--no-progress"]
+
+
 def c_features_truncated_export(w: Path) -> list[str]:
     _ready(w)
     _truncate(_features(w), 1000)
+    return ["export", "-w", str(w), "--format", "ave", "--out", str(w / "out")]
+
+
+def c_features_duplicate_clip(w: Path) -> list[str]:
+    """clip1 has two rows in the shard (ones, then twos): which is right cannot be told."""
+    _ready(w)
+    path = _features(w)
+    with h5py.File(path, "w") as fh:
+        fh["features"] = np.stack([np.full((10, 128), v, np.float32) for v in (0, 1, 2, 3)])
+        fh["clip_id"] = np.array([b"clip0", b"clip1", b"clip2", b"clip1"])
     return ["export", "-w", str(w), "--format", "ave", "--out", str(w / "out")]
 
 
@@ -389,6 +430,22 @@ def c_features_vds_train(w: Path) -> list[str]:
         fh.create_virtual_dataset("features", layout)
         fh["clip_id"] = np.array([b"clip0", b"clip1", b"clip2"])
     return ["export", "-w", str(w), "--format", "ave", "--out", str(w / "out")]
+
+
+def c_export_vav_from_ave(w: Path) -> list[str]:
+    """The real AVE manifest (category, no class_id) and vggish features, exported as
+    VGGSound-AVEL: refused before any zip is written (was: 24 zips, then exit 70)."""
+    _ave_import_wd(w)
+    _features(w)
+    return ["export", "-w", str(w), "--format", "vggsound-avel", "--out", str(w / "out")]
+
+
+def c_export_vav_no_category(w: Path) -> list[str]:
+    """A manifest without 'category' (as the demo's): refused, nothing written (was:
+    KeyError: 'class_id')."""
+    _ready(w)
+    _features(w)
+    return ["export", "-w", str(w), "--format", "vggsound-avel", "--out", str(w / "out")]
 
 
 def c_set_lr_abc(w: Path) -> list[str]:
@@ -531,6 +588,36 @@ def c_import_ave_truncated(w: Path) -> list[str]:
     return ["import", "-w", str(w), "--format", "ave", "--from", str(src)]
 
 
+def c_import_ave_declared_not_stored(w: Path) -> list[str]:
+    """audio_feature.h5 declares 10^9 rows and stores none (HDF5 would read zeros); the store
+    already holds extracted features, which must stay as they were."""
+    _ave_import_wd(w)
+    _features(w)
+    src = _ave_release(w / "release", lambda fh: fh.create_dataset(
+        "avadataset", shape=(10**9, 10, 128), dtype="f4"))
+    return ["import", "-w", str(w), "--format", "ave", "--from", str(src)]
+
+
+def huge_gzip_chunk(fh: h5py.File, name: str, shape: tuple[int, ...]) -> None:
+    """A dataset of one gzip chunk declaring `shape` float32 ([262144,10,128]: 1.34 GB) whose
+    bytes on disk are ~1.3 MB of deflated zeros, written without ever holding the chunk."""
+    import zlib
+    ds = fh.create_dataset(name, shape=shape, dtype="f4", chunks=shape, compression="gzip")
+    packer = zlib.compressobj(6)
+    size = int(np.prod(shape)) * 4
+    block = b"\0" * (1 << 20)
+    pieces = [packer.compress(block) for _ in range(size >> 20)]
+    pieces.append(packer.compress(b"\0" * (size & ((1 << 20) - 1))))
+    ds.id.write_direct_chunk((0,) * len(shape), b"".join(pieces) + packer.flush())
+
+
+def c_import_ave_huge_chunk(w: Path) -> list[str]:
+    _ave_import_wd(w)
+    src = _ave_release(w / "release", lambda fh: huge_gzip_chunk(fh, "avadataset",
+                                                                 (262144, 10, 128)))
+    return ["import", "-w", str(w), "--format", "ave", "--from", str(src)]
+
+
 def _vav_wd(w: Path) -> Path:
     _config(w)
     ids = _manifest(w)
@@ -654,6 +741,20 @@ def c_disk_full_manifest(w: Path) -> list[str]:
     return ["manifest", "-w", str(w)]
 
 
+def c_disk_full_extract(w: Path) -> list[str]:
+    """features/ on a 24 kB tmpfs: the first part (one clip, ~18 kB) fits, the next does not.
+    The stored clip stays done, the others pending (tests/test_store_bad_inputs.py reruns)."""
+    _ready(w)
+    _config(w, extract__extractors=["vgg19"], extract__weights={"vgg19": "random"},
+            extract__options={"vgg19": {"image_size": 32, "segments": 1, "frames_per_segment": 2}},
+            extract__flush_clips=1, extract__batch_size=2)
+    (w / "features").mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24k", "tmpfs", str(w / "features")],
+                      capture_output=True).returncode == 0:
+        _MOUNTS.append(w / "features")
+    return ["extract", "-w", str(w), "-e", "vgg19", "--decode", "cpu", "--no-progress"]
+
+
 CASES = [
     Case("avel.yaml is not YAML", c_config_not_yaml),
     Case("avel.yaml has an unknown key", c_config_unknown_key),
@@ -682,8 +783,13 @@ CASES = [
     Case("clips/<shard>.h5 truncated (extract)", c_clips_truncated_extract),
     Case("clips/<shard>.h5 truncated (cut)", c_clips_truncated_cut),
     Case("clips/<shard>.h5 with external storage", c_clips_external_storage),
+    Case("clip frames: 632-byte JPEG claiming 13000x13000 (extract)", c_extract_jpeg_bomb,
+         expect=1),
     Case("features shard truncated (export)", c_features_truncated_export),
     Case("features shard is a VDS of an outside file", c_features_vds_train),
+    Case("features shard: clip1 in two rows (export)", c_features_duplicate_clip, fast=True),
+    Case("export vggsound-avel from an AVE work dir", c_export_vav_from_ave, fast=True),
+    Case("export vggsound-avel, manifest without category", c_export_vav_no_category),
     Case("train --set lr=abc", c_set_lr_abc, fast=True),
     Case("train --set nosuch=1", c_set_unknown_key),
     Case("train --set lr (no '=')", c_set_no_equals),
@@ -704,6 +810,10 @@ CASES = [
     Case("import ave: NaN in features", c_import_ave_nan),
     Case("import ave: wrong shape", c_import_ave_wrong_shape),
     Case("import ave: truncated HDF5", c_import_ave_truncated),
+    Case("import ave: 10^9 rows declared, none stored, over existing features",
+         c_import_ave_declared_not_stored, fast=True),
+    Case("import ave: one gzip chunk of 1.3 GB zeros (1.3 MB on disk)", c_import_ave_huge_chunk,
+         fast=True),
     Case("import vggsound-avel: pickle without --trust-pickles", c_import_vav_pickle_untrusted,
          fast=True),
     Case("import vggsound-avel: zip bomb (1 MB -> 1 GB)", c_import_vav_zip_bomb, fast=True),
@@ -716,6 +826,8 @@ CASES = [
     Case("read-only workdir: cut", c_read_only_cut, expect=5, needs_root=True),
     Case("read-only workdir: manifest", c_read_only_manifest, expect=5, needs_root=True),
     Case("disk full (64 kB tmpfs): manifest", c_disk_full_manifest, expect=5, needs_root=True),
+    Case("disk full (24 kB tmpfs under features/): extract", c_disk_full_extract, expect=5,
+         needs_root=True),
 ]
 
 

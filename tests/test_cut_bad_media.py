@@ -79,12 +79,12 @@ def test_default_allow_cuts_harmless_oddities_with_a_note(tmp_path, corpus):
     assert Image.open(io.BytesIO(clip_store.read_clip(shard_file, "good_a").frames[0])).size == (64, 48)
 
 
-def test_cli_reports_failures_and_exits_zero(tmp_path, corpus):
+def test_cli_reports_failures_and_exits_one(tmp_path, corpus):
     keep = [c for c in corpus if c.name in ("good_a", "corrupt", "empty")]
     wd = make_workdir(tmp_path / "wd", _clips(keep))
     proc = subprocess.run(avel_cmd("cut", "--workdir", str(wd)), env=cli_env(),
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # README "Exit codes": 1 some clips failed
     assert "1 cut, 2 failed (empty-file: 1, not-media: 1)" in proc.stdout
     status = subprocess.run(avel_cmd("status", "--workdir", str(wd)), env=cli_env(),
                             capture_output=True, text=True, timeout=60)

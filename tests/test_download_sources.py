@@ -209,12 +209,13 @@ def test_cli_retry_failed_without_a_reason_requeues_every_failure(tmp_path_facto
         wd / "manifest.parquet", index=False)
     runner = CliRunner()
     first = runner.invoke(app, ["download", "--workdir", str(wd), "--no-progress"])
-    assert first.exit_code == 0, first.output
+    assert first.exit_code == 1, first.output  # README "Exit codes": 1 some clips failed
     assert "1 done, 2 failed (missing-file 2)" in first.output
     for name in names[1:]:
         os.link(data / "videos" / name, videos / name)
     plain = runner.invoke(app, ["download", "--workdir", str(wd), "--no-progress"])
     assert "1 done, 2 failed" in plain.output  # permanent failures wait to be asked for
+    assert plain.exit_code == 1, plain.output
     again = runner.invoke(app, ["download", "--workdir", str(wd), "--no-progress", "--retry-failed"])
     assert again.exit_code == 0, again.output
     assert "3 done, 0 failed" in again.output

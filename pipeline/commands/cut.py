@@ -22,8 +22,13 @@ from pipeline.commands.options import config_and_shard, shard_options
                    "(e.g. after adding it to cut.allow).")
 def command(workdir: Path, shard_index: int | None, num_shards: int | None,
             workers: int | None, loose: bool | None, retry_failed: str | None) -> None:
-    """Cut each clip's audio (16 kHz PCM) and frames (JPEG, per the frames recipe)."""
-    from pipeline.cut.stage import run_cut
+    """Cut each clip's audio (16 kHz PCM) and frames (JPEG, per the frames recipe).
+
+    Exit codes: 0 every clip cut, 1 some clips failed, 2 bad input, 4 clips still pending
+    (e.g. waiting for their download)."""
+    from pipeline.core.outcome import exit_code_for, ledger_counts
+    from pipeline.core.workdir import Workdir
+    from pipeline.cut.stage import LOOSE_STAGE, STAGE, run_cut
     config, shard = config_and_shard(workdir, shard_index, num_shards)
     s = run_cut(workdir, config, shard, workers=workers, loose=loose, retry_failed=retry_failed)
     reasons = ", ".join(f"{r}: {n}" for r, n in sorted(s.reasons.items())) or "-"
@@ -31,3 +36,5 @@ def command(workdir: Path, shard_index: int | None, num_shards: int | None,
                f"{s.skipped} already done, {s.waiting} waiting for download -> {s.output}"
                + (f" ({s.requeued} marked done but missing from the file: cut again)"
                   if s.requeued else ""))
+    stage = LOOSE_STAGE if (config.cut.loose if loose is None else loose) else STAGE
+    raise SystemExit(exit_code_for(ledger_counts([Workdir(workdir).ledger(stage, shard)])))

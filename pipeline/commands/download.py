@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from pipeline.commands.options import config_and_shard, shard_options
+from pipeline.core.outcome import exit_code_for
 from pipeline.core.workdir import Workdir
 
 
@@ -23,10 +24,10 @@ def command(workdir: Path, shard_index: int | None, num_shards: int | None,
             workers: int | None, retry_failed: str | None, no_progress: bool) -> None:
     """Download every pending clip of the shard into raw/<shard>/ (resumable).
 
-    Exit codes: 0 done (some clips may have failed, see `avel status`), 2 bad input,
-    3 stopped because the host kept throttling, 6 stopped because this machine cannot
-    download (no JavaScript runtime for YouTube, or one reason failing every attempt in a
-    row; those clips stay pending). Everything done so far is kept.
+    Exit codes: 0 every clip done, 1 some clips failed (see `avel status`), 2 bad input,
+    3 stopped because the host kept throttling, 4 clips still pending, 6 stopped because this
+    machine cannot download (no JavaScript runtime for YouTube, or one reason failing every
+    attempt in a row; those clips stay pending). Everything done so far is kept.
     """
     from pipeline.download.stage import run_download, summary_path
     config, shard = config_and_shard(workdir, shard_index, num_shards)
@@ -36,3 +37,4 @@ def command(workdir: Path, shard_index: int | None, num_shards: int | None,
     click.echo(f"{shard.name}: {summary['done']} done, {summary['failed']} failed"
                f"{' (' + reasons + ')' if reasons else ''}, {summary['pending']} pending;"
                f" summary {summary_path(Workdir(workdir), shard)}")
+    raise SystemExit(exit_code_for([summary]))

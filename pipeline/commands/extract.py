@@ -32,6 +32,10 @@ from pipeline.commands.options import config_and_shard, shard_options, workdir_o
 @click.option("--decode-threads", type=click.IntRange(min=0), default=None,
               help="With device decode: threads decoding several clips per call ahead of the network "
                    "(0 = clip by clip in the main thread); default: extract.decode_threads (2).")
+@click.option("--retry-failed", "retry_failed", is_flag=False, flag_value="all", default=None,
+              metavar="[REASON]",
+              help="Extract failed clips again: all of them, or only those failed for REASON "
+                   "(a key as shown by `avel status`, e.g. preprocess_error), after a fix.")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 @click.option("--verify", is_flag=True,
               help="Also check every stored row against its ledger checksum (reads the shard).")
@@ -39,18 +43,28 @@ def extract_command(workdir: Path, shard_index: int | None, num_shards: int | No
                     extractors: tuple[str, ...], device: str | None, precision: str | None,
                     batch_size: int | None, num_workers: int | None, weights: str | None,
                     store_dtype: str | None, decode: str | None, decode_threads: int | None,
-                    no_progress: bool, verify: bool) -> None:
+                    retry_failed: str | None, no_progress: bool, verify: bool) -> None:
     """Run extractors over this shard's cut clips in one pass (each clip read once);
-    resumable per clip and extractor; prints one JSON summary per extractor."""
+    resumable per clip and extractor; prints one JSON summary per extractor.
+
+    Exit codes: 0 every cut clip extracted, 1 some clips failed, 2 bad input, 4 clips still
+    pending."""
+    from pipeline.core.outcome import exit_code_for, ledger_counts
+    from pipeline.core.workdir import Workdir, ledger_stage
     from pipeline.extract.stage import run_extract_many
+    from pipeline.store.index import rebuild_index
     config, shard = config_and_shard(workdir, shard_index, num_shards)
     names = list(dict.fromkeys(extractors or config.extract.extractors))
     summaries = run_extract_many(workdir, names, shard, config, weights=weights, progress=not no_progress,
                                  device=device, precision=precision, batch_size=batch_size,
                                  num_workers=num_workers, store_dtype=store_dtype, decode=decode,
-                                 decode_threads=decode_threads, verify=verify)
+                                 decode_threads=decode_threads, verify=verify,
+                                 retry_failed=retry_failed)
     for summary in summaries:
         click.echo(json.dumps(summary, sort_keys=True))
+    wd = Workdir(workdir)
+    raise SystemExit(exit_code_for(ledger_counts(
+        wd.ledger(ledger_stage("extract", name), shard) for name in names)))
 
 
 @click.command("index")

@@ -7,6 +7,7 @@ bad manifest or config fails at once and before anything is written.
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 from pathlib import Path
 
@@ -50,7 +51,7 @@ EXIT_BAD_INPUT, EXIT_CANNOT_WRITE, EXIT_INTERNAL, EXIT_INTERRUPTED = 2, 5, 70, 1
 EXIT_THROTTLED, EXIT_ENVIRONMENT = 3, 6
 _CANNOT_WRITE = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
                  errno.EPERM: "operation not permitted", errno.ENOSPC: "no space left on device",
-                 errno.EDQUOT: "disk quota exceeded"}
+                 errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large"}
 
 
 def first_line(exc: BaseException, limit: int = 400) -> str:
@@ -71,7 +72,10 @@ def explain(exc: BaseException) -> tuple[int, str]:
         return EXIT_INTERRUPTED, "interrupted: finished clips are kept; rerun to go on"
     if isinstance(exc, OSError) and exc.errno in _CANNOT_WRITE:
         where = exc.filename or "the work directory"
-        return EXIT_CANNOT_WRITE, (f"error: {where}: cannot write ({_CANNOT_WRITE[exc.errno]}); "
+        why = _CANNOT_WRITE[exc.errno]
+        if exc.strerror and exc.strerror != os.strerror(exc.errno):  # e.g. how much room it needs
+            why += f": {exc.strerror}"
+        return EXIT_CANNOT_WRITE, (f"error: {where}: cannot write ({why}); "
                                    "finished work is kept, fix this and rerun")
     if isinstance(exc, sqlite3.DatabaseError):
         return EXIT_BAD_INPUT, f"error: a ledger under state/ is not readable ({first_line(exc)})"

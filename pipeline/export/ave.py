@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from pipeline.core import atomic
 from pipeline.core.errors import InputError
-from pipeline.core.safe_hdf5 import open_checked
+from pipeline.core.safe_hdf5 import check_rows_stored, open_checked
 from pipeline.datasets import labels
 from pipeline.datasets.manifest import load_manifest
 from pipeline.export import ave_settings, completeness, transfer
@@ -196,8 +196,15 @@ def import_(src_dir: str | Path, workdir: str | Path, *, store_dtype: str = "flo
     if not present:
         raise InputError(f"none of {', '.join(FEATURES)} found", file=src)
     # validate every file before writing anything
-    opened = {f: read_feature_file(src / f, FEATURES[f][1], int(rows.max()) + 1) for f in present}
+    opened: dict[str, h5py.Dataset] = {}
     try:
+        for f in present:
+            opened[f] = read_feature_file(src / f, FEATURES[f][1], int(rows.max()) + 1)
+            skip = missing.get(f, set())
+            # rows declared but never written read as zeros: each row imported must be stored
+            # (an avel export leaves the rows of missing.txt unwritten, and they are skipped)
+            check_rows_stored(opened[f], (r for c, r in zip(clip_ids, rows) if c not in skip),
+                              src / f, KEY)
         for filename, ds in opened.items():
             name, _ = FEATURES[filename]
             writer = transfer.StoreWriter(workdir, name, transfer.import_attrs(

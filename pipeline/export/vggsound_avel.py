@@ -92,6 +92,13 @@ def export(workdir: str | Path, out_dir: str | Path, *, visual: str = "resnet_la
         raise InputError(f"visual features must be one of {', '.join(VISUAL_SHAPES)}", field="visual")
     workdir, out = Path(workdir), Path(out_dir)
     manifest = load_manifest(workdir)
+    # everything the meta CSV and the categories file need, checked before any zip is written
+    for column in ("category", "split"):
+        if column not in manifest:
+            raise InputError(f"the manifest has no '{column}' column, which the VGGSound-AVEL "
+                             "meta CSV needs (this format is for a VGGSound-AVEL manifest); "
+                             "nothing was written", file=Workdir(workdir).manifest, field=column)
+    cats = categories(workdir, manifest)
     clip_ids = transfer.manifest_order(manifest)
     report = transfer.ExportReport(out_dir=out, rows=len(clip_ids))
     provenance = {}
@@ -136,7 +143,6 @@ def export(workdir: str | Path, out_dir: str | Path, *, visual: str = "resnet_la
     else:
         log.warning("no avc labels (neither imported nor in the manifest): %s/ not written", LABEL_DIR)
         notes.append(f"{LABEL_DIR}/ not written: no per-second labels were available")
-    cats = categories(workdir, manifest)
     atomic.write_text(out / CATEGORIES_FILE, "\n".join(cats) + "\n")
     meta = pd.DataFrame({"category": manifest["category"], "video_id": clip_ids,
                          "split": manifest["split"]})

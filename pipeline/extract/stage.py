@@ -378,12 +378,14 @@ def run_extract(workdir: str | Path, name: str, shard: Shard, config: Config, *,
 def run_extract_many(workdir: str | Path, names: list[str], shard: Shard, config: Config, *,
                      weights: str | None = None, progress: bool = True,
                      extractors: dict[str, Extractor] | None = None, verify: bool = False,
-                     **overrides: Any) -> list[dict[str, Any]]:
+                     retry_failed: str | None = None, **overrides: Any) -> list[dict[str, Any]]:
     """One pass over the shard's cut clips for several extractors: each clip is read (and,
     with device decode, decoded) once; each extractor keeps its own ledger, store and
     provenance, so each resumes on its own. Returns one summary per extractor, in order.
     A second run of an extractor on the same shard is refused at once (`shard_lock`);
-    `verify` also redoes rows whose bytes no longer match the checksum in the ledger."""
+    `verify` also redoes rows whose bytes no longer match the checksum in the ledger;
+    `retry_failed` ("all" or a reason key, as for `avel cut`) puts failed clips back in the
+    queue first, their attempts reset (after a config fix, without deleting state/)."""
     if len(set(names)) != len(names):
         raise InputError(f"extractor listed twice: {', '.join(names)}", field="extractor")
     with contextlib.ExitStack() as locks:
@@ -392,13 +394,13 @@ def run_extract_many(workdir: str | Path, names: list[str], shard: Shard, config
                                            shard.name))
         return _run_extract_many(workdir, names, shard, config, weights=weights,
                                  progress=progress, extractors=extractors, verify=verify,
-                                 **overrides)
+                                 retry_failed=retry_failed, **overrides)
 
 
 def _run_extract_many(workdir: str | Path, names: list[str], shard: Shard, config: Config, *,
                       weights: str | None, progress: bool,
                       extractors: dict[str, Extractor] | None, verify: bool,
-                      **overrides: Any) -> list[dict[str, Any]]:
+                      retry_failed: str | None = None, **overrides: Any) -> list[dict[str, Any]]:
     wd = Workdir(workdir)
     settings = settings_for(config, names[0], **overrides)
     clips_file = wd.clips_file(shard)
@@ -424,6 +426,8 @@ def _run_extract_many(workdir: str | Path, names: list[str], shard: Shard, confi
             extractor = build_extractor(name, settings, weights)
         elif extractor.name != name:
             raise ValueError(f"extractor {extractor.name!r} passed for {name!r}")
+        if isinstance(extractor, FrameExtractor):  # frames over it are rejected undecoded
+            extractor.max_pixels = config.cut.max_pixels
         attrs = provenance(extractor, settings, device, config.hash())
         attrs["decode"] = "device" if on_device and isinstance(extractor, FrameExtractor) else "cpu"
         shard_file = wd.features_file(name, shard)
@@ -431,6 +435,9 @@ def _run_extract_many(workdir: str | Path, names: list[str], shard: Shard, confi
 
         ledger = Ledger(wd.ledger(ledger_stage("extract", name), shard))
         ledger.ensure(order)
+        retried = ledger.requeue(None if retry_failed == "all" else retry_failed) if retry_failed else 0
+        if retried:
+            log.info("%s: re-queued %d failed clips (%s)", name, retried, retry_failed)
         try:
             stored = store.stored_clip_ids(shard_file)
         except OSError as exc:
@@ -455,7 +462,8 @@ def _run_extract_many(workdir: str | Path, names: list[str], shard: Shard, confi
         todo = {c for c in ledger.todo(settings.max_attempts) if c not in stored and c in available}
         summary: dict[str, Any] = {"extractor": name, "shard": shard.name, "todo": len(todo), "done": 0,
                                    "failed": 0, "reconciled": len(reconciled),
-                                   "requeued": len(lost), "weights": extractor.weights_id,
+                                   "requeued": len(lost), "retried": retried,
+                                   "weights": extractor.weights_id,
                                    "device": str(device), "precision": settings.precision,
                                    "decode": attrs["decode"]}
         jobs.append(_Job(name, extractor, shard_file, attrs, ledger, todo, summary))

@@ -16,6 +16,7 @@ from typing import Any
 from pipeline.core import atomic
 from pipeline.core.config import Config, load_config
 from pipeline.core.ledger import Ledger
+from pipeline.core.outcome import EXIT_DONE, EXIT_FAILED, EXIT_PENDING, exit_code_for  # noqa: F401 (EXIT_*: importable here too)
 from pipeline.core.sharding import Shard, resolve_shard
 from pipeline.core.workdir import Workdir, ledger_stage
 from pipeline.datasets.manifest import build_manifest, load_manifest, shard_rows
@@ -29,7 +30,6 @@ from pipeline.train.stage import resolve_preset, train
 
 log = logging.getLogger(__name__)
 
-EXIT_DONE, EXIT_FAILED, EXIT_PENDING = 0, 1, 4
 ARRAY_ENV = ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX")
 
 
@@ -87,8 +87,7 @@ def run(workdir: str | Path, stages: list[str], *, executor: str | None = None,
         log.warning("skipping %s: some shards still have pending clips", ", ".join(global_stages))
     elif global_stages:
         report["stages"].update(run_global(wd, config, global_stages))
-    failed = any(c["failed"] for c in counts.values())
-    report["exit_code"] = EXIT_PENDING if not every_shard_done else (EXIT_FAILED if failed else EXIT_DONE)
+    report["exit_code"] = exit_code_for(counts.values())
     return report
 
 

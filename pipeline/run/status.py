@@ -14,6 +14,7 @@ from pipeline.core.errors import InputError, first_line
 from pipeline.core.ledger import Ledger
 from pipeline.core.workdir import Workdir
 from pipeline.download.identities import tally
+from pipeline.store.features import index_staleness
 
 STAGE_ORDER = ["download", "cut", "extract", "export", "train"]
 # the pace is clips done per hour over this much time before the stage's last done clip:
@@ -128,7 +129,8 @@ def feature_provenance(wd: Workdir, problems: list[str] | None = None) -> dict[s
                 if problems is not None:
                     problems.append(f"{path}: unreadable features file ({first_line(exc, 300)})")
                 continue
-        out[ex_dir.name] = {"shards": shards, "rows": rows, "random_weights": random}
+        out[ex_dir.name] = {"shards": shards, "rows": rows, "random_weights": random,
+                            "index_stale": index_staleness(ex_dir)}
     return out
 
 
@@ -156,6 +158,9 @@ def render(report: dict[str, Any], verbose: bool = False) -> str:
     for name, f in report["features"].items():
         flag = "  RANDOM WEIGHTS (not for research use)" if f["random_weights"] else ""
         lines.append(f"features/{name}: {f['rows']} clips in {f['shards']} shards{flag}")
+        if f.get("index_stale"):
+            lines.append(f"STALE features/{name}/index.h5: {f['index_stale']}; rebuild it with "
+                         f"`avel index -e {name}`")
     for problem in report.get("problems", []):
         lines.append(f"UNREADABLE {problem}")
     return "\n".join(lines)

@@ -26,8 +26,9 @@ import h5py
 import numpy as np
 
 from pipeline.core import atomic
+from pipeline.core.errors import InputError
 from pipeline.core.safe_hdf5 import open_checked
-from pipeline.store import parts
+from pipeline.store import parts, room
 from pipeline.store.parts import Pick, parts_dir  # noqa: F401 (parts_dir: part of this API)
 
 STR = h5py.string_dtype("utf-8")
@@ -95,7 +96,8 @@ def write_part(shard_file: Path, clip_ids: Sequence[str], features: np.ndarray,
         fh.create_dataset("clip_id", data=np.array(list(clip_ids), dtype=object), dtype=STR)
         for key, value in attrs.items():
             fh.attrs[key] = parts.attr_value(value)
-    return parts.write_part(shard_file, fill)
+    return parts.write_part(shard_file, fill,
+                            room.part_bytes(features.nbytes, len(features)))
 
 
 def stored_clip_ids(shard_file: Path) -> set[str]:
@@ -151,7 +153,7 @@ def build_index(features_dir: Path, order: Sequence[str] | None = None) -> Path:
         start += n
     target = Path(features_dir) / "index.h5"
     atomic.remove_orphaned_temps(target.parent, target.name)  # of a killed index writer
-    with atomic.atomic_path(target) as temp:
+    with room.named_write_errors(target), atomic.atomic_path(target) as temp:
         with h5py.File(temp, "w", libver="latest") as fh:
             fh.create_virtual_dataset("features", layout, fillvalue=0)
             fh.create_dataset("clip_id", data=np.array(ids, dtype=object), dtype=STR)
@@ -161,13 +163,61 @@ def build_index(features_dir: Path, order: Sequence[str] | None = None) -> Path:
             for key, value in attrs.items():
                 fh.attrs[key] = value
             fh.attrs["shards"] = json.dumps([p.name for p in shards])
+            fh.attrs["shard_stamps"] = json.dumps([shard_stamp(p) for p in shards])
     return target
+
+
+def shard_stamp(path: Path) -> dict[str, Any]:
+    """What `index.h5` remembers of a shard file it was built from: a shard rewritten since
+    (consolidate renames a new file into place) has another size or mtime."""
+    info = path.stat()
+    return {"name": path.name, "size": info.st_size, "mtime_ns": info.st_mtime_ns}
+
+
+def index_staleness(features_dir: Path) -> str | None:
+    """Why `features_dir/index.h5` no longer describes the shard files beside it (a shard
+    rewritten, added or removed since it was built), or None when it does or is absent.
+    Its rows point into the shard files by row number, so a stale index reads wrong rows."""
+    index = Path(features_dir) / "index.h5"
+    if not index.is_file():
+        return None
+    try:
+        with h5py.File(index, "r") as fh:
+            recorded = fh.attrs.get("shard_stamps")
+    except OSError as exc:
+        return f"unreadable ({str(exc).strip().splitlines()[0][:200] if str(exc).strip() else 'OSError'})"
+    if recorded is None:
+        return "it records no shard sizes (built by an older avel)"
+    then = {s["name"]: s for s in json.loads(recorded)}
+    now = {p.name: shard_stamp(p) for p in shard_files(features_dir)}
+    for name in sorted(then.keys() | now.keys()):
+        if name not in now:
+            return f"{name} was removed since it was built"
+        if name not in then:
+            return f"{name} was added since it was built"
+        if then[name] != now[name]:
+            return (f"{name} changed since it was built (size {then[name]['size']} -> "
+                    f"{now[name]['size']} bytes)")
+    return None
+
+
+def open_index(features_dir: Path) -> h5py.File:
+    """`index.h5`, once it is known to match the shard files (else an `InputError` saying
+    which shard changed and to run `avel index`); its virtual `features` may read only them."""
+    features_dir = Path(features_dir)
+    stale = index_staleness(features_dir)
+    if stale:
+        raise InputError(f"stale: {stale}; rebuild it with `avel index -e {features_dir.name}`",
+                         file=features_dir / "index.h5")
+    return open_checked(features_dir / "index.h5", virtual_within=features_dir, what="index")
 
 
 class FeatureReader:
     """clip_id → feature array over every shard file of one extractor, in O(1): the shard
     files' clip tables merged into one dict, every shard file kept open. Rows are read
-    straight from the shard files, never through `index.h5`."""
+    straight from the shard files, never through `index.h5`. A clip found twice (in one
+    shard file, or in two) is refused with both places named: avel never writes that, and
+    which copy is right cannot be told."""
 
     def __init__(self, features_dir: Path) -> None:
         self.dir = Path(features_dir)
@@ -184,8 +234,19 @@ class FeatureReader:
                 self._handles.append(fh)
                 self._datasets.append(fh["features"])
                 ids = _decode(fh["clip_id"][()])
+                if len(ids) != len(fh["features"]):
+                    raise InputError(f"{len(ids)} clip ids for {len(fh['features'])} feature "
+                                     "rows", file=path, field="clip_id")
                 self._ids.append(ids)
-                self._where.update((c, (s, r)) for r, c in enumerate(ids))
+                for r, c in enumerate(ids):
+                    if c in self._where:  # which row is right cannot be told: refuse
+                        first, row = self._files[self._where[c][0]], self._where[c][1]
+                        raise InputError(
+                            f"clip {c!r} appears twice (row {r} here, row {row} of "
+                            f"{first.name}), which avel never writes; move this file aside and "
+                            "rerun `avel extract` to make its clips again",
+                            file=path, field="clip_id")
+                    self._where[c] = (s, r)
         except BaseException:
             self.close()
             raise

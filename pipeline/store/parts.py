@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 
 from pipeline.core import atomic
+from pipeline.store import room
 
 # (clip_id, row in the source file, row in the consolidated file)
 Pick = tuple[str, int, int]
@@ -58,11 +59,14 @@ def sources(shard_file: Path) -> list[Path]:
     return ([shard_file] if shard_file.is_file() else []) + part_paths(shard_file)
 
 
-def write_part(shard_file: Path, fill: Callable[[h5py.File], None]) -> Path:
-    """A new part of `shard_file`, written by `fill` into a temp file and renamed into place."""
+def write_part(shard_file: Path, fill: Callable[[h5py.File], None], size_hint: int = 0) -> Path:
+    """A new part of `shard_file`, written by `fill` into a temp file and renamed into place;
+    refused (ENOSPC, before any byte) when the disk has less than `size_hint` bytes free."""
     path = parts_dir(shard_file) / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.h5"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.atomic_path(path) as temp:
+    if size_hint:
+        room.require_room(path.parent, size_hint, "the next store part")
+    with room.named_write_errors(path), atomic.atomic_path(path) as temp:
         with h5py.File(temp, "w") as fh:
             fill(fh)
     return path
@@ -125,7 +129,10 @@ def consolidate(shard_file: Path, layout: Layout, order: Sequence[str] | None = 
         picks[f].append((c, r, dst[c]))
     del where, dst
     shard_file.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.atomic_path(shard_file) as temp:
+    # the new file is at most its sources' size; they stay until it is renamed into place
+    room.require_room(shard_file.parent, sum(p.stat().st_size for p in paths),
+                      f"folding {len(parts)} parts into {shard_file.name}")
+    with room.named_write_errors(shard_file), atomic.atomic_path(shard_file) as temp:
         with h5py.File(temp, "w") as out:
             with h5py.File(paths[0], "r") as sample:
                 layout.create(out, sample, len(ids))

@@ -86,6 +86,12 @@ def categories_for(workdir: Path, manifest: pd.DataFrame, files: dict[str, Path]
     the manifest's (category, class_id) pairs, which must then cover every id."""
     if "categories" in files and files["categories"].is_file():
         return read_categories(files["categories"])
+    if "class_id" not in manifest or "category" not in manifest:
+        lacking = "class_id" if "category" in manifest else "category"
+        raise InputError(f"no categories file (dataset.files.categories) and the manifest has no "
+                         f"'{lacking}' column to rebuild the class list from; the "
+                         "vggsound-avel format needs a VGGSound-AVEL manifest; nothing was written",
+                         file=workdir / "manifest.parquet", field=lacking)
     pairs = dict(zip(manifest["class_id"].astype(int), manifest["category"]))
     n = max(pairs) + 1 if pairs else 0
     if sorted(pairs) != list(range(n)):
