@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -16,6 +18,7 @@ from pipeline.core.sharding import Shard
 from pipeline.datasets.manifest import build_manifest
 from pipeline.download.stage import run_download
 from tests.bad_media_corpus import good_clip
+from tests.conftest import avel_cmd, cli_env
 from tests.fixtures_download import FAST, ledger_entries
 
 
@@ -77,3 +80,50 @@ def test_init_writes_a_local_videos_config(tmp_path, videos):
     assert config["download"]["local_files"] == "hardlink"
     assert config["cut"]["allow"] == ["rotated", "unusual-pixel-format", "non-ascii-name"]
     load_config(tmp_path / "wd")  # valid as written
+
+
+def _avel(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(avel_cmd(*args), cwd=cwd, env=cli_env(), capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_relative_workdir_and_local_videos_from_the_current_directory(tmp_path, videos):
+    """`-w W` and `--local-videos DIR` as a user types them, relative to where they stand:
+    DIR is written absolute (the config's relative paths are read against W), and no path
+    gets W prefixed twice (was: every clip `missing-file` looking in W/W/..., exit 0)."""
+    shutil.copytree(videos, tmp_path / "vids")
+    init = _avel(tmp_path, "init", "--dataset", "vggsound", "-w", "W", "--local-videos", "vids")
+    assert init.returncode == 0, init.stderr
+    config = yaml.safe_load((tmp_path / "W" / "avel.yaml").read_text())
+    assert config["dataset"]["videos_dir"] == str((tmp_path / "vids").resolve())
+    (tmp_path / "W" / "list.csv").write_text("aaa,0,x,train\nbbb,0,x,train\n")
+    config["dataset"]["files"] = {"csv": "list.csv"}  # relative: against W
+    config["download"].update(FAST)
+    (tmp_path / "W" / "avel.yaml").write_text(yaml.safe_dump(config))
+    for stage in ("manifest", "download"):
+        done = _avel(tmp_path, stage, "-w", "W")
+        assert done.returncode == 0, done.stderr
+    entries = ledger_entries(tmp_path / "W")
+    assert {c: e.status for c, e in entries.items()} == {"aaa_000000": "done",
+                                                         "bbb_000000": "done"}
+
+
+def test_relative_workdir_with_videos_inside_it(tmp_path, videos):
+    """`videos_dir: videos` in the YAML is W/videos, whether W was given absolute or relative;
+    the manifest stores the source relative to W so a moved work directory still reads it."""
+    root = tmp_path / "W"
+    _workdir(root, videos)
+    shutil.copytree(videos, root / "videos")
+    config = yaml.safe_load((root / "avel.yaml").read_text())
+    config["dataset"].update({"videos_dir": "videos", "video_ext": [".mp4", ".mkv"],
+                              "files": {"csv": "list.csv"}})
+    (root / "list.csv").write_text("aaa,0,x,train\nbbb,0,x,train\n")
+    (root / "avel.yaml").write_text(yaml.safe_dump(config))
+    for stage in ("manifest", "download"):
+        done = _avel(tmp_path, stage, "-w", "W")
+        assert done.returncode == 0, done.stderr
+    table = pd.read_parquet(root / "manifest.parquet")
+    assert sorted(table["source"]) == ["videos/aaa.mkv", "videos/bbb.mp4"]
+    entries = ledger_entries(root)
+    assert {e.status for e in entries.values()} == {"done"} and len(entries) == 2
+    assert os.path.samefile(root / entries["bbb_000000"].info["file"], root / "videos" / "bbb.mp4")
