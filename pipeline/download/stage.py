@@ -38,7 +38,8 @@ from pipeline.core.shard_lock import shard_lock
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
 from pipeline.cut.recipes import frames_recipe
-from pipeline.datasets.manifest import MEDIA_COLUMNS, load_manifest, shard_rows
+from pipeline.datasets.manifest import MEDIA_COLUMNS
+from pipeline.datasets.manifest_scan import read_shard_rows
 from pipeline.download.failures import MESSAGE_RULES, PERMANENT, THROTTLED, TRANSIENT, Failure
 from pipeline.download.fetch import ByteCounter, Fetcher, Outcome, finished_files
 from pipeline.download.jobs import ClipJob, plan_jobs
@@ -116,7 +117,7 @@ def _run_download(workdir: str | Path, config: Config, shard: Shard, *,
                   progress: bool) -> dict[str, Any]:
     wd = Workdir(workdir)
     dl = config.download
-    rows = shard_rows(load_manifest(wd.root, MEDIA_COLUMNS), shard)
+    rows = read_shard_rows(wd.root, shard, MEDIA_COLUMNS)
     jobs = plan_jobs(rows, config)
     raw_dir = wd.raw_dir(shard)
     raw_dir.mkdir(parents=True, exist_ok=True)
