@@ -632,6 +632,14 @@ def c_read_only_manifest(w: Path) -> list[str]:
     return ["manifest", "-w", str(w)]
 
 
+def c_demo_too_few_clips(w: Path) -> list[str]:
+    return ["demo", "-w", str(w), "--clips", "15", "--classes", "4"]
+
+
+def c_demo_unknown_class_count(w: Path) -> list[str]:
+    return ["demo", "-w", str(w), "--classes", "9"]
+
+
 def c_disk_full_manifest(w: Path) -> list[str]:
     """A 64 kB tmpfs: the manifest of 4,143 AVE clips does not fit."""
     w.mkdir(parents=True)
@@ -702,6 +710,8 @@ CASES = [
     Case("read-only workdir: cut", c_read_only_cut, expect=5, needs_root=True),
     Case("read-only workdir: manifest", c_read_only_manifest, expect=5, needs_root=True),
     Case("disk full (64 kB tmpfs): manifest", c_disk_full_manifest, expect=5, needs_root=True),
+    Case("demo --clips 15 (4 classes need 16)", c_demo_too_few_clips),
+    Case("demo --classes 9 (the demo has 6)", c_demo_unknown_class_count),
 ]
 
 
