@@ -4,6 +4,7 @@ they reach raw/ (hard link, symlink or copy), and `avel init --local-videos`."""
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 from pathlib import Path
@@ -127,3 +128,46 @@ def test_relative_workdir_with_videos_inside_it(tmp_path, videos):
     entries = ledger_entries(root)
     assert {e.status for e in entries.values()} == {"done"} and len(entries) == 2
     assert os.path.samefile(root / entries["bbb_000000"].info["file"], root / "videos" / "bbb.mp4")
+
+
+def _file_size_limit(limit: int):  # type: ignore[no-untyped-def]
+    """preexec_fn: files this process writes stop at `limit` bytes. Python ignores SIGXFSZ,
+    so a write past it fails with EFBIG, as a write to a full disk fails with ENOSPC."""
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_a_disk_full_during_copy_stops_with_exit_5_and_keeps_the_clip_pending(tmp_path):
+    """`local_files: copy` of a 30 s clip (~240 kB) while files may only grow to 100 kB:
+    one line naming the file and the cause, exit 5 (workdir cannot be written), no
+    traceback; the clip copied before it stays done, the one that hit the limit stays pending
+    (not failed, not `internal-error`), and a rerun with room finishes it."""
+    src = tmp_path / "src"
+    good_clip(src / "aaa.mp4", seconds=1.0)  # ~11 kB: fits
+    good_clip(src / "bbb.mp4", seconds=30.0)
+    assert (src / "bbb.mp4").stat().st_size > 150_000
+    wd = _workdir(tmp_path / "wd", src)
+    (wd / "list.csv").write_text("aaa,0,x,train\nbbb,0,x,train\n")
+    config = yaml.safe_load((wd / "avel.yaml").read_text())
+    config["download"].update({"local_files": "copy", "workers": 1})
+    (wd / "avel.yaml").write_text(yaml.safe_dump(config))
+    assert _avel(tmp_path, "manifest", "-w", str(wd)).returncode == 0
+
+    full = subprocess.run(avel_cmd("download", "-w", str(wd)), env=cli_env(), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          preexec_fn=_file_size_limit(100_000))
+    assert full.returncode == 5, full.stderr
+    assert "Traceback" not in full.stderr
+    errors = [ln for ln in full.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, full.stderr
+    assert "cannot write (file too large); finished work is kept" in errors[0]
+    assert f"error: {wd.resolve()}/" in errors[0] and str(src) not in errors[0]  # the written file
+    entries = ledger_entries(wd)
+    assert entries["aaa_000000"].status == "done"
+    assert entries["bbb_000000"].status == "pending" and entries["bbb_000000"].reason is None
+    assert not list((wd / "raw" / "00000-of-00001").glob("bbb*"))
+
+    rerun = _avel(tmp_path, "download", "-w", str(wd))
+    assert rerun.returncode == 0, rerun.stderr
+    assert {e.status for e in ledger_entries(wd).values()} == {"done"}

@@ -47,7 +47,13 @@ class StageStopped(Exception):
 EXIT_BAD_INPUT, EXIT_CANNOT_WRITE, EXIT_INTERNAL, EXIT_INTERRUPTED = 2, 5, 70, 130
 _CANNOT_WRITE = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
                  errno.EPERM: "operation not permitted", errno.ENOSPC: "no space left on device",
-                 errno.EDQUOT: "disk quota exceeded"}
+                 errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large"}
+
+
+def cannot_write(exc: BaseException) -> bool:
+    """Whether `exc` says the work directory cannot be written (exit 5), not that an input
+    is bad: a full disk, a quota, a read-only or forbidden place, a file size limit."""
+    return isinstance(exc, OSError) and exc.errno in _CANNOT_WRITE
 
 
 def first_line(exc: BaseException, limit: int = 400) -> str:

@@ -59,6 +59,9 @@ class Outcome:
     cancelled: bool = False  # the stage stopped before this clip began
     pause_s: float = 0.0  # when throttled: the pause all workers now take
     bytes: int = 0
+    # the work directory could not be written (disk full, quota, read-only): not the clip's
+    # fault, so it stays pending and the stage stops (exit 5)
+    cannot_write: OSError | None = None
 
 
 @dataclass

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from pipeline.core import atomic
 from pipeline.core.config import Config, DownloadConfig, resolve
-from pipeline.core.errors import InputError, StageStopped
+from pipeline.core.errors import InputError, StageStopped, cannot_write
 from pipeline.core.ledger import Ledger
 from pipeline.core.shard_lock import shard_lock
 from pipeline.core.sharding import Shard
@@ -175,6 +175,7 @@ class _Loop:
         self.jobs_q: queue.Queue[str | None] = queue.Queue()
         self.results: queue.Queue[Outcome] = queue.Queue()
         self.throttled_tries: dict[str, int] = {}
+        self.unwritable: OSError | None = None  # the first clip that could not be written
         self.finished = finished_files(raw_dir)  # read-only from here on
         # the cut will list the clip's packets (native frames): the probe here does instead
         self.list_packets = frames_recipe(config.cut.frames_recipe).rate is None
@@ -215,7 +216,14 @@ class _Loop:
                 outcome.pause_s = self.gate.throttled(outcome.failure.reason,
                                                       outcome.failure.retry_after_s, ticket)
             return outcome
-        except Exception as exc:  # a bug or a full disk: record it, keep the others going
+        except OSError as exc:
+            if not cannot_write(exc):
+                log.exception("clip %s: unexpected error", clip_id)
+                return Outcome(clip_id, failure=Failure(TRANSIENT, "internal-error", repr(exc)))
+            # a copy's error names the source first and the file it writes second
+            where = exc.filename2 or exc.filename or self.raw_dir
+            return Outcome(clip_id, cannot_write=OSError(exc.errno, exc.strerror, str(where)))
+        except Exception as exc:  # a bug: record it, keep the others going
             log.exception("clip %s: unexpected error", clip_id)
             return Outcome(clip_id, failure=Failure(TRANSIENT, "internal-error", repr(exc)))
 
@@ -248,6 +256,10 @@ class _Loop:
                     _check_alive(threads)
                     continue
                 in_flight -= 1
+                if outcome.cannot_write is not None:
+                    self.unwritable = self.unwritable or outcome.cannot_write
+                    self.stop.set()  # every later clip would fail the same way
+                    continue
                 retry_in = self._record(outcome, bar)
                 if retry_in is not None:
                     seq += 1
@@ -260,6 +272,9 @@ class _Loop:
             for _ in threads:
                 self.jobs_q.put(None)
             bar.close()
+        if self.unwritable is not None:
+            # the clips it hit stay pending; finished ones are in the ledger: exit 5
+            raise self.unwritable
         if self.gate.tripped.is_set():
             raise StageStopped(self._throttle_message())
 
@@ -278,7 +293,7 @@ class _Loop:
     def _record(self, outcome: Outcome, bar: tqdm, retry: bool = True) -> float | None:
         """Write one outcome to the ledger; return a retry delay when it should run again."""
         clip_id, stats = outcome.clip_id, self.stats
-        if outcome.cancelled:
+        if outcome.cancelled or outcome.cannot_write is not None:  # stays pending
             return None
         if outcome.failure is None:
             self.ledger.done(clip_id, checksum=outcome.checksum, info=outcome.info)
