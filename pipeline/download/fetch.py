@@ -40,7 +40,7 @@ from pipeline.core.workdir import Workdir
 from pipeline.download.failures import PERMANENT, TRANSIENT, Failure, classify
 from pipeline.download.jobs import FULL, SECTION, ClipJob, local_suffix
 from pipeline.download.section_audio_shift import audio_shift_s
-from pipeline.download.ytdlp_options import CLIP_FIELD, SECTION_FIELD, source_offset
+from pipeline.download.ytdlp_options import CLIP_FIELD, SECTION_FIELD, WarningLog, source_offset
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ class Outcome:
     failure: Failure | None = None
     adopted: bool = False  # a verified file from a killed run, nothing fetched
     cancelled: bool = False  # the stage stopped before this clip began
-    pause_s: float = 0.0  # when throttled: the pause all workers now take
+    pause_s: float = 0.0  # when throttled: the pause its identity now takes
+    identity: str | None = None  # the identity (download.identities) that sent the request
     bytes: int = 0
     # the work directory could not be written (disk full, quota, read-only): not the clip's
     # fault, so it stays pending and the stage stops (exit 5)
@@ -257,10 +258,14 @@ class Fetcher:
         if self._ydl is None:
             self._ydl = yt_dlp.YoutubeDL(self._options)
         extra = {CLIP_FIELD: job.clip_id, SECTION_FIELD: list(job.section) if job.section else None}
+        warnings = self._options.get("logger")
+        if isinstance(warnings, WarningLog):
+            warnings.take()  # a previous attempt's, already judged
         try:
             info = self._ydl.extract_info(job.target, download=True, extra_info=extra)
         except Exception as exc:  # every yt-dlp failure is classified, none escapes
-            return classify(exc), 1
+            # with the warnings of this attempt: YouTube's broken-setup signs come only there
+            return classify(exc, warnings.take() if isinstance(warnings, WarningLog) else ()), 1
         path = _downloaded_file(info, work, job.clip_id)
         if path is None:
             return Failure(TRANSIENT, "no-output", "yt-dlp reported success but wrote no file"), 1
