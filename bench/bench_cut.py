@@ -53,7 +53,8 @@ from pipeline.cut.ffmpeg_pipes import clip_input, compile_args, run  # noqa: E40
 from pipeline.cut.frames import finish_frames, frames_output  # noqa: E402
 from pipeline.cut.recipes import audio_recipe, frames_recipe  # noqa: E402
 from pipeline.cut.stage import plan_tasks, run_cut  # noqa: E402
-from pipeline.datasets.manifest import MEDIA_COLUMNS, load_manifest, shard_rows  # noqa: E402
+from pipeline.datasets.manifest import MEDIA_COLUMNS  # noqa: E402
+from pipeline.datasets.manifest_scan import read_shard_rows  # noqa: E402
 from pipeline.demo.synthetic import write_dataset  # noqa: E402
 from pipeline.download.stage import run_download  # noqa: E402
 
@@ -182,7 +183,7 @@ def downloaded_tasks(videos: list[Path], workdir: Path) -> list[CutTask]:
         workdir / "manifest.parquet", index=False)
     shard = Shard(0, 1)
     run_download(workdir, load_config(workdir), shard, progress=False)
-    rows = shard_rows(load_manifest(workdir, MEDIA_COLUMNS), shard)
+    rows = read_shard_rows(workdir, shard, MEDIA_COLUMNS)
     tasks = plan_tasks(Workdir(workdir), shard, rows, loose=False)[0]
     assert len(tasks) == len(videos) and all(t.probe and "video_pts" in t.probe for t in tasks)
     return [CutTask(t.clip_id, t.path, t.source_file, Span(0.0, 10.0), probe=t.probe)

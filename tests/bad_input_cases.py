@@ -731,6 +731,33 @@ def c_read_only_manifest(w: Path) -> list[str]:
     return ["manifest", "-w", str(w)]
 
 
+def c_disk_full_download_copy(w: Path) -> list[str]:
+    """A 160 kB tmpfs and `download.local_files: copy` of a 30 s clip (~240 kB): the copy
+    fills the disk; the clip must stay pending, not fail."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.bad_media_corpus import good_clip
+    videos = w.parent / f"{w.name}-videos"
+    good_clip(videos / "clip0.mp4", seconds=30.0)
+    w.mkdir(parents=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(w)],
+                      capture_output=True).returncode == 0:
+        _MOUNTS.append(w)
+    _config(w, download__local_files="copy", download__workers=1)
+    pd.DataFrame({"clip_id": ["clip0"], "video_id": ["clip0"],
+                  "source": [str(videos / "clip0.mp4")], "start_s": 0.0, "end_s": 2.0,
+                  "labels": [["Church bell"]], "split": "test"}).to_parquet(
+        w / "manifest.parquet", index=False)
+    return ["download", "-w", str(w)]
+
+
+def c_demo_too_few_clips(w: Path) -> list[str]:
+    return ["demo", "-w", str(w), "--clips", "15", "--classes", "4"]
+
+
+def c_demo_unknown_class_count(w: Path) -> list[str]:
+    return ["demo", "-w", str(w), "--classes", "9"]
+
+
 def c_disk_full_manifest(w: Path) -> list[str]:
     """A 64 kB tmpfs: the manifest of 4,143 AVE clips does not fit."""
     w.mkdir(parents=True)
@@ -828,6 +855,10 @@ CASES = [
     Case("disk full (64 kB tmpfs): manifest", c_disk_full_manifest, expect=5, needs_root=True),
     Case("disk full (24 kB tmpfs under features/): extract", c_disk_full_extract, expect=5,
          needs_root=True),
+    Case("disk full (160 kB tmpfs): download, local_files copy", c_disk_full_download_copy,
+         expect=5, needs_root=True),
+    Case("demo --clips 15 (4 classes need 16)", c_demo_too_few_clips),
+    Case("demo --classes 9 (the demo has 6)", c_demo_unknown_class_count),
 ]
 
 

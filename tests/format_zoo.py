@@ -50,6 +50,10 @@ ZOO = [
              ["-c:a", "aac"], vfr=True),
     ZooEntry("mkv-ntsc-start3.7", ".mkv", 30000 / 1001, 5,
              ["-c:v", "libx264", "-preset", "ultrafast"], ["-c:a", "aac"], start_offset_s=3.7),
+    # streams starting at 3.7 s with AAC priming: the audio track starts at 3.7 s - 1024/48000
+    # s, between two milliseconds, where an MP4 edit list in 1 ms ticks cannot put it
+    ZooEntry("mp4-h264-aac-start3.7", ".mp4", 25, 2, ["-c:v", "libx264", "-preset", "ultrafast"],
+             ["-c:a", "aac"], start_offset_s=3.7),
     ZooEntry("mp4-late-8k-audio", ".mp4", 25, 5, ["-c:v", "libx264", "-preset", "ultrafast"],
              ["-c:a", "aac"], sample_rate=8000, audio_delay_s=1.5),
 ]

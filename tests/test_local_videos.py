@@ -4,9 +4,12 @@ they reach raw/ (hard link, symlink or copy), and `avel init --local-videos`."""
 from __future__ import annotations
 
 import os
+import resource
 import shutil
+import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -16,6 +19,7 @@ from pipeline.core.sharding import Shard
 from pipeline.datasets.manifest import build_manifest
 from pipeline.download.stage import run_download
 from tests.bad_media_corpus import good_clip
+from tests.conftest import avel_cmd, cli_env
 from tests.fixtures_download import FAST, ledger_entries
 
 
@@ -77,3 +81,93 @@ def test_init_writes_a_local_videos_config(tmp_path, videos):
     assert config["download"]["local_files"] == "hardlink"
     assert config["cut"]["allow"] == ["rotated", "unusual-pixel-format", "non-ascii-name"]
     load_config(tmp_path / "wd")  # valid as written
+
+
+def _avel(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(avel_cmd(*args), cwd=cwd, env=cli_env(), capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_relative_workdir_and_local_videos_from_the_current_directory(tmp_path, videos):
+    """`-w W` and `--local-videos DIR` as a user types them, relative to where they stand:
+    DIR is written absolute (the config's relative paths are read against W), and no path
+    gets W prefixed twice (was: every clip `missing-file` looking in W/W/..., exit 0)."""
+    shutil.copytree(videos, tmp_path / "vids")
+    init = _avel(tmp_path, "init", "--dataset", "vggsound", "-w", "W", "--local-videos", "vids")
+    assert init.returncode == 0, init.stderr
+    config = yaml.safe_load((tmp_path / "W" / "avel.yaml").read_text())
+    assert config["dataset"]["videos_dir"] == str((tmp_path / "vids").resolve())
+    (tmp_path / "W" / "list.csv").write_text("aaa,0,x,train\nbbb,0,x,train\n")
+    config["dataset"]["files"] = {"csv": "list.csv"}  # relative: against W
+    config["download"].update(FAST)
+    (tmp_path / "W" / "avel.yaml").write_text(yaml.safe_dump(config))
+    for stage in ("manifest", "download"):
+        done = _avel(tmp_path, stage, "-w", "W")
+        assert done.returncode == 0, done.stderr
+    entries = ledger_entries(tmp_path / "W")
+    assert {c: e.status for c, e in entries.items()} == {"aaa_000000": "done",
+                                                         "bbb_000000": "done"}
+
+
+def test_relative_workdir_with_videos_inside_it(tmp_path, videos):
+    """`videos_dir: videos` in the YAML is W/videos, whether W was given absolute or relative;
+    the manifest stores the source relative to W so a moved work directory still reads it."""
+    root = tmp_path / "W"
+    _workdir(root, videos)
+    shutil.copytree(videos, root / "videos")
+    config = yaml.safe_load((root / "avel.yaml").read_text())
+    config["dataset"].update({"videos_dir": "videos", "video_ext": [".mp4", ".mkv"],
+                              "files": {"csv": "list.csv"}})
+    (root / "list.csv").write_text("aaa,0,x,train\nbbb,0,x,train\n")
+    (root / "avel.yaml").write_text(yaml.safe_dump(config))
+    for stage in ("manifest", "download"):
+        done = _avel(tmp_path, stage, "-w", "W")
+        assert done.returncode == 0, done.stderr
+    table = pd.read_parquet(root / "manifest.parquet")
+    assert sorted(table["source"]) == ["videos/aaa.mkv", "videos/bbb.mp4"]
+    entries = ledger_entries(root)
+    assert {e.status for e in entries.values()} == {"done"} and len(entries) == 2
+    assert os.path.samefile(root / entries["bbb_000000"].info["file"], root / "videos" / "bbb.mp4")
+
+
+def _file_size_limit(limit: int):  # type: ignore[no-untyped-def]
+    """preexec_fn: files this process writes stop at `limit` bytes. Python ignores SIGXFSZ,
+    so a write past it fails with EFBIG, as a write to a full disk fails with ENOSPC."""
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_a_disk_full_during_copy_stops_with_exit_5_and_keeps_the_clip_pending(tmp_path):
+    """`local_files: copy` of a 30 s clip (~240 kB) while files may only grow to 100 kB:
+    one line naming the file and the cause, exit 5 (workdir cannot be written), no
+    traceback; the clip copied before it stays done, the one that hit the limit stays pending
+    (not failed, not `internal-error`), and a rerun with room finishes it."""
+    src = tmp_path / "src"
+    good_clip(src / "aaa.mp4", seconds=1.0)  # ~11 kB: fits
+    good_clip(src / "bbb.mp4", seconds=30.0)
+    assert (src / "bbb.mp4").stat().st_size > 150_000
+    wd = _workdir(tmp_path / "wd", src)
+    (wd / "list.csv").write_text("aaa,0,x,train\nbbb,0,x,train\n")
+    config = yaml.safe_load((wd / "avel.yaml").read_text())
+    config["download"].update({"local_files": "copy", "workers": 1})
+    (wd / "avel.yaml").write_text(yaml.safe_dump(config))
+    assert _avel(tmp_path, "manifest", "-w", str(wd)).returncode == 0
+
+    full = subprocess.run(avel_cmd("download", "-w", str(wd)), env=cli_env(), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          preexec_fn=_file_size_limit(100_000))
+    assert full.returncode == 5, full.stderr
+    assert "Traceback" not in full.stderr
+    errors = [ln for ln in full.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, full.stderr
+    assert "cannot write (file too large); finished work is kept" in errors[0]
+    assert f"error: {wd.resolve()}/" in errors[0] and str(src) not in errors[0]  # the written file
+    entries = ledger_entries(wd)
+    assert entries["aaa_000000"].status == "done"
+    assert entries["bbb_000000"].status == "pending" and entries["bbb_000000"].reason is None
+    assert not list((wd / "raw" / "00000-of-00001").glob("bbb*"))
+
+    rerun = _avel(tmp_path, "download", "-w", str(wd))
+    assert rerun.returncode == 0, rerun.stderr
+    assert {e.status for e in ledger_entries(wd).values()} == {"done"}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import subprocess
 import urllib.request
 
 import numpy as np
@@ -10,7 +12,9 @@ import pytest
 
 from pipeline.core.media_probe import probe
 from pipeline.demo.loopback_server import serve
-from pipeline.demo.synthetic import CLASSES, plan, write_dataset
+from pipeline.demo.runner import DemoSize, check_size
+from pipeline.demo.synthetic import CLASSES, plan, split_counts, write_dataset
+from tests.conftest import avel_cmd, cli_env
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +72,36 @@ def test_loopback_server_serves_files_and_faults(dataset):
         body = urllib.request.urlopen(f"{server.url}/{name}", timeout=5).read()
         assert body == (dataset / "videos" / name).read_bytes()
         assert server.hits[f"/{name}"] == 2
+
+
+@pytest.mark.parametrize("clips, classes", [(16, 4), (4, 1), (24, 6), (17, 4), (40, 4), (20, 4)])
+def test_every_allowed_demo_size_gives_every_class_a_train_val_and_test_clip(clips, classes):
+    """`avel demo --clips 16` (4 per class, the help's minimum) had no test clip: the
+    60/20/20 split of 4 gave 3/1/0. Every size `check_size` accepts has each class in each
+    split."""
+    check_size(DemoSize(clips=clips, classes=classes))
+    for split in ("train", "val", "test"):
+        got = {c.class_index for c in plan(clips, classes) if c.split == split}
+        assert got == set(range(classes)), (split, got)
+
+
+def test_split_counts_are_60_20_20_where_that_leaves_no_split_empty():
+    """Reference: train = ceil(0.6 k), val = ceil(0.8 k) - train, test = the rest (the split
+    the demo had), kept wherever it gives val and test a clip each."""
+    assert split_counts(10) == (6, 2, 2) and split_counts(5) == (3, 1, 1)
+    assert split_counts(4) == (2, 1, 1) and split_counts(3) == (1, 1, 1)
+    assert split_counts(2) == (2, 0, 0) and split_counts(1) == (1, 0, 0)
+    for k in range(3, 60):
+        train, val, test = split_counts(k)
+        assert train + val + test == k and min(train, val, test) >= 1
+        if k - math.ceil(0.8 * k) >= 1 and math.ceil(0.8 * k) - math.ceil(0.6 * k) >= 1:
+            assert train == math.ceil(0.6 * k), k
+
+
+def test_demo_below_its_minimum_is_refused_before_writing(tmp_path):
+    """15 clips of 4 classes: exit 2 naming --clips, no work directory made."""
+    out = subprocess.run(avel_cmd("demo", "-w", str(tmp_path / "d"), "--clips", "15"),
+                         env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "--clips 15: the demo needs at least 4 clips per class (16 for 4 classes)" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "d").exists()

@@ -52,7 +52,6 @@ def extract_command(workdir: Path, shard_index: int | None, num_shards: int | No
     from pipeline.core.outcome import exit_code_for, ledger_counts
     from pipeline.core.workdir import Workdir, ledger_stage
     from pipeline.extract.stage import run_extract_many
-    from pipeline.store.index import rebuild_index
     config, shard = config_and_shard(workdir, shard_index, num_shards)
     names = list(dict.fromkeys(extractors or config.extract.extractors))
     summaries = run_extract_many(workdir, names, shard, config, weights=weights, progress=not no_progress,

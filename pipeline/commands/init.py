@@ -24,7 +24,10 @@ def init_workdir(workdir: str | Path, dataset: str, force: bool = False,
     preset = dataset_preset(dataset)
     config = preset["config"]
     if local_videos:
-        config["dataset"].update({"source": "local", "videos_dir": str(local_videos),
+        # the folder as the user typed it names a place relative to their current directory;
+        # the config's relative paths are read against the work directory, so write it absolute
+        videos_dir = str(Path(local_videos).expanduser().resolve())
+        config["dataset"].update({"source": "local", "videos_dir": videos_dir,
                                   "video_ext": [".mp4", ".mkv", ".webm", ".avi", ".mov"]})
         config.setdefault("download", {})["local_files"] = "hardlink"
     # the accepted defects, written out so a user sees them (cut.allow adds to these)

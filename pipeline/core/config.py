@@ -344,15 +344,18 @@ def manifest_file(name: str) -> Traversable:
 
 
 def resolve(workdir: str | Path, path: str) -> Path:
-    """A config path: absolute as given, relative to the work directory otherwise."""
+    """A config path: absolute as given, relative to the work directory otherwise. Always
+    absolute, so a caller that stores it (`portable`) or joins it to the work directory again
+    cannot name `W/W/...` when the work directory was given relative to the current one."""
     p = Path(path).expanduser()
-    return p if p.is_absolute() else Path(workdir) / p
+    return p if p.is_absolute() else Path(workdir).resolve() / p
 
 
 def portable(workdir: str | Path, path: str | Path) -> str:
     """`path` as a config or manifest should hold it: relative to the work directory when
     it lies inside it (so a copied or moved work directory reads its own files), absolute
-    otherwise."""
+    otherwise. A relative `path` is one relative to the work directory (as a config holds
+    it); a path relative to the current directory must be made absolute first (`resolve`)."""
     root = Path(workdir).resolve()
     target = (root / Path(path).expanduser()).resolve()
     try:

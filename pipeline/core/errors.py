@@ -54,6 +54,12 @@ _CANNOT_WRITE = {errno.EROFS: "read-only file system", errno.EACCES: "permission
                  errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large"}
 
 
+def cannot_write(exc: BaseException) -> bool:
+    """Whether `exc` says the work directory cannot be written (exit 5), not that an input
+    is bad: a full disk, a quota, a read-only or forbidden place, a file size limit."""
+    return isinstance(exc, OSError) and exc.errno in _CANNOT_WRITE
+
+
 def first_line(exc: BaseException, limit: int = 400) -> str:
     """The first line of an exception's message, at most `limit` characters, or its type's
     name when the message is empty: what an error message quotes of a library's error."""

@@ -33,7 +33,8 @@ from pipeline.core.worker_lifetime import die_with
 from pipeline.cut.checks import Span
 from pipeline.cut.clip import CutResult, CutSettings, CutTask, cut_clip
 from pipeline.cut.recipes import frames_recipe
-from pipeline.datasets.manifest import MEDIA_COLUMNS, load_manifest, shard_rows
+from pipeline.datasets.manifest import MEDIA_COLUMNS
+from pipeline.datasets.manifest_scan import read_shard_rows
 from pipeline.store import clips as clip_store
 from pipeline.store.same_settings import differing_settings
 
@@ -208,7 +209,7 @@ def _run_cut(workdir: str | Path, config: Config, shard: Shard, *, workers: int 
     loose = config.cut.loose if loose is None else loose
     workers = config.cut.workers if workers is None else workers
     settings = settings_from(config, workers)
-    rows = shard_rows(load_manifest(wd.root, MEDIA_COLUMNS), shard)
+    rows = read_shard_rows(wd.root, shard, MEDIA_COLUMNS)
     shard_file = wd.clips_file(shard)
     summary = CutSummary(shard=shard.name, output=str(wd.loose_dir() if loose else shard_file))
     # Leftovers of a killed run of THIS shard only: other shards may be writing beside us.

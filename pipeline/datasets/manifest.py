@@ -79,7 +79,9 @@ def build_manifest(workdir: str | Path, config: Config) -> pd.DataFrame:
     target = Workdir(workdir).manifest
     atomic.remove_orphaned_temps(target.parent, target.name)  # of a killed `avel manifest`
     with atomic.atomic_path(target) as temp:
-        table.to_parquet(temp, index=False)
+        # row groups of 64k rows: a stage reading its shard decodes one group at a time
+        # (manifest_scan), so this bounds its memory whatever the manifest's length
+        table.to_parquet(temp, index=False, row_group_size=65_536)
     log.info("wrote %s (%d clips)", target, len(table))
     return table
 
@@ -111,6 +113,8 @@ def load_manifest(workdir: str | Path, required: tuple[str, ...] = ("clip_id",))
 
 
 def shard_rows(table: pd.DataFrame, shard: Shard) -> pd.DataFrame:
-    """The manifest rows that belong to `shard`, in manifest order."""
+    """The rows of an already loaded manifest that belong to `shard`, in manifest order.
+    The stages read their shard with `manifest_scan.read_shard_rows`, which never loads the
+    whole file."""
     mask = [shard_of(c, shard.count) == shard.index for c in table["clip_id"]]
     return table[mask]

@@ -18,13 +18,14 @@ import yaml
 
 from pipeline.core import atomic
 from pipeline.core.config import load_config, portable
+from pipeline.core.errors import InputError
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
 from pipeline.cut.stage import run_cut
 from pipeline.datasets.manifest import build_manifest
 from pipeline.demo.loopback_server import serve
 from pipeline.demo.preview_video import write_preview
-from pipeline.demo.synthetic import write_dataset
+from pipeline.demo.synthetic import CLASSES, write_dataset
 from pipeline.download.stage import run_download
 from pipeline.extract.stage import run_extract
 from pipeline.train.stage import evaluate, train
@@ -58,9 +59,27 @@ def demo_config(source: Path, url: str, size: DemoSize) -> dict[str, Any]:
     }
 
 
+MIN_CLIPS_PER_CLASS = 4  # train/val/test clips of every class (synthetic.split_counts)
+
+
+def check_size(size: DemoSize) -> None:
+    """Refuse a size whose split would leave a split without clips, before anything is
+    written (`--classes` must also name generated classes)."""
+    if not 1 <= size.classes <= len(CLASSES):
+        raise InputError(f"--classes {size.classes}: the demo has 1..{len(CLASSES)} classes",
+                         field="classes")
+    if size.clips < MIN_CLIPS_PER_CLASS * size.classes:
+        raise InputError(f"--clips {size.clips}: the demo needs at least {MIN_CLIPS_PER_CLASS} "
+                         f"clips per class ({MIN_CLIPS_PER_CLASS * size.classes} for "
+                         f"{size.classes} classes)", field="clips")
+    if size.epochs < 1:
+        raise InputError(f"--epochs {size.epochs}: at least 1", field="epochs")
+
+
 def run_demo(workdir: str | Path, size: DemoSize | None = None) -> dict[str, Any]:
     """Run every stage; returns the summary (also written to `summary.json`)."""
     size = size or DemoSize()
+    check_size(size)
     wd = Workdir(workdir)
     wd.root.mkdir(parents=True, exist_ok=True)
     source = wd.root / "source"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,8 +50,23 @@ class SyntheticClip:
         return [self.class_index if self.start <= s < self.end else -1 for s in range(DURATION)]
 
 
+def split_counts(k: int) -> tuple[int, int, int]:
+    """(train, val, test) clips of a class with `k` clips: 60/20/20, the first 60% (rounded
+    up) to train and the next 20% to val; from 3 clips on val and test get at least one each
+    (taken from train), so every split of a small demo has every class (4 clips: 2/1/1,
+    which the 60/20/20 rounding alone made 3/1/0)."""
+    train = math.ceil(0.6 * k - 1e-9)
+    val = math.ceil(0.8 * k - 1e-9) - train
+    test = k - train - val
+    if k >= 3:
+        val, test = max(val, 1), max(test, 1)
+        train = k - val - test
+    return train, val, test
+
+
 def plan(n_clips: int, n_classes: int = 4, seed: int = 0) -> list[SyntheticClip]:
-    """Clips with balanced classes, random event spans of 2-10 s, and a 60/20/20 split."""
+    """Clips with balanced classes, random event spans of 2-10 s, and a 60/20/20 split of
+    each class (`split_counts`)."""
     if not 1 <= n_classes <= len(CLASSES):
         raise ValueError(f"n_classes must be 1..{len(CLASSES)}")
     rng = np.random.default_rng(seed)
@@ -59,8 +75,9 @@ def plan(n_clips: int, n_classes: int = 4, seed: int = 0) -> list[SyntheticClip]
         c = i % n_classes
         length = int(rng.integers(2, DURATION + 1))
         start = int(rng.integers(0, DURATION - length + 1))
-        frac = (i // n_classes) / max(1, (n_clips + n_classes - 1) // n_classes)
-        split = "train" if frac < 0.6 else ("val" if frac < 0.8 else "test")
+        rank, of_class = i // n_classes, len(range(c, n_clips, n_classes))
+        train, val, _ = split_counts(of_class)
+        split = "train" if rank < train else ("val" if rank < train + val else "test")
         clips.append(SyntheticClip(f"syn{seed:02d}{i:06d}", CLASSES[c][0], c, start, start + length,
                                    split))
     return clips

@@ -60,6 +60,9 @@ class Outcome:
     pause_s: float = 0.0  # when throttled: the pause its identity now takes
     identity: str | None = None  # the identity (download.identities) that sent the request
     bytes: int = 0
+    # the work directory could not be written (disk full, quota, read-only): not the clip's
+    # fault, so it stays pending and the stage stops (exit 5)
+    cannot_write: OSError | None = None
 
 
 @dataclass

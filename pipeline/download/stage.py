@@ -35,14 +35,15 @@ from tqdm import tqdm
 
 from pipeline.core import atomic
 from pipeline.core.config import Config, DownloadConfig, resolve
-from pipeline.core.errors import EXIT_ENVIRONMENT, InputError, StageStopped
+from pipeline.core.errors import EXIT_ENVIRONMENT, InputError, StageStopped, cannot_write
 from pipeline.core.ledger import Ledger
 from pipeline.core.reasons import REASONS
 from pipeline.core.shard_lock import shard_lock
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
 from pipeline.cut.recipes import frames_recipe
-from pipeline.datasets.manifest import MEDIA_COLUMNS, load_manifest, shard_rows
+from pipeline.datasets.manifest import MEDIA_COLUMNS
+from pipeline.datasets.manifest_scan import read_shard_rows
 from pipeline.download.breaker import FailureStreak
 from pipeline.download.failures import (
     ENVIRONMENT,
@@ -153,7 +154,7 @@ def _run_download(workdir: str | Path, config: Config, shard: Shard, *,
                   progress: bool) -> dict[str, Any]:
     wd = Workdir(workdir)
     dl = config.download
-    rows = shard_rows(load_manifest(wd.root, MEDIA_COLUMNS), shard)
+    rows = read_shard_rows(wd.root, shard, MEDIA_COLUMNS)
     jobs = plan_jobs(rows, config)
     raw_dir = wd.raw_dir(shard)
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -216,6 +217,7 @@ class _Loop:
         self.jobs_q: queue.Queue[str | None] = queue.Queue()
         self.results: queue.Queue[Outcome] = queue.Queue()
         self.throttled_tries: dict[str, int] = {}
+        self.unwritable: OSError | None = None  # the first clip that could not be written
         self.streak = FailureStreak(dl.failure_streak_limit)
         self.halt: str | None = None  # why the environment stopped the stage
         self.stopped_by: str | None = None  # "throttled" | "environment" once stopped
@@ -277,7 +279,14 @@ class _Loop:
                 outcome.pause_s = self.pool.throttled(lease, outcome.failure.reason,
                                                       outcome.failure.retry_after_s)
             return outcome
-        except Exception as exc:  # a bug or a full disk: record it, keep the others going
+        except OSError as exc:
+            if not cannot_write(exc):
+                log.exception("clip %s: unexpected error", clip_id)
+                return Outcome(clip_id, failure=Failure(TRANSIENT, "internal-error", repr(exc)))
+            # a copy's error names the source first and the file it writes second
+            where = exc.filename2 or exc.filename or self.raw_dir
+            return Outcome(clip_id, cannot_write=OSError(exc.errno, exc.strerror, str(where)))
+        except Exception as exc:  # a bug: record it, keep the others going
             log.exception("clip %s: unexpected error", clip_id)
             return Outcome(clip_id, failure=Failure(TRANSIENT, "internal-error", repr(exc)))
 
@@ -310,6 +319,10 @@ class _Loop:
                     _check_alive(threads)
                     continue
                 in_flight -= 1
+                if outcome.cannot_write is not None:
+                    self.unwritable = self.unwritable or outcome.cannot_write
+                    self.stop.set()  # every later clip would fail the same way
+                    continue
                 retry_in = self._record(outcome, bar)
                 if retry_in is not None:
                     seq += 1
@@ -324,6 +337,9 @@ class _Loop:
             bar.close()
             if self.leave_pending:  # the environment's doing: the clips are fine as they are
                 self.stats.left_pending = self.ledger.requeue_clips(sorted(self.leave_pending))
+        if self.unwritable is not None:
+            # the clips it hit stay pending; finished ones are in the ledger: exit 5
+            raise self.unwritable
         if self.halt is not None:
             self.stopped_by = "environment"
             raise StageStopped(self.halt, EXIT_ENVIRONMENT)
@@ -346,7 +362,7 @@ class _Loop:
     def _record(self, outcome: Outcome, bar: tqdm, retry: bool = True) -> float | None:
         """Write one outcome to the ledger; return a retry delay when it should run again."""
         clip_id, stats = outcome.clip_id, self.stats
-        if outcome.cancelled:
+        if outcome.cancelled or outcome.cannot_write is not None:  # stays pending
             return None
         if outcome.failure is None:
             info = outcome.info

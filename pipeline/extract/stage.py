@@ -54,6 +54,7 @@ from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir, ledger_stage
 from pipeline.core.worker_lifetime import die_with_stage
 from pipeline.datasets.manifest import load_manifest
+from pipeline.datasets.manifest_scan import read_shard_rows
 from pipeline.extract.compiled_forward import FixedShapeForward, compile_mode
 from pipeline.extract.decode_ahead import DecodeAhead, LoadedClip
 from pipeline.store import clips as clip_store
@@ -287,9 +288,8 @@ def clip_order(wd: Workdir, shard: Shard | None, available: set[str]) -> list[st
     clips cut but absent from the manifest come last."""
     order: list[str] = []
     if wd.manifest.is_file():
-        order = [str(c) for c in load_manifest(wd.root)["clip_id"]]
-        if shard is not None:
-            order = [c for c in order if shard.owns(c)]
+        table = load_manifest(wd.root) if shard is None else read_shard_rows(wd.root, shard)
+        order = [str(c) for c in table["clip_id"]]
     ranked = [c for c in order if c in available]
     return ranked + sorted(available - set(ranked))
 

@@ -19,7 +19,8 @@ from pipeline.core.ledger import Ledger
 from pipeline.core.outcome import EXIT_DONE, EXIT_FAILED, EXIT_PENDING, exit_code_for  # noqa: F401 (EXIT_*: importable here too)
 from pipeline.core.sharding import Shard, resolve_shard
 from pipeline.core.workdir import Workdir, ledger_stage
-from pipeline.datasets.manifest import build_manifest, load_manifest, shard_rows
+from pipeline.datasets.manifest import build_manifest
+from pipeline.datasets.manifest_scan import shard_sizes
 from pipeline.export.formats import export_for_run
 from pipeline.extract.stage import build_extractor, settings_for
 from pipeline.run import executor_local, executor_ray
@@ -93,8 +94,7 @@ def run(workdir: str | Path, stages: list[str], *, executor: str | None = None,
 
 def pending_and_failed(wd: Workdir, config: Config, stages: list[str],
                        shards: list[Shard]) -> dict[str, dict[str, int]]:
-    table = load_manifest(wd.root)
-    sizes = {s: len(shard_rows(table, s)) for s in shards}
+    sizes = shard_sizes(wd.root, shards)
     out: dict[str, dict[str, int]] = {}
     for stage in stages:
         for name, extractor in shard_tasks(stage, config):
