@@ -26,6 +26,10 @@ BASE ?= $(shell if $(IMAGE_TOOL) image inspect $(LOCAL_BASE) >/dev/null 2>&1 \
   || buildah inspect --type image $(LOCAL_BASE) >/dev/null 2>&1; then echo $(LOCAL_BASE); \
   else echo docker.io/library/debian:bookworm-slim; fi)
 IMAGE_ARCHIVE ?= avel.tar
+# CA_BUNDLE: a PEM file pip should trust (a network that intercepts TLS); a build secret, not a layer
+CA_BUNDLE ?=
+IMAGE_BUILD_ARGS = -f docker/Dockerfile --build-arg BASE=$(BASE) -t $(IMAGE) $(if $(CA_BUNDLE),--secret id=ca_bundle$(,)src=$(CA_BUNDLE))
+, := ,
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -73,11 +77,11 @@ image:
 	@test -n "$(IMAGE_TOOL)" || { echo "make image: needs docker (with a daemon), buildah or podman"; exit 2; }
 	@echo "building $(IMAGE) from $(BASE) with $(IMAGE_TOOL)"
 ifeq ($(IMAGE_TOOL),docker)
-	docker build -f docker/Dockerfile --build-arg BASE=$(BASE) -t $(IMAGE) .
+	docker build $(IMAGE_BUILD_ARGS) .
 else ifeq ($(IMAGE_TOOL),buildah)
-	buildah bud --isolation chroot --layers -f docker/Dockerfile --build-arg BASE=$(BASE) -t $(IMAGE) .
+	buildah bud --isolation chroot --layers $(IMAGE_BUILD_ARGS) .
 else
-	podman build --isolation chroot --layers -f docker/Dockerfile --build-arg BASE=$(BASE) -t $(IMAGE) .
+	podman build --isolation chroot --layers $(IMAGE_BUILD_ARGS) .
 endif
 
 # `avel doctor` and `avel demo` inside the image as uid 1000, writing to a host directory
