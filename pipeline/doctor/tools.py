@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 
+from yt_dlp import version as ytdlp_version
+
 from pipeline.doctor.report import Check, Status
 from pipeline.doctor.scope import Scope
 from pipeline.download.js_runtime import ejs_version, find_js_runtime
@@ -39,10 +41,7 @@ def ffmpeg_checks(scope: Scope) -> list[Check]:
 
 
 def ytdlp_check(scope: Scope, today: dt.date | None = None) -> Check:
-    try:
-        from yt_dlp.version import __version__ as version
-    except ImportError:
-        return Check("yt-dlp", scope.severity("download"), "not installed: pip install 'yt-dlp[default]'")
+    version = ytdlp_version.__version__
     released = _release_date(version)
     if released is None:
         return Check("yt-dlp", "warn", f"{version}: not a date version, cannot tell its age")
