@@ -60,3 +60,24 @@ def test_make_and_docker_install_with_the_constraints():
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
     assert "COPY pyproject.toml README.md constraints.txt" in dockerfile
     assert "pip install -c constraints.txt" in dockerfile
+
+
+def test_ytdlp_default_extra_is_pinned_as_ytdlp_asks():
+    """`yt-dlp[default]` brings the YouTube challenge solver (yt-dlp-ejs) at the exact version
+    that yt-dlp release wants: the pins must name every package of that extra, in range."""
+    import importlib.metadata
+
+    from packaging.markers import default_environment
+
+    pins = _pins()
+    if Version(importlib.metadata.version("yt-dlp")) != pins["yt-dlp"]:
+        import pytest
+
+        pytest.skip("the installed yt-dlp is not the pinned one; its metadata would not apply")
+    env = {**default_environment(), "extra": "default"}
+    wanted = [Requirement(r) for r in importlib.metadata.requires("yt-dlp") or []]
+    wanted = [r for r in wanted if r.marker is not None and r.marker.evaluate(env)]
+    assert any(canonicalize_name(r.name) == "yt-dlp-ejs" for r in wanted)
+    for req in wanted:
+        name = canonicalize_name(req.name)
+        assert name in pins and req.specifier.contains(pins[name], prereleases=True), req

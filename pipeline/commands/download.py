@@ -25,7 +25,9 @@ def command(workdir: Path, shard_index: int | None, num_shards: int | None,
     """Download every pending clip of the shard into raw/<shard>/ (resumable).
 
     Exit codes: 0 done (some clips may have failed, see `avel status`), 2 bad input,
-    3 stopped because the host kept throttling (everything done so far is kept).
+    3 stopped because the host kept throttling, 6 stopped because this machine cannot
+    download (no JavaScript runtime for YouTube, or one reason failing every attempt in a
+    row; those clips stay pending). Everything done so far is kept.
     """
     config, shard = config_and_shard(workdir, shard_index, num_shards)
     summary = run_download(workdir, config, shard, workers=workers, retry_failed=retry_failed,

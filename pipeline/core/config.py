@@ -84,6 +84,12 @@ class DownloadConfig:
     backoff_base_s: float = 2.0
     backoff_max_s: float = 300.0
     throttle_limit: int = 8  # throttle answers in a row (no success between) before stopping
+    # failed attempts in a row for one reason (no success between) before the stage stops
+    # as an environment problem and leaves those clips pending (download/breaker.py); 0 = off
+    failure_streak_limit: int = 20
+    # yt-dlp's cache (YouTube player JS, solved n/sig challenges), shared by every worker and
+    # shard of the work directory; relative to it. None: no cache (each worker re-fetches)
+    cache_dir: str | None = "cache/yt-dlp"
     # local videos into raw/: a hard link (free; the same file as your original, so never
     # edit raw/), a symlink, or a copy (disk space, but independent)
     local_files: Literal["hardlink", "symlink", "copy"] = "hardlink"
@@ -101,6 +107,8 @@ class DownloadConfig:
             raise ValueError("max_attempts must be >= 1")
         if self.throttle_limit < 1:
             raise ValueError("throttle_limit must be >= 1")
+        if self.failure_streak_limit < 0:
+            raise ValueError("failure_streak_limit must be >= 0 (0 = off)")
         if self.requests_per_s < 0 or self.sleep_s < 0:
             raise ValueError("requests_per_s and sleep_s must be >= 0 (0 = no limit)")
         if self.socket_timeout_s <= 0:

@@ -43,8 +43,11 @@ class StageStopped(Exception):
 
 # Exit codes every command shares (README "Exit codes"): 0 done, 1 some clips failed,
 # 2 bad input, 3 throttled, 4 clips still pending, 5 the work directory cannot be written,
-# 70 an unexpected error (a bug: rerun with -vv and report the traceback), 130 interrupted.
+# 6 the environment cannot do the work (the download's yt-dlp lacks a JS runtime, or one
+# reason failed every attempt in a row), 70 an unexpected error (a bug: rerun with -vv and
+# report the traceback), 130 interrupted.
 EXIT_BAD_INPUT, EXIT_CANNOT_WRITE, EXIT_INTERNAL, EXIT_INTERRUPTED = 2, 5, 70, 130
+EXIT_THROTTLED, EXIT_ENVIRONMENT = 3, 6
 _CANNOT_WRITE = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
                  errno.EPERM: "operation not permitted", errno.ENOSPC: "no space left on device",
                  errno.EDQUOT: "disk quota exceeded"}

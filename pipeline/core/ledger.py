@@ -141,6 +141,18 @@ class Ledger:
             params.append(reason)
         return self._db.execute(sql, params).rowcount
 
+    def requeue_clips(self, clip_ids: Iterable[str]) -> int:
+        """Put these failed clips back to pending with their attempts reset, keeping the
+        reason and detail: what stopped them was the environment, not the clips."""
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN")
+            before = self._db.total_changes
+            self._db.executemany(
+                "UPDATE clips SET status='pending', permanent=0, attempts=0, updated_at=?"
+                " WHERE clip_id=? AND status='failed'", ((now, c) for c in clip_ids))
+            return self._db.total_changes - before
+
     def requeue_missing(self, present: set[str], reason: str, detail: str) -> list[str]:
         """Clips marked done whose output is not in `present` go back to pending with `reason`:
         the files are the truth, the ledger only a record of them."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PERMANENT, TRANSIENT, THROTTLED = "permanent", "transient", "throttled"
+ENVIRONMENT = "environment"  # this machine cannot download: the stage stops, clips stay pending
 
 
 # conditions of a clip a user may choose to accept (`cut.allow`, checked by the config);
@@ -28,6 +29,17 @@ class Reason:
 
 _HOST = "nothing; the host refuses this video"
 REASONS: dict[str, Reason] = {
+    # this machine's setup (download only): the stage stops at once, exit code 6, and the
+    # clip stays pending; `avel doctor` shows the runtime and solver found
+    "js-runtime-missing": Reason(ENVIRONMENT, None, "YouTube needs a JS runtime: `pip "
+                                                    "install -c constraints.txt deno` (or "
+                                                    "deno >= 2.3 / node >= 22 on PATH); rerun"),
+    "js-challenge-failed": Reason(ENVIRONMENT, None, "install yt-dlp-ejs (`yt-dlp[default]`) "
+                                                     "matching yt-dlp, update both; rerun"),
+    "images-only": Reason(ENVIRONMENT, None, "YouTube offered only storyboards: a JS runtime "
+                                             "and yt-dlp-ejs are missing or too old; rerun"),
+    "po-token": Reason(ENVIRONMENT, None, "YouTube wants a PO token: a `cookies_file`, a "
+                                          "PO-token provider plugin, or update yt-dlp; rerun"),
     # the host or the network (download only)
     "bot-check": Reason(THROTTLED, None, "all workers pause; add `cookies_file` or slow down"),
     "http-429": Reason(THROTTLED, None, "all workers pause; lower `requests_per_s`"),
@@ -39,7 +51,8 @@ REASONS: dict[str, Reason] = {
     "geo-blocked": Reason(PERMANENT, None, "a `proxy` in an allowed country"),
     "no-such-id": Reason(PERMANENT, None, "fix the id in the dataset list"),
     "unsupported-url": Reason(PERMANENT, None, "fix the URL (or `url_template`)"),
-    "no-format": Reason(PERMANENT, None, "widen `download.format`"),
+    "no-format": Reason(PERMANENT, None, "widen `download.format` (after a setup warning "
+                                         "it is one of the environment reasons above)"),
     "unavailable": Reason(PERMANENT, None, _HOST),
     "http-404": Reason(PERMANENT, None, _HOST),
     "http-410": Reason(PERMANENT, None, _HOST),

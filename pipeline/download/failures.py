@@ -1,10 +1,20 @@
-"""Why a download failed, decided in one place: yt-dlp exceptions, HTTP codes and messages
-become a `Failure` with a class (permanent / transient / throttled) and a stable reason key.
+"""Why a download failed, decided in one place: yt-dlp exceptions, HTTP codes, messages and
+the warnings yt-dlp gave before failing become a `Failure` with a class (permanent /
+transient / throttled / environment) and a stable reason key.
 
 The class decides what the download stage does next:
 - permanent: recorded and never retried unless the user asks (`--retry-failed`);
 - transient: retried with backoff while the clip has attempts left;
-- throttled: the host is pushing back on *us*, not on the clip, so every worker pauses.
+- throttled: the host is pushing back on *us*, not on the clip, so every worker pauses;
+- environment: this machine's yt-dlp cannot work (no JavaScript runtime for YouTube's
+  player challenges, a challenge it could not solve, a PO token it lacks), so the stage
+  stops at once and the clip stays pending: the same clip works once the setup is fixed.
+
+YouTube words an environment problem only as a *warning* ("No supported JavaScript runtime
+could be found", "n challenge solving failed", "Only images are available") followed by an
+error that blames the clip ("Requested format is not available"). So `classify` also reads
+the warnings yt-dlp gave during the attempt: such a warning turns an error that could be its
+consequence (ENVIRONMENT_MASKABLE) into the environment failure it names.
 
 Reason keys are what `avel status` counts and `--retry-failed REASON` selects, so they are
 short, lower-case and never contain free text. yt-dlp reports most failures only as
@@ -14,14 +24,16 @@ message text (YouTube's playability reasons), hence the ordered message rules be
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 PERMANENT, TRANSIENT, THROTTLED = "permanent", "transient", "throttled"
+ENVIRONMENT = "environment"
 
 
 @dataclass(frozen=True)
 class Failure:
-    kind: str  # PERMANENT | TRANSIENT | THROTTLED
+    kind: str  # PERMANENT | TRANSIENT | THROTTLED | ENVIRONMENT
     reason: str  # stable ledger key
     detail: str = ""  # the original message, for the ledger's detail column
     retry_after_s: float | None = None  # a host's Retry-After, when it sent one
@@ -32,9 +44,19 @@ class Failure:
 
 
 # (pattern, kind, reason), tried in order on the lower-cased message; first match wins.
-# Throttling comes first: YouTube words a bot check as "sign in", which must not read as a
-# login-gated video.
+# The environment comes first (its warnings end in "some formats may be missing", which no
+# clip rule may claim), then throttling: YouTube words a bot check as "sign in", which must
+# not read as a login-gated video.
 MESSAGE_RULES: list[tuple[str, str, str]] = [
+    (r"no supported javascript runtime|js runtime.{0,40}(not found|unavailable)|"
+     r"javascript runtime.{0,40}(could not|couldn.t) be found", ENVIRONMENT,
+     "js-runtime-missing"),
+    (r"(n|signature|sig) challenge solving failed|signature solving failed|"
+     r"challenge solver.{0,60}(not installed|missing|unavailable)|unable to (solve|extract) "
+     r"(the )?(n|nsig|sig|signature)\b", ENVIRONMENT, "js-challenge-failed"),
+    (r"^(?!.*drm protected).*only images are available", ENVIRONMENT, "images-only"),
+    (r"po token which was not provided|require[sd]? a (gvs |player )?po token|"
+     r"po token required", ENVIRONMENT, "po-token"),
     (r"not a bot|confirm you.re not a robot|unusual traffic", THROTTLED, "bot-check"),
     (r"http error 429|too many requests|rate.?limit", THROTTLED, "http-429"),
     (r"private video|video is private", PERMANENT, "private"),
@@ -67,6 +89,12 @@ MESSAGE_RULES: list[tuple[str, str, str]] = [
     (r"ffmpeg exited with code", TRANSIENT, "ffmpeg-failed"),
 ]
 _COMPILED = [(re.compile(p), kind, reason) for p, kind, reason in MESSAGE_RULES]
+# errors that a preceding environment warning explains: no playable format left, the media
+# URL refused (an unsolved n challenge), or a message we cannot place
+ENVIRONMENT_MASKABLE = {"no-format", "http-403", "unknown", "no-output"}
+WARNED = " [yt-dlp warned: "  # where a detail's warnings begin
+_WARNINGS_IN_DETAIL = 3  # distinct warnings kept in the ledger's detail, each shortened
+_WARNING_CHARS = 300
 
 
 def classify_http(status: int, retry_after_s: float | None = None, detail: str = "") -> Failure:
@@ -91,8 +119,48 @@ def classify_message(message: str) -> Failure:
     return Failure(TRANSIENT, "unknown", message.strip())
 
 
-def classify(exc: BaseException) -> Failure:
-    """Classify any exception a yt-dlp download raised.
+def classify(exc: BaseException, warnings: Sequence[str] = ()) -> Failure:
+    """Classify any exception a yt-dlp download raised, given the warnings yt-dlp gave
+    during the same attempt (they go into the detail either way).
+
+    An environment or throttling warning wins over an error it explains
+    (ENVIRONMENT_MASKABLE): "Requested format is not available" after "No supported
+    JavaScript runtime could be found" is the machine's fault, not the clip's.
+    """
+    failure = _classify_exception(exc)
+    if not warnings:
+        return failure
+    detail = with_warnings(failure.detail, warnings)
+    cause = classify_warnings(warnings)
+    if cause is not None and failure.kind not in (ENVIRONMENT, THROTTLED) \
+            and failure.reason in ENVIRONMENT_MASKABLE:
+        return Failure(cause.kind, cause.reason, detail, failure.retry_after_s)
+    return Failure(failure.kind, failure.reason, detail, failure.retry_after_s)
+
+
+def classify_warnings(warnings: Sequence[str]) -> Failure | None:
+    """The first environment or throttling condition yt-dlp's warnings name, or None."""
+    for warning in warnings:
+        failure = classify_message(warning)
+        if failure.kind in (ENVIRONMENT, THROTTLED):
+            return failure
+    return None
+
+
+def with_warnings(message: str, warnings: Sequence[str]) -> str:
+    """`message` followed by yt-dlp's distinct warnings (shortened), for the ledger's detail."""
+    distinct = list(dict.fromkeys(w.strip() for w in warnings if w.strip()))
+    if not distinct:
+        return message
+    shown = [w if len(w) <= _WARNING_CHARS else w[:_WARNING_CHARS - 1] + "…"
+             for w in distinct[:_WARNINGS_IN_DETAIL]]
+    more = len(distinct) - len(shown)
+    tail = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+    return f"{message}{WARNED}{tail}]"
+
+
+def _classify_exception(exc: BaseException) -> Failure:
+    """Classify any exception a yt-dlp download raised, on its own.
 
     yt-dlp wraps the real cause: DownloadError.exc_info holds an ExtractorError whose
     `cause` / exc_info holds the networking error (HTTPError with its status, or a

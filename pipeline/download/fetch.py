@@ -40,7 +40,7 @@ from pipeline.core.workdir import Workdir
 from pipeline.download.failures import PERMANENT, TRANSIENT, Failure, classify
 from pipeline.download.jobs import FULL, SECTION, ClipJob, local_suffix
 from pipeline.download.section_audio_shift import audio_shift_s
-from pipeline.download.ytdlp_options import CLIP_FIELD, SECTION_FIELD, source_offset
+from pipeline.download.ytdlp_options import CLIP_FIELD, SECTION_FIELD, WarningLog, source_offset
 
 log = logging.getLogger(__name__)
 
@@ -254,10 +254,14 @@ class Fetcher:
         if self._ydl is None:
             self._ydl = yt_dlp.YoutubeDL(self._options)
         extra = {CLIP_FIELD: job.clip_id, SECTION_FIELD: list(job.section) if job.section else None}
+        warnings = self._options.get("logger")
+        if isinstance(warnings, WarningLog):
+            warnings.take()  # a previous attempt's, already judged
         try:
             info = self._ydl.extract_info(job.target, download=True, extra_info=extra)
         except Exception as exc:  # every yt-dlp failure is classified, none escapes
-            return classify(exc), 1
+            # with the warnings of this attempt: YouTube's broken-setup signs come only there
+            return classify(exc, warnings.take() if isinstance(warnings, WarningLog) else ()), 1
         path = _downloaded_file(info, work, job.clip_id)
         if path is None:
             return Failure(TRANSIENT, "no-output", "yt-dlp reported success but wrote no file"), 1

@@ -20,6 +20,11 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
+try:  # a dependency of avel; a missing one means "look on PATH", not an error
+    from deno import find_deno_bin
+except ImportError:  # pragma: no cover - only without the dependency
+    find_deno_bin = None
+
 # yt-dlp's own minimums (yt_dlp/utils/_jsruntime.py: MIN_SUPPORTED_VERSION)
 MIN_VERSIONS: dict[str, tuple[int, ...]] = {"deno": (2, 3, 0), "node": (22, 0, 0)}
 # first line of `<exe> --version`: "deno 2.9.8 (stable, ...)" / "v22.11.0"
@@ -80,13 +85,11 @@ def ytdlp_js_options(runtime: JsRuntime | None) -> dict[str, Any]:
 
 def _deno_package_binary() -> str | None:
     """The executable the `deno` PyPI package installed, if that package is present."""
-    try:
-        from deno import find_deno_bin
-    except ImportError:
+    if find_deno_bin is None:
         return None
     try:
         return str(find_deno_bin())
-    except (FileNotFoundError, OSError):
+    except OSError:  # FileNotFoundError: the package without its binary
         return None
 
 

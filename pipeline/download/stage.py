@@ -32,16 +32,27 @@ from tqdm import tqdm
 
 from pipeline.core import atomic
 from pipeline.core.config import Config, DownloadConfig, resolve
-from pipeline.core.errors import InputError, StageStopped
+from pipeline.core.errors import EXIT_ENVIRONMENT, InputError, StageStopped
 from pipeline.core.ledger import Ledger
+from pipeline.core.reasons import REASONS
 from pipeline.core.shard_lock import shard_lock
 from pipeline.core.sharding import Shard
 from pipeline.core.workdir import Workdir
 from pipeline.cut.recipes import frames_recipe
 from pipeline.datasets.manifest import MEDIA_COLUMNS, load_manifest, shard_rows
-from pipeline.download.failures import MESSAGE_RULES, PERMANENT, THROTTLED, TRANSIENT, Failure
+from pipeline.download.breaker import FailureStreak
+from pipeline.download.failures import (
+    ENVIRONMENT,
+    MESSAGE_RULES,
+    PERMANENT,
+    THROTTLED,
+    TRANSIENT,
+    WARNED,
+    Failure,
+)
 from pipeline.download.fetch import ByteCounter, Fetcher, Outcome, finished_files
 from pipeline.download.jobs import ClipJob, plan_jobs
+from pipeline.download.js_runtime import find_js_runtime
 from pipeline.download.pacing import ThrottleGate, TokenBucket, backoff_delay
 from pipeline.download.ytdlp_options import build_options
 
@@ -49,6 +60,7 @@ log = logging.getLogger(__name__)
 
 STAGE = "download"
 THROTTLE_REASONS = sorted({r for _, k, r in MESSAGE_RULES if k == THROTTLED})
+ENVIRONMENT_REASONS = sorted({r for _, k, r in MESSAGE_RULES if k == ENVIRONMENT})
 ALL = "all"
 
 
@@ -60,6 +72,7 @@ class RunStats:
     adopted: int = 0
     retries: int = 0
     throttled: int = 0
+    left_pending: int = 0  # stopped by the environment or the failure streak: not the clips'
     reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -78,8 +91,11 @@ def run_download(workdir: str | Path, config: Config, shard: Shard, *,
     """Download every pending clip of `shard`; return the summary (also written as JSON).
 
     `retry_failed`: "all" re-queues every failed clip, a reason key only those failed for
-    it. Raises `StageStopped` (exit code 3) when the host keeps throttling; everything
-    finished until then stays done. A second run on the same shard is refused at once.
+    it. Raises `StageStopped` (exit code 3) when the host keeps throttling, and (exit code
+    6) when this machine cannot download (an environment failure such as a missing JS
+    runtime, or `failure_streak_limit` attempts in a row failing for one reason); everything
+    finished until then stays done, and the clips stopped that way stay pending. A second
+    run on the same shard is refused at once.
     """
     config = dataclasses.replace(config, download=checked_download_config(Workdir(workdir), config))
     with shard_lock(Workdir(workdir).root, STAGE, shard.name):
@@ -97,6 +113,8 @@ def checked_download_config(wd: Workdir, config: Config) -> DownloadConfig:
             raise InputError(f"cookies file not found: {cookies}", file=wd.config,
                              field="download.cookies_file")
         dl = dataclasses.replace(dl, cookies_file=str(cookies))
+    if dl.cache_dir:  # shared by every worker, whatever directory the stage runs from
+        dl = dataclasses.replace(dl, cache_dir=str(resolve(wd.root, dl.cache_dir)))
     return dl
 
 
@@ -134,22 +152,25 @@ def _run_download(workdir: str | Path, config: Config, shard: Shard, *,
             if retry_failed != ALL and not n:
                 log.warning("no clip of shard %s failed for %r; reasons here: %s", shard.name,
                             retry_failed, ", ".join(sorted(known)) or "none")
-        for reason in THROTTLE_REASONS:  # the host's fault, not the clip's: try again
+        for reason in THROTTLE_REASONS + ENVIRONMENT_REASONS:  # not the clip's fault: again
             ledger.requeue(reason)
         todo = [c for c in ledger.todo(dl.max_attempts) if c in jobs]
+        if any(jobs[c].kind == "url" for c in todo) and find_js_runtime() is None:
+            log.warning("no JavaScript runtime found (deno >= 2.3 or node >= 22): YouTube "
+                        "downloads will fail; `pip install -c constraints.txt deno` fixes it")
         stats = RunStats()
-        stopped = None
+        stopped, why = None, None
+        loop = _Loop(wd, config, ledger, ledger_path, jobs, raw_dir, staging, stats,
+                     workers or dl.workers, progress)
         try:
-            _Loop(wd, config, ledger, ledger_path, jobs, raw_dir, staging, stats,
-                  workers or dl.workers, progress).run(todo)
+            loop.run(todo)
         except StageStopped as exc:
-            stopped = exc
+            stopped, why = exc, loop.stopped_by
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             with contextlib.suppress(OSError):
                 staging.parent.rmdir()  # only when no other shard is staging
-        summary = _summary(shard, config, ledger, stats, len(todo),
-                           "throttled" if stopped else None)
+        summary = _summary(shard, config, ledger, stats, len(todo), why)
     atomic.write_text(summary_path(wd, shard), json.dumps(summary, indent=2, sort_keys=True))
     if stopped:
         raise stopped
@@ -174,6 +195,10 @@ class _Loop:
         self.jobs_q: queue.Queue[str | None] = queue.Queue()
         self.results: queue.Queue[Outcome] = queue.Queue()
         self.throttled_tries: dict[str, int] = {}
+        self.streak = FailureStreak(dl.failure_streak_limit)
+        self.halt: str | None = None  # why the environment stopped the stage
+        self.stopped_by: str | None = None  # "throttled" | "environment" once stopped
+        self.leave_pending: set[str] = set()  # failed clips put back to pending at the end
         self.finished = finished_files(raw_dir)  # read-only from here on
         # the cut will list the clip's packets (native frames): the probe here does instead
         self.list_packets = frames_recipe(config.cut.frames_recipe).rate is None
@@ -251,7 +276,7 @@ class _Loop:
                 if retry_in is not None:
                     seq += 1
                     heapq.heappush(delayed, (time.monotonic() + retry_in, seq, outcome.clip_id))
-                if self.gate.tripped.is_set():
+                if self.gate.tripped.is_set() or self.halt is not None:
                     self.stop.set()
             self._drain(in_flight, bar, threads)
         finally:
@@ -259,7 +284,13 @@ class _Loop:
             for _ in threads:
                 self.jobs_q.put(None)
             bar.close()
+            if self.leave_pending:  # the environment's doing: the clips are fine as they are
+                self.stats.left_pending = self.ledger.requeue_clips(sorted(self.leave_pending))
+        if self.halt is not None:
+            self.stopped_by = "environment"
+            raise StageStopped(self.halt, EXIT_ENVIRONMENT)
         if self.gate.tripped.is_set():
+            self.stopped_by = "throttled"
             raise StageStopped(self._throttle_message())
 
     def _drain(self, in_flight: int, bar: tqdm, threads: list[threading.Thread]) -> None:
@@ -281,6 +312,7 @@ class _Loop:
             return None
         if outcome.failure is None:
             self.ledger.done(clip_id, checksum=outcome.checksum, info=outcome.info)
+            self.streak.succeeded()
             stats.done += 1
             stats.adopted += int(outcome.adopted)
             self._postfix(bar)
@@ -288,6 +320,10 @@ class _Loop:
             return None
         f = outcome.failure
         self.ledger.failed(clip_id, f.reason, permanent=f.permanent, detail=f.detail)
+        if self._streak_stops(clip_id, f):
+            self.leave_pending.add(clip_id)
+            self._postfix(bar)
+            return None
         if f.kind == THROTTLED:
             stats.throttled += 1
             self.throttled_tries[clip_id] = self.throttled_tries.get(clip_id, 0) + 1
@@ -308,6 +344,46 @@ class _Loop:
         self._postfix(bar)
         bar.update(1)
         return None
+
+    def _streak_stops(self, clip_id: str, f: Failure) -> bool:
+        """Count `f` in the failure streak (ENVIRONMENT stops at once). True when this clip
+        is to stay pending because the stage stops for it (or already stopped for its
+        reason); the first time, say why."""
+        if f.kind == ENVIRONMENT:
+            if self.halt is None:
+                self.halt = self._environment_message(clip_id, f)
+            return True
+        if f.kind == THROTTLED or self.jobs[clip_id].kind != "url":
+            return False  # a local file's reason is the file's: missing ones may be many
+        if self.halt is not None:  # finishing clips after a stop: keep the streak's reason
+            return self.streak.reason == f.reason and self.streak.failed(clip_id, f.reason)
+        if not self.streak.failed(clip_id, f.reason):
+            return False
+        self.leave_pending.update(self.streak.clip_ids)
+        self.halt = self._streak_message()
+        return True
+
+    def _environment_message(self, clip_id: str, f: Failure) -> str:
+        done = self.ledger.counts()["done"]
+        error = f.detail.split(WARNED)[0].strip()[:200]
+        advice = REASONS[f.reason].advice if f.reason in REASONS else "see the ledger's detail"
+        return (f"this machine cannot download ({f.reason}): {advice}. Clip {clip_id} got"
+                f" \"{error}\" after yt-dlp's warnings (in the ledger's detail). {done} clips"
+                f" done are kept; the clips tried are left pending, not failed. `avel doctor`"
+                f" shows the JavaScript runtime and challenge solver found; after fixing,"
+                f" rerun the same `avel download` command.")
+
+    def _streak_message(self) -> str:
+        done = self.ledger.counts()["done"]
+        return (f"{self.streak.attempts} download attempts in a row failed with the same"
+                f" reason '{self.streak.reason}' and none succeeded in between"
+                f" (download.failure_streak_limit = {self.dl.failure_streak_limit}): that is"
+                f" probably this machine or its network (yt-dlp too old, no JS runtime, cookies"
+                f" expired, a proxy down), not the clips. Stopped with {done} clips done and kept;"
+                f" those {len(self.streak.clip_ids)} clips are left pending. Try one by hand"
+                f" (yt-dlp -v URL) and see the ledger's detail; after fixing, rerun the same"
+                f" `avel download` command. If these clips really are all gone, raise"
+                f" download.failure_streak_limit (0 = off).")
 
     def _postfix(self, bar: tqdm) -> None:
         elapsed = max(1e-6, time.monotonic() - self.stats.started)

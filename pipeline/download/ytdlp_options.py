@@ -5,12 +5,17 @@ Nothing from a manifest reaches these options: a clip's id, URL and section trav
 the output template and by the `download_ranges` callback below. So one `YoutubeDL`
 per worker serves every clip, and a manifest row can never set a yt-dlp option.
 
+YouTube needs a JavaScript runtime for its player challenges (js_runtime.py): the one found
+is named here by path. yt-dlp's warnings are kept per attempt (WarningLog), because YouTube
+reports a broken setup only as warnings before an error that blames the clip.
+
 Retries are ours, not yt-dlp's (retries=0): our loop classifies each failure, records it in
 the ledger and backs off across workers, which yt-dlp's per-request retries cannot.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +24,7 @@ from typing import Any
 from yt_dlp.utils import download_range_func
 
 from pipeline.core.config import DownloadConfig
+from pipeline.download.js_runtime import find_js_runtime, ytdlp_js_options
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +57,22 @@ def source_offset(section_start_s: float, file_start_s: float) -> float | None:
     return round(section_start_s - (TS_ANCHOR_S - file_start_s), 6)  # ffprobe prints µs
 
 
-class _Logger:
-    """yt-dlp's messages into `logging` (its errors come back to us as exceptions)."""
+class WarningLog:
+    """yt-dlp's messages into `logging`, and its warnings kept for the attempt's verdict.
+
+    YouTube's environment problems (no JS runtime, an unsolved challenge, only images left)
+    reach us only as warnings before an error that blames the clip; the fetcher takes them
+    after each attempt and `failures.classify` reads them. One per `YoutubeDL`, so one per
+    worker thread: no lock needed. Its errors come back to us as exceptions.
+    """
+
+    def __init__(self) -> None:
+        self._warnings: list[str] = []
+
+    def take(self) -> list[str]:
+        """The warnings since the last call (the current attempt's), and forget them."""
+        taken, self._warnings = self._warnings, []
+        return taken
 
     def debug(self, msg: str) -> None:
         log.debug(msg)
@@ -61,10 +81,14 @@ class _Logger:
         log.debug(msg)
 
     def warning(self, msg: str) -> None:
+        self._warnings.append(msg)
         log.info(msg)
 
     def error(self, msg: str) -> None:
         log.debug(msg)
+
+
+_js_runtime = functools.cache(find_js_runtime)  # one `--version` probe per process
 
 
 def build_options(config: DownloadConfig, staging_dir: Path,
@@ -89,13 +113,17 @@ def build_options(config: DownloadConfig, staging_dir: Path,
         "continuedl": False,
         "noprogress": True,
         "quiet": True,
-        "no_warnings": True,
-        "logger": _Logger(),
+        "no_warnings": False,  # warnings go to the logger, which keeps them (WarningLog)
+        "logger": WarningLog(),
         "writeinfojson": False,
         "writethumbnail": False,
         "writesubtitles": False,
-        "cachedir": False,
+        # player JS and solved challenges, shared by all workers (checked_download_config
+        # made the path absolute); yt-dlp writes each entry by an atomic rename
+        "cachedir": config.cache_dir or False,
         "color": {"stdout": "no_color", "stderr": "no_color"},
+        # YouTube's n/sig challenges: the runtime by path, so a venv works with an empty PATH
+        **ytdlp_js_options(_js_runtime()),
     }
     if config.cookies_file:
         opts["cookiefile"] = config.cookies_file
