@@ -232,6 +232,19 @@ def c_download_workers_zero(w: Path) -> list[str]:
     return ["download", "-w", str(w), "--workers", "0"]
 
 
+def c_identity_proxy_not_a_url(w: Path) -> list[str]:
+    _config(w, download__identities=[{"name": "a", "proxy": "http://127.0.0.1:3128"},
+                                     {"name": "b", "proxy": "proxy.lab:3128"}])
+    _manifest(w)
+    return ["download", "-w", str(w)]
+
+
+def c_identity_cookies_missing(w: Path) -> list[str]:
+    _config(w, download__identities=[{"name": "a", "cookies_file": "nosuch-cookies.txt"}])
+    _manifest(w)
+    return ["download", "-w", str(w)]
+
+
 def c_unknown_cut_recipe(w: Path) -> list[str]:
     _config(w, cut__audio_recipe="nosuch")
     _manifest(w)
@@ -651,6 +664,8 @@ CASES = [
     Case("--shard-index 5 --num-shards 2", c_shard_index_out_of_range),
     Case("cut --workers -5", c_cut_workers_negative, fast=True),
     Case("download --workers 0", c_download_workers_zero),
+    Case("download.identities[1].proxy: proxy.lab:3128", c_identity_proxy_not_a_url),
+    Case("download.identities[0].cookies_file missing", c_identity_cookies_missing),
     Case("cut.audio_recipe: nosuch", c_unknown_cut_recipe),
     Case("extract.options.vggish.recipe: nosuch", c_unknown_extract_recipe),
     Case("extract -e nosuch", c_unknown_extractor_flag),

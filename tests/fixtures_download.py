@@ -59,3 +59,80 @@ def ledger_entries(workdir: Path) -> dict:
 
     with Ledger(Workdir(workdir).ledger("download", Shard(0, 1))) as ledger:
         return {e.clip_id: e for e in ledger.entries()}
+
+
+class ForwardProxy:
+    """A real HTTP forward proxy on 127.0.0.1 (one route to the host, as a proxy of an
+    identity in `download.identities` is): it takes yt-dlp's absolute-URI requests, sends
+    them on to the loopback server with `Via: 1.1 <name>` added, as forward proxies do, and
+    streams the answer back. It forwards to 127.0.0.1 only; anything else is refused (403)."""
+
+    HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization",
+                  "te", "trailers", "transfer-encoding", "upgrade"}
+
+    def __init__(self, name: str) -> None:
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        proxy = self
+        self.name = name
+        self.answers: dict[int, int] = {}  # status code -> requests forwarded
+        self.lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:  # quiet
+                pass
+
+            def _forward(self) -> None:
+                target = urlsplit(self.path)
+                if target.scheme != "http" or target.hostname != "127.0.0.1":
+                    self.send_error(403, "this proxy forwards to 127.0.0.1 only")
+                    return
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in proxy.HOP_BY_HOP}
+                headers["Via"] = f"1.1 {proxy.name}"
+                conn = http.client.HTTPConnection("127.0.0.1", target.port or 80, timeout=30)
+                try:
+                    conn.request(self.command, target.path + (f"?{target.query}"
+                                                              if target.query else ""),
+                                 headers=headers)
+                    answer = conn.getresponse()
+                    with proxy.lock:
+                        proxy.answers[answer.status] = proxy.answers.get(answer.status, 0) + 1
+                    self.send_response(answer.status, answer.reason)
+                    for k, v in answer.getheaders():
+                        if k.lower() not in proxy.HOP_BY_HOP:
+                            self.send_header(k, v)
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    while self.command != "HEAD":
+                        chunk = answer.read(65536)
+                        if not chunk:
+                            break
+                        self.wfile.write(chunk)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                finally:
+                    conn.close()
+                    self.close_connection = True
+
+            do_GET = _forward
+            do_HEAD = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> ForwardProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -64,6 +65,37 @@ class ShardingConfig:
             raise ValueError("num_shards must be >= 1")
 
 
+PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+
+
+@dataclass
+class DownloadIdentity:
+    """One way of appearing to the host: a browser session (cookies) and/or a network route
+    (proxy). A field left out takes the top-level `download.cookies_file` / `download.proxy`."""
+
+    name: str | None = None  # default: identity-<index in the list>
+    cookies_file: str | None = None
+    proxy: str | None = None  # "" = a direct connection, even when download.proxy is set
+
+    def validate(self) -> None:
+        if self.name is not None and not self.name.strip():
+            raise ValueError("name must not be empty")
+        if self.proxy:
+            check_proxy_url(self.proxy, "proxy")
+
+
+def check_proxy_url(url: str, key: str) -> None:
+    """A proxy is a URL yt-dlp can use: scheme://host[:port]."""
+    parts = urlsplit(url)
+    if parts.scheme not in PROXY_SCHEMES or not parts.hostname:
+        raise ValueError(f"{key} must be a URL like http://host:port (scheme one of"
+                         f" {', '.join(PROXY_SCHEMES)}), got {url!r}")
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number in range)
+    except ValueError:
+        raise ValueError(f"{key} has a bad port: {url!r}") from None
+
+
 @dataclass
 class DownloadConfig:
     """yt-dlp options that come from the user (never from the manifest)."""
@@ -74,6 +106,9 @@ class DownloadConfig:
     merge_output_format: str = "mp4"
     cookies_file: str | None = None
     proxy: str | None = None
+    # several identities: clips go to whichever is not throttled now, each with its own
+    # backoff; the stage stops (exit 3) only when every one is throttled past throttle_limit
+    identities: list[DownloadIdentity] = field(default_factory=list)
     rate_limit_bytes: int | None = None
     sleep_s: float = 0.0  # before each download and each extraction request (yt-dlp)
     user_agent: str | None = None
@@ -117,6 +152,16 @@ class DownloadConfig:
             raise ValueError("need 0 <= backoff_base_s <= backoff_max_s")
         if self.rate_limit_bytes is not None and self.rate_limit_bytes <= 0:
             raise ValueError("rate_limit_bytes must be > 0")
+        names = identity_names(self.identities)
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"identities[{i}].name {name!r} is already the name of"
+                                 f" identities[{names.index(name)}]; names must differ")
+
+
+def identity_names(identities: list[DownloadIdentity]) -> list[str]:
+    """Each identity's name as the ledger and `avel status` show it."""
+    return [d.name.strip() if d.name else f"identity-{i}" for i, d in enumerate(identities)]
 
 
 DEFAULT_ALLOW = ("rotated", "unusual-pixel-format", "non-ascii-name")

@@ -196,6 +196,14 @@ class Ledger:
         wanted = None if clip_ids is None else set(clip_ids)
         return {c: s for c, s in rows if wanted is None or c in wanted}
 
+    def done_span(self, since: float = 0.0) -> tuple[int, float | None, float | None]:
+        """(clips done at or after `since`, the first and the last such time): the stage's
+        recent pace, in one aggregate query (no row per clip in memory)."""
+        n, first, last = self._db.execute(
+            "SELECT COUNT(*), MIN(updated_at), MAX(updated_at) FROM clips"
+            " WHERE status='done' AND updated_at >= ?", (since,)).fetchone()
+        return int(n), first, last
+
     def counts(self) -> dict[str, Any]:
         """{'done': n, 'pending': n, 'failed': n, 'reasons': {reason: n}}"""
         out: dict[str, Any] = {PENDING: 0, DONE: 0, FAILED: 0, "reasons": {}}

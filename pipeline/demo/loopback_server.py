@@ -34,9 +34,13 @@ class _Handler(SimpleHTTPRequestHandler):
 
     def _fault(self) -> str | None:
         queue = self.server.faults.get(self.path.split("?")[0])
+        via = self.headers.get("Via", "")
         with self.server.lock:
+            self.server.hits_via[via] = self.server.hits_via.get(via, 0) + 1
             self.server.hits[self.path.split("?")[0]] = self.server.hits.get(self.path.split("?")[0], 0) + 1
             self.server.headers_seen[self.path.split("?")[0]] = dict(self.headers.items())
+            if any(name in via.split() for name in self.server.throttle_via):
+                return "429"
             if queue:
                 fault = queue[0]
                 if not fault.endswith("*"):
@@ -149,6 +153,10 @@ class LoopbackServer(ThreadingHTTPServer):
         self.faults: dict[str, list[str]] = {}
         self.hits: dict[str, int] = {}
         self.headers_seen: dict[str, dict[str, str]] = {}  # path -> the last request's headers
+        # a host that has had enough of one route: requests whose Via header (added by a
+        # forward proxy) names one of these are answered 429, every time
+        self.throttle_via: set[str] = set()
+        self.hits_via: dict[str, int] = {}  # Via header ("" when direct) -> requests
         self.lock = threading.Lock()
         self.retry_after = 1
         self.stall_s = 30.0

@@ -57,7 +57,8 @@ class Outcome:
     failure: Failure | None = None
     adopted: bool = False  # a verified file from a killed run, nothing fetched
     cancelled: bool = False  # the stage stopped before this clip began
-    pause_s: float = 0.0  # when throttled: the pause all workers now take
+    pause_s: float = 0.0  # when throttled: the pause its identity now takes
+    identity: str | None = None  # the identity (download.identities) that sent the request
     bytes: int = 0
 
 

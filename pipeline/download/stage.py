@@ -1,8 +1,10 @@
 """The download stage for one shard: pending clips → `raw/<shard>/<clip_id>.<ext>`.
 
-K worker threads each own a `YoutubeDL` (downloads are I/O and ffmpeg subprocesses, so
-threads suffice) and share a token bucket (the global request rate) and a throttle gate
-(a pause for all when the host answers 429 or a bot check). The main thread owns the
+K worker threads each own a `YoutubeDL` per identity (downloads are I/O and ffmpeg
+subprocesses, so threads suffice) and share an identity pool (download/identities.py): each
+clip attempt takes an identity that is neither pausing nor tripped, and a 429 or a bot
+check pauses only the identity it answered, so work moves to the others; with a single
+identity (no `download.identities`) that is the old pause for all. The main thread owns the
 plan: it hands clips out, records outcomes in the ledger, schedules retries with
 exponential backoff and jitter, drives the progress bar, and writes the shard's summary.
 
@@ -24,6 +26,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,9 +54,16 @@ from pipeline.download.failures import (
     Failure,
 )
 from pipeline.download.fetch import ByteCounter, Fetcher, Outcome, finished_files
+from pipeline.download.identities import (
+    IdentityPool,
+    Lease,
+    record_attempt,
+    resolve_identities,
+    with_identity,
+)
 from pipeline.download.jobs import ClipJob, plan_jobs
 from pipeline.download.js_runtime import find_js_runtime
-from pipeline.download.pacing import ThrottleGate, TokenBucket, backoff_delay
+from pipeline.download.pacing import backoff_delay
 from pipeline.download.ytdlp_options import build_options
 
 log = logging.getLogger(__name__)
@@ -74,6 +84,13 @@ class RunStats:
     throttled: int = 0
     left_pending: int = 0  # stopped by the environment or the failure streak: not the clips'
     reasons: dict[str, int] = field(default_factory=dict)
+    # identity -> {done, failed, throttled} in this run (clips fetched, not adopted)
+    identities: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, identity: str | None, key: str) -> None:
+        if identity:
+            row = self.identities.setdefault(identity, {"done": 0, "failed": 0, "throttled": 0})
+            row[key] += 1
 
 
 def staging_dir(wd: Workdir, shard: Shard) -> Path:
@@ -97,8 +114,10 @@ def run_download(workdir: str | Path, config: Config, shard: Shard, *,
     finished until then stays done, and the clips stopped that way stay pending. A second
     run on the same shard is refused at once.
     """
-    config = dataclasses.replace(config, download=checked_download_config(Workdir(workdir), config))
-    with shard_lock(Workdir(workdir).root, STAGE, shard.name):
+    wd = Workdir(workdir)
+    config = dataclasses.replace(config, download=checked_download_config(wd, config))
+    resolve_identities(wd.root, config.download, wd.config)  # checked before the lock too
+    with shard_lock(wd.root, STAGE, shard.name):
         return _run_download(workdir, config, shard, workers=workers, retry_failed=retry_failed,
                              progress=progress)
 
@@ -188,8 +207,8 @@ class _Loop:
         self.n_workers = max(1, n_workers)
         self.progress = progress
         self.rng = random.Random()
-        self.bucket = TokenBucket(dl.requests_per_s, burst=max(1.0, dl.requests_per_s))
-        self.gate = ThrottleGate(dl.throttle_limit, dl.backoff_base_s, dl.backoff_max_s, self.rng)
+        self.pool = IdentityPool(resolve_identities(wd.root, dl, wd.config), dl, self.rng)
+        self.record_identity = bool(dl.identities)  # the ledger names it only when chosen
         self.stop = threading.Event()
         self.bytes = ByteCounter()
         self.jobs_q: queue.Queue[str | None] = queue.Queue()
@@ -205,39 +224,56 @@ class _Loop:
 
     # -- worker threads -------------------------------------------------------
     def _worker(self) -> None:
-        options = build_options(self.dl, self.staging, self.bytes.hook)
-        fetcher = Fetcher(self.wd, self.raw_dir, self.staging, options, self.finished,
-                          local_files=self.dl.local_files, list_packets=self.list_packets)
+        fetchers: dict[str, Fetcher] = {}  # identity name -> its own YoutubeDL, made on first use
         ledger = Ledger(self.ledger_path)  # SQLite connections are per thread
+
+        def fetcher_for(lease: Lease) -> Fetcher:
+            name = lease.identity.name
+            if name not in fetchers:
+                options = build_options(with_identity(self.dl, lease.identity), self.staging,
+                                        self.bytes.hook)
+                fetchers[name] = Fetcher(self.wd, self.raw_dir, self.staging, options,
+                                         self.finished, local_files=self.dl.local_files,
+                                         list_packets=self.list_packets)
+            return fetchers[name]
+
         try:
             while True:
                 clip_id = self.jobs_q.get()
                 if clip_id is None:
                     return
-                self.results.put(self._one(clip_id, fetcher, ledger))
+                self.results.put(self._one(clip_id, fetcher_for, ledger))
         finally:
-            fetcher.close()
+            for fetcher in fetchers.values():
+                fetcher.close()
             ledger.close()
 
-    def _one(self, clip_id: str, fetcher: Fetcher, ledger: Ledger) -> Outcome:
+    def _one(self, clip_id: str, fetcher_for: Callable[[Lease], Fetcher],
+             ledger: Ledger) -> Outcome:
         job = self.jobs[clip_id]
         try:
-            adopted = fetcher.adopt(job)
+            first = self.pool.identities[0]
+            adopted = fetcher_for(Lease(first, 0)).adopt(job)  # no request: any identity
             if adopted is not None:
                 return adopted
             if job.kind == "url":
-                if not self.gate.wait(self.stop) or not self.bucket.acquire(self.stop):
+                lease = self.pool.lease(self.stop)
+                if lease is None:
                     return Outcome(clip_id, cancelled=True)
-            ticket = self.gate.ticket()
+            else:  # a local file or a bad source: no host to throttle us
+                lease = Lease(first, 0)
             ledger.start(clip_id)
-            outcome = fetcher.fetch(job)
-            # tell the gate before taking the next clip, so that no worker slips another
+            outcome = fetcher_for(lease).fetch(job)
+            if job.kind != "url":
+                return outcome
+            outcome.identity = lease.identity.name
+            # tell the pool before taking the next clip, so that no worker slips another
             # request past a pause the host just asked for
             if outcome.failure is None:
-                self.gate.succeeded()
+                self.pool.succeeded(lease)
             elif outcome.failure.kind == THROTTLED:
-                outcome.pause_s = self.gate.throttled(outcome.failure.reason,
-                                                      outcome.failure.retry_after_s, ticket)
+                outcome.pause_s = self.pool.throttled(lease, outcome.failure.reason,
+                                                      outcome.failure.retry_after_s)
             return outcome
         except Exception as exc:  # a bug or a full disk: record it, keep the others going
             log.exception("clip %s: unexpected error", clip_id)
@@ -276,7 +312,7 @@ class _Loop:
                 if retry_in is not None:
                     seq += 1
                     heapq.heappush(delayed, (time.monotonic() + retry_in, seq, outcome.clip_id))
-                if self.gate.tripped.is_set() or self.halt is not None:
+                if self.pool.all_tripped() or self.halt is not None:
                     self.stop.set()
             self._drain(in_flight, bar, threads)
         finally:
@@ -289,7 +325,7 @@ class _Loop:
         if self.halt is not None:
             self.stopped_by = "environment"
             raise StageStopped(self.halt, EXIT_ENVIRONMENT)
-        if self.gate.tripped.is_set():
+        if self.pool.all_tripped():
             self.stopped_by = "throttled"
             raise StageStopped(self._throttle_message())
 
@@ -311,15 +347,23 @@ class _Loop:
         if outcome.cancelled:
             return None
         if outcome.failure is None:
-            self.ledger.done(clip_id, checksum=outcome.checksum, info=outcome.info)
+            info = outcome.info
+            if self.record_identity:
+                info = record_attempt(self.ledger.get(clip_id), outcome.identity, info)
+            self.ledger.done(clip_id, checksum=outcome.checksum, info=info)
             self.streak.succeeded()
             stats.done += 1
+            stats.count(outcome.identity, "done")
             stats.adopted += int(outcome.adopted)
             self._postfix(bar)
             bar.update(1)
             return None
         f = outcome.failure
-        self.ledger.failed(clip_id, f.reason, permanent=f.permanent, detail=f.detail)
+        info = None
+        if self.record_identity:
+            info = record_attempt(self.ledger.get(clip_id), outcome.identity, None,
+                                  throttled=f.kind == THROTTLED)
+        self.ledger.failed(clip_id, f.reason, permanent=f.permanent, detail=f.detail, info=info)
         if self._streak_stops(clip_id, f):
             self.leave_pending.add(clip_id)
             self._postfix(bar)
@@ -327,9 +371,18 @@ class _Loop:
         if f.kind == THROTTLED:
             stats.throttled += 1
             self.throttled_tries[clip_id] = self.throttled_tries.get(clip_id, 0) + 1
-            log.warning("throttled (%s); all workers pause %.1f s", f.reason, outcome.pause_s)
+            stats.count(outcome.identity, "throttled")
+            if len(self.pool.identities) == 1 or not outcome.identity:
+                log.warning("throttled (%s); all workers pause %.1f s", f.reason, outcome.pause_s)
+            elif self.pool.gate(outcome.identity).tripped.is_set():
+                log.warning("identity %s throttled (%s) %d times in a row: no more clips for it"
+                            " in this run; %s", outcome.identity, f.reason,
+                            self.dl.throttle_limit, self._identities_left())
+            else:
+                log.warning("identity %s throttled (%s); it pauses %.1f s, the others go on",
+                            outcome.identity, f.reason, outcome.pause_s)
             self._postfix(bar)
-            return 0.0 if retry and not self.gate.tripped.is_set() else None
+            return 0.0 if retry and not self.pool.all_tripped() else None
         entry = self.ledger.get(clip_id)
         tries = (entry.attempts if entry else 1) - self.throttled_tries.get(clip_id, 0)
         if f.kind == TRANSIENT and retry and tries < self.dl.max_attempts:
@@ -338,6 +391,7 @@ class _Loop:
             log.info("clip %s: %s (attempt %d), retry in %.1f s", clip_id, f.reason, tries, delay)
             return delay
         stats.failed += 1
+        stats.count(outcome.identity, "failed")
         stats.reasons[f.reason] = stats.reasons.get(f.reason, 0) + 1
         log.info("clip %s failed: %s%s", clip_id, f.reason, "" if f.kind != PERMANENT else
                  " (permanent)")
@@ -391,15 +445,29 @@ class _Loop:
                         throttled=self.stats.throttled,
                         MBps=f"{self.bytes.total / elapsed / 1e6:.2f}", refresh=False)
 
+    def _identities_left(self) -> str:
+        tripped = set(self.pool.tripped())
+        left = [i.name for i in self.pool.identities if i.name not in tripped]
+        return f"going on with {', '.join(left)}" if left else "none left"
+
     def _throttle_message(self) -> str:
         counts = self.ledger.counts()
-        return (f"the host throttled us ({self.gate.last_reason}) {self.gate.in_a_row} times in a"
-                f" row (download.throttle_limit = {self.dl.throttle_limit}); stopped cleanly with"
+        gates = [(i.name, self.pool.gate(i.name)) for i in self.pool.identities]
+        if len(gates) == 1:
+            gate = gates[0][1]
+            what = (f"the host throttled us ({gate.last_reason}) {gate.in_a_row} times in a"
+                    f" row")
+        else:
+            what = ("the host throttled every identity ("
+                    + ", ".join(f"{name}: {g.last_reason} {g.in_a_row} times in a row"
+                                for name, g in gates) + ")")
+        return (f"{what} (download.throttle_limit = {self.dl.throttle_limit}); stopped cleanly with"
                 f" {counts['done']} clips done and kept. To go on: give a cookies file of a"
                 f" logged-in browser session (download.cookies_file), slow down"
                 f" (lower download.requests_per_s, raise download.sleep_s, fewer --workers) or"
-                f" use another network (download.proxy), wait a while, then rerun the same"
-                f" `avel download` command; it resumes where it stopped.")
+                f" use another network (download.proxy; several at once: download.identities),"
+                f" wait a while, then rerun the same `avel download` command; it resumes where"
+                f" it stopped.")
 
 
 def _check_alive(threads: list[threading.Thread]) -> None:
@@ -432,6 +500,7 @@ def _summary(shard: Shard, config: Config, ledger: Ledger, stats: RunStats, n_to
             "throttled": stats.throttled,
             "seconds": round(elapsed, 3),
             "clips_per_s": round(stats.done / elapsed, 3) if elapsed > 0 else None,
+            **({"identities": stats.identities} if config.download.identities else {}),
         },
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

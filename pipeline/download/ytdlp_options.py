@@ -127,7 +127,7 @@ def build_options(config: DownloadConfig, staging_dir: Path,
     }
     if config.cookies_file:
         opts["cookiefile"] = config.cookies_file
-    if config.proxy:
+    if config.proxy is not None:  # "" = a direct connection (an identity without proxy)
         opts["proxy"] = config.proxy
     if config.rate_limit_bytes:
         opts["ratelimit"] = config.rate_limit_bytes
