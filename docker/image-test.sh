@@ -42,9 +42,9 @@ echo "doctor exit code: $doctor_rc"
 grep -qE "^ok +js runtime +deno" "$HOSTDIR/doctor.txt" || fail "doctor found no deno for yt-dlp"
 grep -qE "^ok +weights cache +/cache writable" "$HOSTDIR/doctor.txt" || fail "/cache not writable by uid 1000"
 
-echo "== avel demo --clips 8 --classes 2 (as uid 1000) =="
+echo "== avel demo --clips 10 --classes 2 (as uid 1000) =="
 set +e
-in_image demo --workdir /work/demo --clips 8 --classes 2 --epochs 3 2>"$HOSTDIR/demo.log" \
+in_image demo --workdir /work/demo --clips 10 --classes 2 --epochs 3 2>"$HOSTDIR/demo.log" \
   | tee "$HOSTDIR/demo.txt"
 demo_rc=${PIPESTATUS[0]}
 set -e
