@@ -13,7 +13,10 @@ mkdir -p "$HOSTDIR"
 # the image's user must be able to write there, as on a cluster's work volume
 if [[ $(id -u) == 0 ]]; then chown 1000:1000 "$HOSTDIR"; else chmod 0777 "$HOSTDIR"; fi
 
+# buildah: one working container for both commands, made here (not inside in_image, which
+# runs in a pipeline's subshell) so that the trap removes it
 CTR=""
+if [[ $TOOL == buildah ]]; then CTR=$(buildah from --pull-never "$IMAGE"); fi
 cleanup() { if [[ -n "$CTR" ]]; then buildah rm "$CTR" >/dev/null; fi; }
 trap cleanup EXIT
 
@@ -23,7 +26,6 @@ in_image() {
     docker|podman)
       "$TOOL" run --rm --user 1000:1000 -v "$HOSTDIR:/work" "$IMAGE" "$@" ;;
     buildah)
-      if [[ -z "$CTR" ]]; then CTR=$(buildah from --pull-never "$IMAGE"); fi
       buildah run --isolation chroot --user 1000:1000 -v "$HOSTDIR:/work" "$CTR" avel "$@" ;;
     *) echo "image-test.sh: unknown tool $TOOL" >&2; return 2 ;;
   esac
