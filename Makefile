@@ -11,7 +11,25 @@ EXTRAS ?= dev,tf,ray,demo,tensorboard
 CONSTRAINTS ?= constraints.txt
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test lint bench ffmpeg install clean
+.PHONY: demo test lint bench ffmpeg install clean image image-test image-archive debian-base
+
+# ---- the container image (docker/Dockerfile); not part of `make test` ------------------------
+# IMAGE_TOOL: docker when its daemon answers, else buildah, else podman (both build without a
+# daemon; chroot isolation works inside an unprivileged container too). BASE: the image
+# `make debian-base` imported (debootstrap, for machines that cannot pull) when present,
+# else Debian bookworm-slim from the registry. --layers: a code-only change rebuilds in seconds.
+IMAGE ?= localhost/avel:latest
+LOCAL_BASE := localhost/debian-base:bookworm
+IMAGE_TOOL ?= $(shell if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then echo docker; \
+  elif command -v buildah >/dev/null 2>&1; then echo buildah; elif command -v podman >/dev/null 2>&1; then echo podman; fi)
+BASE ?= $(shell if $(IMAGE_TOOL) image inspect $(LOCAL_BASE) >/dev/null 2>&1 \
+  || buildah inspect --type image $(LOCAL_BASE) >/dev/null 2>&1; then echo $(LOCAL_BASE); \
+  else echo docker.io/library/debian:bookworm-slim; fi)
+IMAGE_ARCHIVE ?= avel.tar
+# CA_BUNDLE: a PEM file pip should trust (a network that intercepts TLS); a build secret, not a layer
+CA_BUNDLE ?=
+IMAGE_BUILD_ARGS = -f docker/Dockerfile --build-arg BASE=$(BASE) -t $(IMAGE) $(if $(CA_BUNDLE),--secret id=ca_bundle$(,)src=$(CA_BUNDLE))
+, := ,
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,3 +69,30 @@ bench: ffmpeg $(STAMP)
 
 clean:
 	rm -rf demo-run .pytest_cache
+
+debian-base:
+	docker/make-debian-base.sh $(LOCAL_BASE) bookworm
+
+image:
+	@test -n "$(IMAGE_TOOL)" || { echo "make image: needs docker (with a daemon), buildah or podman"; exit 2; }
+	@echo "building $(IMAGE) from $(BASE) with $(IMAGE_TOOL)"
+ifeq ($(IMAGE_TOOL),docker)
+	docker build $(IMAGE_BUILD_ARGS) .
+else ifeq ($(IMAGE_TOOL),buildah)
+	buildah bud --isolation chroot --layers $(IMAGE_BUILD_ARGS) .
+else
+	podman build --isolation chroot --layers $(IMAGE_BUILD_ARGS) .
+endif
+
+# `avel doctor` and `avel demo` inside the image as uid 1000, writing to a host directory
+image-test: image
+	docker/image-test.sh $(IMAGE_TOOL) $(IMAGE)
+
+# one file to copy to a cluster: `apptainer build avel.sif docker-archive://avel.tar`
+image-archive: image
+	rm -f $(IMAGE_ARCHIVE)
+ifeq ($(IMAGE_TOOL),docker)
+	docker save -o $(IMAGE_ARCHIVE) $(IMAGE)
+else
+	$(IMAGE_TOOL) push $(IMAGE) docker-archive:$(IMAGE_ARCHIVE):$(IMAGE)
+endif

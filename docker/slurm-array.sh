@@ -3,8 +3,10 @@
 #   sbatch --array=0-7 docker/slurm-array.sh /path/to/workdir
 # Slurm sets SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT, which `avel` reads as the
 # shard index and count. With AVEL_IMAGE set, the job runs inside that container image
-# through Apptainer (e.g. AVEL_IMAGE=docker://registry/avel:latest); otherwise it uses the
-# `avel` on PATH (a venv made with `make install`).
+# through Apptainer, as the image runs everywhere: work directory at /work, weights cache at
+# /cache (e.g. AVEL_IMAGE=avel.sif, made with `make image-archive` and
+# `apptainer build avel.sif docker-archive://avel.tar`, or docker://registry/avel:latest);
+# otherwise it uses the `avel` on PATH (a venv made with `make install`).
 #SBATCH --job-name=avel
 #SBATCH --array=0-7
 #SBATCH --gres=gpu:1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,46 @@ def test_slurm_array_tasks_cover_every_shard_once():
               for i in range(count)]
     assert sorted(s.index for s in shards) == list(range(count))
     assert {s.count for s in shards} == {count}
+
+
+def _final_stage(text: str) -> str:
+    lines = text.splitlines()
+    return "\n".join(lines[[i for i, line in enumerate(lines) if line.startswith("FROM ")][-1]:])
+
+
+def test_image_user_volumes_and_extras_agree_with_the_job_files_and_image_test():
+    """One uid (1000) and one layout (/work, /cache) across the Dockerfile, the Kubernetes job,
+    the Slurm script and `make image-test`; the extras the image installs exist and include
+    what `avel demo` (demo) and the weight conversion (tf) import."""
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    final = _final_stage(dockerfile)
+    assert "useradd --create-home --uid 1000" in final and "USER 1000:1000" in final
+    assert "AVEL_HOME=/cache" in final and "chown -R avel:avel /work /cache" in final
+    assert "COPY --from=build --chown=1000:1000 /opt/avel /opt/avel" in final
+    assert "ARG BASE=" in dockerfile and "FROM ${BASE} AS build" in dockerfile
+    extras = dockerfile.split('pip install -c constraints.txt ".[')[1].split("]")[0].split(",")
+    project = tomllib.loads((DOCKER.parent / "pyproject.toml").read_text())["project"]
+    declared = project["optional-dependencies"]
+    assert {"demo", "tf"} <= set(extras) <= set(declared)
+
+    pod = yaml.safe_load((DOCKER / "k8s-indexed-job.yaml").read_text())["spec"]["template"]["spec"]
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (1000, 1000)
+    assert {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]} >= {"/work", "/cache"}
+
+    slurm = (DOCKER / "slurm-array.sh").read_text()
+    assert '--bind "$WORKDIR:/work" --bind "$CACHE:/cache"' in slurm and "--workdir /work" in slurm
+
+    image_test = (DOCKER / "image-test.sh").read_text()
+    assert image_test.count("--user 1000:1000") == 2 and '-v "$HOSTDIR:/work"' in image_test
+    result = subprocess.run([tool("shellcheck"), str(DOCKER / "image-test.sh"),
+                             str(DOCKER / "make-debian-base.sh")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_make_test_does_not_build_the_image():
+    makefile = (DOCKER.parent / "Makefile").read_text()
+    rules = {line.split(":")[0]: line for line in makefile.splitlines()
+             if re.match(r"^[a-z-]+:", line) and ":=" not in line}
+    assert "image" not in rules["test"]
+    assert rules["image-test"].split(":")[1].split() == ["image"]
+    assert "docker/image-test.sh" in makefile and "--isolation chroot --layers" in makefile

@@ -13,14 +13,19 @@ import os
 from pathlib import Path
 from typing import Any
 
+from extractors.base import Extractor
 from pipeline.core import atomic
 from pipeline.core.config import Config, load_config
+from pipeline.core.errors import InputError
 from pipeline.core.ledger import Ledger
 from pipeline.core.outcome import EXIT_DONE, EXIT_FAILED, EXIT_PENDING, exit_code_for  # noqa: F401 (EXIT_*: importable here too)
 from pipeline.core.sharding import Shard, resolve_shard
 from pipeline.core.workdir import Workdir, ledger_stage
 from pipeline.datasets.manifest import build_manifest
 from pipeline.datasets.manifest_scan import shard_sizes
+from pipeline.doctor import report as doctor_report
+from pipeline.doctor.checks import run_checks
+from pipeline.doctor.scope import Scope
 from pipeline.export.formats import export_for_run
 from pipeline.extract.stage import build_extractor, settings_for
 from pipeline.run import executor_local, executor_ray
@@ -43,12 +48,26 @@ def shards_to_run(config: Config, shard_index: int | None, num_shards: int | Non
     return [Shard(i, count) for i in range(count)]
 
 
-def check_extractors(config: Config) -> None:
+def check_extractors(config: Config) -> dict[str, Extractor]:
     """Build every configured extractor once (random weights: seconds) before any stage
     starts, so an unknown name or recipe option stops the run at once, not after the stages
     before it ran for an hour."""
-    for name in config.extract.extractors:
-        build_extractor(name, settings_for(config, name), weights="random")
+    return {name: build_extractor(name, settings_for(config, name), weights="random")
+            for name in config.extract.extractors}
+
+
+def check_environment(wd: Workdir, config: Config, stages: list[str],
+                      built: dict[str, Extractor]) -> None:
+    """`avel doctor`'s checks for these stages (weights looked for, not hashed); a blocker
+    stops the run before it starts, with the doctor's message and exit code."""
+    checks = run_checks(Scope(wd.root, config, stages, verify_weights=False), built)
+    for check in checks:
+        if check.status == "warn":
+            log.warning("doctor: %s: %s", check.name, check.detail)
+    if doctor_report.blockers(checks):
+        error = InputError(doctor_report.blocker_message(checks))
+        error.exit_code = doctor_report.exit_code(checks)  # 5 for an unwritable workdir, else 2
+        raise error
 
 
 def run(workdir: str | Path, stages: list[str], *, executor: str | None = None,
@@ -56,8 +75,8 @@ def run(workdir: str | Path, stages: list[str], *, executor: str | None = None,
     """Run `stages` (pipeline order) and return {stages: {...}, counts, exit_code}."""
     wd = Workdir(workdir)
     config = load_config(wd.root)
-    if "extract" in stages:
-        check_extractors(config)
+    built = check_extractors(config) if "extract" in stages else {}
+    check_environment(wd, config, stages, built)
     if "train" in stages:  # an unknown task, model or override stops the run before download
         resolve_preset(config)
     if not wd.manifest.is_file():
