@@ -8,7 +8,7 @@ from typing import Any
 
 import h5py
 
-from pipeline.core.errors import InputError, first_line
+from pipeline.core.errors import InputError, first_line, printable_path
 from pipeline.core.ledger import Ledger
 from pipeline.core.workdir import Workdir
 
@@ -17,6 +17,8 @@ STAGE_ORDER = ["download", "cut", "extract", "export", "train"]
 
 def collect(workdir: str | Path) -> dict[str, Any]:
     """{stages: {stage: {done, pending, failed, reasons, shards: {name: counts}}}, features: {...}}"""
+    if not Path(workdir).is_dir():  # a typo in -w must not read as an empty work directory
+        raise InputError("no such directory", file=printable_path(workdir))
     wd = Workdir(workdir)
     stages: dict[str, Any] = {}
     problems: list[str] = []
