@@ -333,9 +333,9 @@ class Trainer:
         if changed:
             raise SettingsChanged(
                 f"{last}: this run was trained with other settings (trained -> asked: "
-                f"{'; '.join(changed)}); resuming would go on with the trained ones. Rerun with --no-resume to start it "
-                "over with the new settings (its checkpoints are replaced; copy the run folder "
-                "first to keep them), or drop the changes to go on")
+                f"{'; '.join(changed)}); resuming would go on with the trained ones. Rerun with "
+                "--no-resume to start it over with the new settings (its checkpoints are "
+                "replaced; copy the run folder first to keep them), or drop the changes to go on")
         try:
             done = int(state["epoch"]) + 1
             model.load_state_dict(state["model"])
