@@ -346,7 +346,8 @@ class Trainer:
             np.random.set_state(_numpy_rng_from(state["rng"]["numpy"]))
             torch.set_rng_state(state["rng"]["torch"])
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            # load_state_dict's first line is only a heading; the key lists follow it
+            reason = " ".join(ln.strip() for ln in str(exc).strip().splitlines()[:2])[:240]
             raise CheckpointError(f"{last}: does not match this run's model or is incomplete "
                                   f"({type(exc).__name__}: {reason}); rerun with --no-resume "
                                   "to start over") from None
