@@ -463,6 +463,124 @@ def c_set_no_equals(w: Path) -> list[str]:
     return ["train", "-w", str(w), *_set(w, "lr")]
 
 
+def c_set_lr_nan(w: Path) -> list[str]:
+    _train_ready(w)
+    return ["train", "-w", str(w), *_set(w, "lr=nan")]
+
+
+def c_set_lr_overflow(w: Path) -> list[str]:
+    _train_ready(w)
+    return ["train", "-w", str(w), *_set(w, "lr=1e309")]
+
+
+def c_train_epochs_zero(w: Path) -> list[str]:
+    _train_ready(w)
+    return ["train", "-w", str(w), "--epochs", "0"]
+
+
+def c_overrides_epochs_zero(w: Path) -> list[str]:
+    _train_ready(w)
+    _config(w, train__overrides={"epochs": 0})
+    return ["train", "-w", str(w)]
+
+
+def c_train_diverges(w: Path) -> list[str]:
+    """A step size that sends the loss to NaN within a few epochs: training stops there."""
+    _train_ready(w)
+    return ["train", "-w", str(w), "--epochs", "4", *_set(w, "lr=1e12", "batch_size=4")]
+
+
+def _run_checkpoint(w: Path, state: dict) -> None:
+    path = w / "train" / "ave-fully__cpsp" / "checkpoints" / "last.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+
+
+def c_planted_last_pt_train(w: Path) -> list[str]:
+    _train_ready(w)
+    _evil_torch(w / "train" / "ave-fully__cpsp" / "checkpoints" / "last.pt", w / PWNED)
+    return ["train", "-w", str(w), "--epochs", "1"]
+
+
+def c_foreign_last_pt_train(w: Path) -> list[str]:
+    """A last.pt with this run's settings but another network's weights."""
+    _train_ready(w)
+    sys.path.insert(0, str(REPO_ROOT))
+    from models.training.presets import get_preset
+    _run_checkpoint(w, {"model": {"fc.weight": torch.zeros(3, 3)}, "epoch": 0,
+                        "preset": get_preset("ave-fully", "cpsp").to_dict()})
+    return ["train", "-w", str(w), "--epochs", "2"]
+
+
+def c_resume_other_settings(w: Path) -> list[str]:
+    """README's own example run on a run trained with the preset's settings."""
+    _train_ready(w)
+    sys.path.insert(0, str(REPO_ROOT))
+    from models.training.presets import get_preset
+    _run_checkpoint(w, {"model": {}, "epoch": 0,
+                        "preset": get_preset("ave-fully", "cpsp").to_dict()})
+    return ["train", "-w", str(w), "--epochs", "5", *_set(w, "precision=float64", "lr=5e-4")]
+
+
+def c_trusted_pickle_missing_module(w: Path) -> list[str]:
+    """A whole-module pickle (as --trust-pickles admits) naming a models.* module that does
+    not exist."""
+    _train_ready(w)
+    sys.path.insert(0, str(REPO_ROOT))
+    import types
+
+    from models.baselines.av_att import AVAtt
+
+    class Net(AVAtt):
+        pass
+
+    Net.__module__, Net.__qualname__ = "models.nosuch_module", "Net"
+    sys.modules["models.nosuch_module"] = types.ModuleType("models.nosuch_module")
+    sys.modules["models.nosuch_module"].Net = Net  # type: ignore[attr-defined]
+    try:
+        torch.save(Net(), w / "AV_att.pt")
+    finally:
+        del sys.modules["models.nosuch_module"]
+    return ["eval", "-w", str(w), "--checkpoint", str(w / "AV_att.pt"), "--official-arch",
+            "av_att", "--trust-pickles"]
+
+
+def c_config_negative_zero_timeout(w: Path) -> list[str]:
+    _ready(w)
+    _config(w, cut__timeout_s=-0.0)
+    return ["cut", "-w", str(w)]
+
+
+def c_config_nan_float(w: Path) -> list[str]:
+    _ready(w)
+    _config(w, cut__max_pad_s=float("nan"))
+    return ["cut", "-w", str(w)]
+
+
+def c_config_huge_value(w: Path) -> list[str]:
+    """A 1 MB value where a number belongs: the message quotes 80 characters of it."""
+    _ready(w)
+    _config(w, cut__workers="x" * 1_000_000)
+    return ["cut", "-w", str(w)]
+
+
+def c_status_missing_dir(w: Path) -> list[str]:
+    return ["status", "-w", str(w / "no-such-dir")]
+
+
+def c_workdir_not_utf8(w: Path) -> list[str]:
+    """A work directory whose name holds a byte that is not UTF-8 (Linux allows any bytes)."""
+    odd = Path(os.fsdecode(os.fsencode(w) + b"-\xff"))
+    _config(odd)
+    return ["manifest", "-w", str(odd)]
+
+
+def c_run_export_incomplete(w: Path) -> list[str]:
+    """`avel run --stages export` where the ave format needs background videos it lacks."""
+    _train_ready(w)
+    return ["run", "-w", str(w), "--stages", "export"]
+
+
 def c_train_unknown_model(w: Path) -> list[str]:
     _train_ready(w)
     return ["train", "-w", str(w), "--model", "nosuch"]
@@ -665,9 +783,10 @@ def c_import_llp_nan_npy(w: Path) -> list[str]:
     return ["import", "-w", str(w), "--format", "llp", "--from", str(w / "llp")]
 
 
-def _hold_lock(w: Path, stage: str) -> None:
-    """Another process holds the (stage, shard) lock, as a running stage would."""
-    lock = w / "state" / stage / "00000-of-00001.lock"
+def _hold_lock(w: Path, stage: str, name: str = "00000-of-00001") -> None:
+    """Another process holds the (stage, shard) lock, as a running stage would (a training
+    run's lock is named after the run)."""
+    lock = w / "state" / stage / f"{name}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen([sys.executable, "-c",
                                "import fcntl,os,sys,time;fd=os.open(sys.argv[1],os.O_RDWR|os.O_CREAT);"
@@ -694,6 +813,12 @@ def c_second_extract_writer(w: Path) -> list[str]:
     _ready(w)
     _hold_lock(w, "extract-vggish")
     return ["extract", "-w", str(w), "-e", "vggish", "--no-progress"]
+
+
+def c_second_train_writer(w: Path) -> list[str]:
+    _train_ready(w)
+    _hold_lock(w, "train", "ave-fully__cpsp")
+    return ["train", "-w", str(w), "--epochs", "1"]
 
 
 _HOLDERS: list[subprocess.Popen] = []
@@ -820,6 +945,24 @@ CASES = [
     Case("train --set lr=abc", c_set_lr_abc, fast=True),
     Case("train --set nosuch=1", c_set_unknown_key),
     Case("train --set lr (no '=')", c_set_no_equals),
+    Case("train --set lr=nan", c_set_lr_nan, fast=True),
+    Case("train --set lr=1e309 (overflows to inf)", c_set_lr_overflow),
+    Case("train --epochs 0", c_train_epochs_zero),
+    Case("train.overrides.epochs: 0", c_overrides_epochs_zero),
+    Case("train --set lr=1e12 (loss goes NaN)", c_train_diverges, fast=True),
+    Case("planted hostile last.pt (train)", c_planted_last_pt_train, fast=True),
+    Case("last.pt of another network (train)", c_foreign_last_pt_train, fast=True),
+    Case("rerun of a run with --set lr=5e-4 precision=float64", c_resume_other_settings,
+         fast=True),
+    Case("second `avel train` on a locked run", c_second_train_writer, fast=True),
+    Case("eval --trust-pickles: pickle names models.nosuch_module", c_trusted_pickle_missing_module,
+         fast=True),
+    Case("cut.timeout_s: -0.0", c_config_negative_zero_timeout, fast=True),
+    Case("cut.max_pad_s: .nan", c_config_nan_float),
+    Case("cut.workers: a 1 MB string", c_config_huge_value, fast=True),
+    Case("status -w on a missing directory", c_status_missing_dir, fast=True),
+    Case("manifest in a work directory named with byte 0xff", c_workdir_not_utf8, fast=True),
+    Case("run --stages export, background videos missing", c_run_export_incomplete),
     Case("train --model nosuch", c_train_unknown_model),
     Case("train --task nosuch", c_train_unknown_task),
     Case("eval --checkpoint missing file", c_eval_checkpoint_missing),

@@ -109,8 +109,48 @@ def to_device(batch: Any, device: torch.device, dtype: torch.dtype) -> Any:
     return batch
 
 
-class CheckpointError(ValueError):
+class RunError(ValueError):
+    """A run that cannot go on for a reason its user can fix (the pipeline reports it as bad
+    input, exit 2); the message opens with the file or folder at fault."""
+
+
+class CheckpointError(RunError):
     """A checkpoint that cannot be trusted or read; the message names the file."""
+
+
+class SettingsChanged(RunError):
+    """Resuming would continue a run with settings other than those it was trained with, and
+    record the new ones as if it had been trained with them."""
+
+
+class Diverged(RunError):
+    """The loss or the weights became NaN or infinite: the epoch is dropped, the checkpoints of
+    the last finished epoch stay."""
+
+
+#: preset fields a resumed run may change: more epochs trains the extra ones
+RESUMABLE_CHANGES = ("epochs",)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} chars)"
+
+
+def changed_settings(recorded: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """`key old -> new` for every preset field (and option) that differs, except the ones a
+    resume may change."""
+    out = []
+    for key in sorted(set(recorded) | set(wanted)):
+        if key in RESUMABLE_CHANGES:
+            continue
+        old, new = recorded.get(key), wanted.get(key)
+        if key == "options" and isinstance(old, dict) and isinstance(new, dict):
+            out += [f"options.{k} {_short(old.get(k))} -> {_short(new.get(k))}"
+                    for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        elif old != new:
+            out.append(f"{key} {_short(old)} -> {_short(new)}")
+    return out
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
@@ -232,18 +272,11 @@ class Trainer:
         start = 0
         last = self.ckpt_dir / "last.pt"
         if resume and last.is_file():
-            state = load_checkpoint(last, self.device)
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            history, best, start = state["history"], state["best"], state["epoch"] + 1
-            random.setstate(state["rng"]["python"])
-            np.random.set_state(_numpy_rng_from(state["rng"]["numpy"]))
-            torch.set_rng_state(state["rng"]["torch"])
+            history, best, start = self._resume(last, model, opt, sched)
             log.info("resumed from %s at epoch %d", last, start)
         select = {"val": val, "test": test}[p.select_on]
         if select is None:
-            raise ValueError(f"model selection on {p.select_on!r} needs that split")
+            raise RunError(f"{self.out_dir}: model selection on {p.select_on!r} needs that split")
         writer = self._writer()
         for epoch in range(start, p.epochs):
             t0 = time.perf_counter()
@@ -287,15 +320,56 @@ class Trainer:
         self.plot_curves(history)
         return result
 
+    def _resume(self, last: Path, model: nn.Module, opt: torch.optim.Optimizer,
+                sched: torch.optim.lr_scheduler.LRScheduler) -> tuple[list, dict, int]:
+        """(history, best, first epoch to train) from `last`, whose recorded settings must be
+        this preset's (only `epochs` may grow): resuming with others would train on with the
+        old ones (the optimiser's state carries its lr) while recording the new ones."""
+        state = load_checkpoint(last, self.device)
+        recorded = state.get("preset")
+        if not isinstance(recorded, dict):
+            raise CheckpointError(f"{last}: not a resumable checkpoint (no recorded 'preset')")
+        changed = changed_settings(recorded, self.preset.to_dict())
+        if changed:
+            raise SettingsChanged(
+                f"{last}: this run was trained with other settings (trained -> asked: "
+                f"{'; '.join(changed)}); resuming would go on with the trained ones. Rerun with "
+                "--no-resume to start it over with the new settings (its checkpoints are "
+                "replaced; copy the run folder first to keep them), or drop the changes to go on")
+        try:
+            done = int(state["epoch"]) + 1
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            history, best = list(state["history"]), dict(state["best"])
+            random.setstate(state["rng"]["python"])
+            np.random.set_state(_numpy_rng_from(state["rng"]["numpy"]))
+            torch.set_rng_state(state["rng"]["torch"])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            # load_state_dict's first line is only a heading; the key lists follow it
+            reason = " ".join(ln.strip() for ln in str(exc).strip().splitlines()[:2])[:240]
+            raise CheckpointError(f"{last}: does not match this run's model or is incomplete "
+                                  f"({type(exc).__name__}: {reason}); rerun with --no-resume "
+                                  "to start over") from None
+        if done > self.preset.epochs:
+            raise SettingsChanged(
+                f"{last}: this run has trained {done} epochs, more than epochs="
+                f"{self.preset.epochs}; nothing would be trained. Ask for {done} or more epochs "
+                "to go on, or rerun with --no-resume to start over")
+        return history, best, done
+
     def train_epoch(self, model: nn.Module, opt: torch.optim.Optimizer, dataset: Dataset,
                     epoch: int) -> dict[str, float]:
         model.train()
         totals: dict[str, float] = {}
         n = 0
         batches = self.loader(dataset, train=True, epoch=epoch)
-        for batch in _bar(batches, self.progress, f"epoch {epoch}"):
+        for step, batch in enumerate(_bar(batches, self.progress, f"epoch {epoch}")):
             batch = to_device(batch, self.device, self.dtype)
             loss, parts = self.family.loss(model, batch, epoch)
+            if not bool(torch.isfinite(loss.detach())):
+                raise self._diverged(f"the loss is {float(loss.detach())} at epoch {epoch}, "
+                                     f"batch {step}", opt)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if self.preset.clip_grad is not None:
@@ -307,11 +381,23 @@ class Trainer:
                 totals[k] = totals.get(k, 0.0) + float(v) * bs
         if n == 0:
             # drop_last with fewer clips than one batch: an epoch would silently train nothing
-            raise ValueError(f"the training set ({len(dataset)} clips) is smaller than one batch "
-                             f"(batch_size {self.preset.batch_size}, drop_last "
-                             f"{self.preset.drop_last}): no optimisation step would run; lower "
-                             "batch_size (e.g. --set batch_size=8)")
+            raise RunError(f"{self.out_dir}: the training set ({len(dataset)} clips) is smaller "
+                           f"than one batch (batch_size {self.preset.batch_size}, drop_last "
+                           f"{self.preset.drop_last}): no optimisation step would run; lower "
+                           "batch_size (e.g. --set batch_size=8)")
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            raise self._diverged(f"the weights hold NaN or inf after epoch {epoch}", opt)
         return {f"train_{k}": v / n for k, v in totals.items()}
+
+    def _diverged(self, what: str, opt: torch.optim.Optimizer) -> Diverged:
+        """The error that stops a diverged run; the epoch's weights are not saved, so
+        checkpoints/ keeps the last finished epoch."""
+        kept = ("checkpoints/ keeps the last finished epoch (`avel eval` scores its best.pt)"
+                if (self.ckpt_dir / "last.pt").is_file() else "no epoch finished, nothing saved")
+        return Diverged(f"{self.out_dir}: training diverged: {what} (lr "
+                        f"{opt.param_groups[0]['lr']:g}, precision {self.preset.precision}); "
+                        f"{kept}. Lower lr (--set lr=...) or check the features, then rerun "
+                        "with --no-resume")
 
     # ---- evaluate ----------------------------------------------------------------------
     @torch.no_grad()

@@ -87,7 +87,10 @@ class _ModulePickleRules:
         if module in PICKLE_MODULES:
             return self.shells.setdefault(qualname, type(name, (_Shell,), {}))
         if module.startswith(LAYER_MODULES):  # imported: torch's or this package's own code
-            layer = getattr(importlib.import_module(module), name, None)
+            try:
+                layer = getattr(importlib.import_module(module), name, None)
+            except ImportError:  # a module this version does not have: refused by name below
+                return None
             if isinstance(layer, type) and issubclass(layer, nn.Module):
                 return layer
         return None
@@ -134,7 +137,9 @@ def _no_backend() -> None:
 def _unsupported(exc: BaseException) -> str:
     """The line of an unpickler's refusal that names the global."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return next((line for line in lines if "Unsupported global" in line), lines[0] if lines else "")
+    line = next((line for line in lines if "Unsupported global" in line), lines[0] if lines else "")
+    # torch goes on with advice to allow the name, which is not ours to give
+    return line[line.find("Unsupported global"):].split(" was not an allowed")[0]
 
 
 def read_state_dict(path: str | Path, trust_pickles: bool = False) -> dict[str, torch.Tensor]:

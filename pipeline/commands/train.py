@@ -19,7 +19,12 @@ def parse_overrides(items: tuple[str, ...]) -> dict:
         if "=" not in item:
             raise click.BadParameter(f"expected key=value, got {item!r}", param_hint="--set")
         key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise click.BadParameter(f"{key.strip()}: not a YAML value "
+                                     f"({getattr(exc, 'problem', None) or 'unparsable'})",
+                                     param_hint="--set") from None
     return out
 
 
@@ -31,7 +36,8 @@ def parse_overrides(items: tuple[str, ...]) -> dict:
               help="psp | cpsp | sspsp | psp-cvpr21 (AVE, VGGSound-AVEL); han | psp | cpsp (avvp); "
                    "av_att | av_att_weak | dmrn | avel | avsdn | cmran | cmbs | cmm (AVE baselines) "
                    "(default: train.model)")
-@click.option("--epochs", type=int, default=None, help="Override the preset's epoch count.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Override the preset's epoch count (a run may resume with more).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any preset value (repeatable), e.g. --set precision=float64.")

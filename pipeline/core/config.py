@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from pipeline.core.config_schema import build, to_dict
-from pipeline.core.errors import InputError
+from pipeline.core.errors import InputError, require_utf8_path
 from pipeline.core.reasons import ALLOWABLE
 from pipeline.cut.recipes import audio_recipe, frames_recipe
 
@@ -54,6 +54,8 @@ class DatasetConfig:
             raise ValueError("source 'local' needs videos_dir")
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be >= 1")
+        if self.clip_seconds <= 0:
+            raise ValueError("clip_seconds must be > 0")
 
 
 @dataclass
@@ -207,6 +209,10 @@ class CutConfig:
             raise ValueError("workers and batch_clips must be >= 1")
         if self.max_pad_s < 0 or self.span_slack_s < 0:
             raise ValueError("max_pad_s and span_slack_s must be >= 0")
+        if self.timeout_s <= 0:
+            raise ValueError("timeout_s must be > 0 (seconds per ffmpeg/ffprobe call)")
+        if self.max_pixels < 1:
+            raise ValueError("max_pixels must be >= 1")
 
 
 @dataclass
@@ -252,6 +258,10 @@ class ExtractConfig:
             raise ValueError("num_workers and decode_threads must be >= 0")
         if self.prefetch < 1 or self.flush_clips < 1 or self.max_attempts < 1:
             raise ValueError("prefetch, flush_clips and max_attempts must be >= 1")
+        if self.ray_gpus_per_actor < 0:
+            raise ValueError("ray_gpus_per_actor must be >= 0")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ValueError("cpu_threads must be >= 1 or null")
 
 
 @dataclass
@@ -303,6 +313,7 @@ def parse_config(data: Any, file: str | Path) -> Config:
 
 def load_config(workdir: str | Path) -> Config:
     path = Path(workdir) / CONFIG_NAME
+    require_utf8_path(workdir)
     if not path.is_file():
         raise InputError(f"no config here; run `avel init --dataset NAME --workdir {workdir}` first",
                          file=path)

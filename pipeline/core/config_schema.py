@@ -7,6 +7,7 @@ to a section is the whole change needed to make it configurable and validated.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -28,10 +29,17 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def quoted(value: Any, limit: int = 80) -> str:
+    """`value` as an error message quotes it: its repr, cut at `limit` characters with its full
+    length after, so a 1 MB value in avel.yaml makes a one-line message, not a 1 MB one."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} chars)"
+
+
 def _convert(value: Any, tp: Any, key: str, file: str) -> Any:
-    def fail() -> typing.NoReturn:
-        raise InputError(f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}",
-                         file=file, field=key)
+    def fail(expected: str | None = None) -> typing.NoReturn:
+        raise InputError(f"expected {expected or _type_name(tp)}, got {type(value).__name__} "
+                         f"{quoted(value)}", file=file, field=key)
 
     if tp is Any:
         return value
@@ -80,7 +88,14 @@ def _convert(value: Any, tp: Any, key: str, file: str) -> Any:
         fail()
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond any float
+                fail("a finite number")
+            if not math.isfinite(number):  # YAML .nan, .inf, 1e999: no setting means them
+                fail("a finite number")
+            # -0.0 is 0.0: a `< 0` check passes -0.0 and a `<= 0` one refuses it, as for 0
+            return number + 0.0
         fail()
     if tp is str:
         if isinstance(value, str):
@@ -101,7 +116,8 @@ def build(cls: type, data: dict[str, Any], *, file: str | Path = "<config>", pre
         key = f"{prefix}.{name}" if prefix else str(name)
         if name not in fields:
             known = ", ".join(sorted(fields))
-            raise InputError(f"unknown key (known keys: {known})", file=file, field=key)
+            raise InputError(f"unknown key (known keys: {known})", file=file,
+                             field=key if len(key) <= 80 else f"{key[:80]}… ({len(key)} chars)")
         kwargs[name] = _convert(value, hints[name], key, file)
     missing = [n for n, f in fields.items() if n not in kwargs
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
@@ -114,7 +130,10 @@ def build(cls: type, data: dict[str, Any], *, file: str | Path = "<config>", pre
         try:
             validate()
         except ValueError as exc:
-            raise InputError(str(exc), file=file, field=prefix or None) from None
+            # a message opening with one of the section's keys names that key as the field
+            first = str(exc).split(" ", 1)[0].rstrip(":,")
+            field = f"{prefix}.{first}" if prefix and first in fields else prefix or None
+            raise InputError(str(exc), file=file, field=field) from None
     return obj
 
 

@@ -60,6 +60,22 @@ def cannot_write(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in _CANNOT_WRITE
 
 
+def printable_path(path: str | Path) -> str:
+    """`path` as a message can print it: bytes that are not UTF-8 (held by Python as lone
+    surrogates, which no UTF-8 stream can write) shown as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def require_utf8_path(path: str | Path, what: str = "work directory") -> None:
+    """Refuse (exit 2) a path whose name is not UTF-8: pyarrow, HDF5 and SQLite take paths as
+    UTF-8 text and fail on it deep inside a stage."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"the {what}'s path is not valid UTF-8 (the parquet, HDF5 and SQLite "
+                         "libraries cannot open it); rename it", file=printable_path(path)) from None
+
+
 def first_line(exc: BaseException, limit: int = 400) -> str:
     """The first line of an exception's message, at most `limit` characters, or its type's
     name when the message is empty: what an error message quotes of a library's error."""
@@ -90,6 +106,9 @@ def explain(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, OSError) and ("HDF5" in str(exc) or "Unable to" in str(exc)
                                      or "truncated" in str(exc)):
         return EXIT_BAD_INPUT, f"error: unreadable HDF5 file ({first_line(exc)})"
+    if isinstance(exc, UnicodeEncodeError) and "surrogates not allowed" in str(exc):
+        return EXIT_BAD_INPUT, ("error: a path holds bytes that are not UTF-8, which the file "
+                                f"libraries cannot open ({first_line(exc)}); rename it")
     name = type(exc).__name__
     if name in ("ArrowInvalid", "ArrowIOError", "ArrowException"):
         return EXIT_BAD_INPUT, f"error: unreadable parquet file ({first_line(exc)})"

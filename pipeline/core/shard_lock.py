@@ -24,9 +24,11 @@ def lock_path(workdir: str | Path, stage: str, shard_name: str) -> Path:
 
 
 @contextmanager
-def shard_lock(workdir: str | Path, stage: str, shard_name: str) -> Iterator[Path]:
+def shard_lock(workdir: str | Path, stage: str, shard_name: str,
+               unit: str = "shard") -> Iterator[Path]:
     """Hold the lock of (stage, shard) for the block; `InputError` (exit 2) when another
-    process holds it, naming that process."""
+    process holds it, naming that process. `unit` names what `shard_name` is in that
+    message (`avel train` locks a run, `train/<task>__<model>`, the same way)."""
     path = lock_path(workdir, stage, shard_name)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -35,7 +37,7 @@ def shard_lock(workdir: str | Path, stage: str, shard_name: str) -> Iterator[Pat
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise InputError(f"another `avel {stage}` (pid {holder}) is working on shard "
+            raise InputError(f"another `avel {stage}` (pid {holder}) is working on {unit} "
                              f"{shard_name}; wait for it to finish or stop it, then rerun",
                              file=path) from None
         os.ftruncate(fd, 0)

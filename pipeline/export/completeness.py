@@ -13,6 +13,15 @@ from pathlib import Path
 from pipeline.core.errors import InputError
 
 
+class IncompleteExport(InputError):
+    """An export refused because the format needs files it cannot make (exit 2); `listing`
+    says which and why, so a caller other than `avel export` can give its own advice."""
+
+    def __init__(self, listing: str, out_dir: Path, advice: str) -> None:
+        super().__init__(f"{listing}. Nothing was written; {advice}", file=out_dir)
+        self.listing, self.out_dir = listing, out_dir
+
+
 def refuse_if_absent(absent: dict[str, str], out_dir: Path, allow_missing: bool) -> None:
     """Raise (exit 2) naming every absent output and why, unless `allow_missing`."""
     if not absent or allow_missing:
@@ -21,5 +30,5 @@ def refuse_if_absent(absent: dict[str, str], out_dir: Path, allow_missing: bool)
     for name, why in absent.items():
         by_reason.setdefault(why, []).append(name)
     listing = "; ".join(f"{', '.join(names)} ({why})" for why, names in by_reason.items())
-    raise InputError(f"cannot write {len(absent)} file(s) the format needs: {listing}. "
-                     "Nothing was written; --allow-missing writes the rest", file=out_dir)
+    raise IncompleteExport(f"cannot write {len(absent)} file(s) the format needs: {listing}",
+                           out_dir, "--allow-missing writes the rest")

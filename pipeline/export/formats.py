@@ -13,6 +13,7 @@ from pipeline.core.errors import InputError
 from pipeline.export import ave as export_ave
 from pipeline.export import llp as export_llp
 from pipeline.export import vggsound_avel as export_vggsound_avel
+from pipeline.export.completeness import IncompleteExport
 from pipeline.export.format_names import DATASET_FORMATS, FORMATS
 from pipeline.export.transfer import ExportReport
 
@@ -87,6 +88,12 @@ def export_for_run(workdir: str | Path, config: Config) -> dict[str, Any]:
                          f"(formats are for {', '.join(sorted(DATASET_FORMATS))})",
                          file=Path(workdir) / "avel.yaml", field="dataset.name")
     out = Path(workdir) / "export" / fmt
-    report = export_format(workdir, fmt, out)
+    try:
+        report = export_format(workdir, fmt, out)
+    except IncompleteExport as exc:  # `avel run` has no --allow-missing: say what has one
+        raise IncompleteExport(exc.listing, exc.out_dir,
+                               f"`avel export -w {workdir} --format {fmt} --out {out} "
+                               "--allow-missing` writes the rest (then leave export out of "
+                               "`avel run --stages`)") from None
     return {"format": fmt, "out": str(out), "rows": report.rows, "files": len(report.files),
             "missing": {k: len(v) for k, v in report.missing.items() if v}}

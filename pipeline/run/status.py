@@ -10,7 +10,7 @@ from typing import Any
 
 import h5py
 
-from pipeline.core.errors import InputError, first_line
+from pipeline.core.errors import InputError, first_line, printable_path
 from pipeline.core.ledger import Ledger
 from pipeline.core.workdir import Workdir
 from pipeline.download.identities import tally
@@ -25,6 +25,8 @@ PACE_WINDOW_S = 3600.0
 def collect(workdir: str | Path) -> dict[str, Any]:
     """{stages: {stage: {done, pending, failed, reasons, shards: {name: counts}, pace,
     [identities]}}, features: {...}}"""
+    if not Path(workdir).is_dir():  # a typo in -w must not read as an empty work directory
+        raise InputError("no such directory", file=printable_path(workdir))
     wd = Workdir(workdir)
     stages: dict[str, Any] = {}
     problems: list[str] = []

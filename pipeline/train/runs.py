@@ -4,18 +4,35 @@ stage (`pipeline.train.stage`) and the AVVP one (`pipeline.train.avvp`)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from models.training.trainer import load_checkpoint
+from models.training.trainer import RunError, load_checkpoint
 from models.weights.checkpoints import load_official
 from pipeline.core.errors import InputError
+from pipeline.core.shard_lock import shard_lock
 
 
 def run_dir(workdir: str | Path, task: str, model: str) -> Path:
     return Path(workdir) / "train" / f"{task}__{model}"
+
+
+@contextmanager
+def training_run(workdir: str | Path, task: str, model: str) -> Iterator[Path]:
+    """Hold run `task__model` for one `avel train`: a second one on the same run (which would
+    interleave checkpoints, last writer winning) exits 2 naming the holder's pid, as a second
+    stage run on a locked shard does (`state/train/<task>__<model>.lock`). What the trainer
+    refuses (an unreadable or foreign last.pt, changed settings, a diverged loss) is bad input,
+    exit 2, with the file it names."""
+    with shard_lock(workdir, "train", f"{task}__{model}", unit="run"):
+        try:
+            yield run_dir(workdir, task, model)
+        except RunError as exc:
+            raise InputError(str(exc)) from None
 
 
 def eval_dir(run: Path, split: str, checkpoint: str | Path | None,

@@ -43,13 +43,12 @@ from pipeline.core import atomic
 from pipeline.core.config import Config, load_config, resolve
 from pipeline.core.errors import InputError
 from pipeline.core.safe_hdf5 import open_checked
-from pipeline.core.shard_lock import shard_lock
 from pipeline.datasets.labels import avc_from_manifest, ave_classes, ave_segment_labels, vggsound_avel_labels
 from pipeline.datasets.manifest import load_manifest
 from pipeline.datasets.readers.vggsound_avel import categories_for
 from pipeline.store import open_features
 from pipeline.train.avvp import evaluate_avvp, train_avvp
-from pipeline.train.runs import eval_dir, network_to_evaluate, run_dir
+from pipeline.train.runs import eval_dir, network_to_evaluate, run_dir, training_run
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -278,12 +277,16 @@ def resolve_preset(config: Config, task: str | None = None, model: str | None = 
     t, m = task or config.train.task, model or config.train.model
     try:
         preset = get_preset(t, m)
-        merged = {**config.train.overrides, **(overrides or {})}
+        from_config = dict(config.train.overrides)
         if config.train.seed is not None:
-            merged.setdefault("seed", config.train.seed)
-        return with_overrides(preset, merged)
+            from_config.setdefault("seed", config.train.seed)
+        preset = with_overrides(preset, from_config)
     except (KeyError, ValueError) as exc:
         raise InputError(str(exc).strip('"'), file=Path("avel.yaml"), field="train") from None
+    try:  # --set and --epochs: the message names the option, not avel.yaml
+        return with_overrides(preset, overrides or {}, where="--set ")
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _trainer(workdir: Path, config: Config, preset: Any, data: TrainingData, device: str | None,
@@ -305,17 +308,16 @@ def train(workdir: str | Path, config: Config | None = None, *, task: str | None
     workdir = Path(workdir)
     config = config or load_config(workdir)
     preset = resolve_preset(config, task, model, overrides)
-    run = run_dir(workdir, preset.task, preset.model)
-    with shard_lock(workdir, "train", run.name):
-        for directory in (run, run / "checkpoints"):  # the Trainer's layout
+    with training_run(workdir, preset.task, preset.model) as run:
+        for directory in (run, run / "checkpoints"):  # a killed run's temps (the Trainer's layout)
             atomic.remove_stale_temps(directory)
-        return _train(workdir, config, preset, device, resume, progress)
+        if preset.family == "avvp":
+            return train_avvp(workdir, config, preset, device, resume, progress)
+        return _train_segments(workdir, config, preset, device, resume, progress)
 
 
-def _train(workdir: Path, config: Config, preset: Any, device: str | None, resume: bool,
-           progress: bool) -> dict[str, Any]:
-    if preset.family == "avvp":
-        return train_avvp(workdir, config, preset, device, resume, progress)
+def _train_segments(workdir: Path, config: Config, preset: Any, device: str | None, resume: bool,
+                    progress: bool) -> dict[str, Any]:
     opts = preset.options
     classes_file = run_dir(workdir, preset.task, preset.model) / CLASSES_FILE
     data = load_training_data(workdir, config, opts.get("audio_features", "vggish"),
