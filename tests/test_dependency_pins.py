@@ -58,7 +58,7 @@ def test_make_and_docker_install_with_the_constraints():
     makefile = (ROOT / "Makefile").read_text()
     assert "CONSTRAINTS ?= constraints.txt" in makefile and "-c $(CONSTRAINTS)" in makefile
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
-    assert "COPY pyproject.toml README.md constraints.txt" in dockerfile
+    assert "COPY pyproject.toml constraints.txt" in dockerfile
     assert "pip install -c constraints.txt" in dockerfile
 
 

@@ -133,10 +133,10 @@ def test_tally_skips_info_that_is_not_ours():
 # -- config -------------------------------------------------------------------------------
 @pytest.mark.parametrize("identities, field, says", [
     ([{"proxy": "http://127.0.0.1:1"}, {"proxy": "127.0.0.1:8080"}],
-     "download.identities[1]", "proxy must be a URL"),
-    ([{"proxy": "http://127.0.0.1:70000"}], "download.identities[0]", "bad port"),
+     "download.identities[1].proxy", "proxy must be a URL"),
+    ([{"proxy": "http://127.0.0.1:70000"}], "download.identities[0].proxy", "bad port"),
     ([{"name": "A"}, {"name": "A"}], "download", "identities[1].name 'A'"),
-    ([{"name": " "}], "download.identities[0]", "name must not be empty"),
+    ([{"name": " "}], "download.identities[0].name", "name must not be empty"),
     ([{"proxi": "http://127.0.0.1:1"}], "download.identities[0].proxi", "unknown key"),
 ])
 def test_bad_identities_are_refused_naming_the_index(identities, field, says):
