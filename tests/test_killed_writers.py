@@ -191,3 +191,34 @@ def test_train_rerun_after_a_kill_mid_write_leaves_no_temp_and_the_same_model(tm
     assert best.keys() == reference.keys()
     assert all(torch.equal(best[k], reference[k]) for k in best)
     assert json.loads((run / "metrics.json").read_text())["best"] == expected["best"]
+
+
+def test_the_run_directory_sweep_removes_the_temps_the_trainers_own_writers_leave(tmp_path,
+                                                                                  monkeypatch):
+    """models/ cannot import pipeline.core.atomic, so its writers name their temps themselves;
+    a writer killed between its write and its rename (here: the rename raises) leaves a temp
+    that the train stage's sweep must recognise."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from models.metrics import eval_report
+    from models.training import trainer
+
+    def killed_before_rename(src, dst):
+        raise KeyboardInterrupt  # the process dies here; the temp stays
+
+    monkeypatch.setattr(os, "replace", killed_before_rename)
+    fig = plt.figure()
+    for write in (lambda: eval_report.save_png(fig, tmp_path / "curves.png"),
+                  lambda: trainer._atomic_text("{}", tmp_path / "metrics.json"),
+                  lambda: eval_report.write_per_class_table(
+                      np.array([0, 1]), np.array([0, 1]), ["a", "b"], tmp_path / "per_class.csv")):
+        with pytest.raises(KeyboardInterrupt):
+            write()
+    plt.close(fig)
+    monkeypatch.undo()
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len(left) == 3 and not {"curves.png", "metrics.json", "per_class.csv"} & set(left), left
+    assert atomic.remove_stale_temps(tmp_path) == 3
+    assert list(tmp_path.iterdir()) == []

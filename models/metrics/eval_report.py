@@ -76,7 +76,9 @@ def save_png(fig: Figure, path: str | Path, dpi: int = 90) -> Path:
     """Lay out `fig` and write it atomically: a viewer never opens half a PNG."""
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
+    # named like every other temp (`.<name>.tmp`), so the sweep of a rerun removes a killed
+    # writer's leftover; the format is given since the name no longer ends in it
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
     os.replace(tmp, path)
     return path
