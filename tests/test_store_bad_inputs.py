@@ -184,6 +184,45 @@ def test_retry_failed_extracts_a_clip_again_after_the_config_is_fixed(tmp_path):
         assert [c.decode() for c in fh["clip_id"][()]] == ["a", "b", "c"]
 
 
+def test_run_retry_failed_re_queues_extract_failures_after_the_config_is_fixed(tmp_path):
+    """`avel run` had no way to retry a failed extract clip short of deleting state/."""
+    wd = write_workdir(tmp_path / "w", {"a": 4, "b": 4, "c": 4},
+                       extract={"extractors": ["vgg19"], "options": {"vgg19": TINY_VGG},
+                                "weights": {"vgg19": "random"}, "cpu_threads": 1})
+    shard_file = wd.clips_file(Shard(0, 1))
+    clip_store.write_part(shard_file, {"b": clip_store.ClipMedia(  # b: 96x72 frames
+        audio=np.zeros(160, np.int16), sample_rate=16000, frames=jpeg_frames(4, 7, (96, 72)),
+        frame_times=np.arange(4) / 0.4)})
+    clip_store.consolidate(shard_file)
+    config_file = wd.root / "avel.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["cut"] = {"max_pixels": 48 * 36}
+    config_file.write_text(yaml.safe_dump(config))
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(avel_cmd("run", "-w", str(wd.root), "--stages", "extract", *extra),
+                              env=cli_env(), cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=600)
+
+    first = run()
+    assert first.returncode == 1, first.stderr  # README: 1 some clips failed
+    before = _ledger(wd.root)
+    assert before["b"][:2] == ("failed", "huge_frame")
+    config["cut"] = {"max_pixels": 96 * 72}
+    config_file.write_text(yaml.safe_dump(config))
+    assert run().returncode == 1 and _ledger(wd.root) == before  # permanent: a plain rerun keeps it
+    other = run("--retry-failed", "bad_frame")  # another reason: b stays failed
+    assert other.returncode == 1 and _ledger(wd.root)["b"][:2] == ("failed", "huge_frame")
+    assert "no failed clip to re-queue" in other.stderr
+    again = run("--retry-failed")
+    assert again.returncode == 0, again.stderr
+    after = _ledger(wd.root)
+    assert after["b"][:2] == ("done", None)
+    assert after["a"] == before["a"] and after["c"] == before["c"]  # not redone
+    with h5py.File(wd.root / "features" / "vgg19" / "00000-of-00001.h5") as fh:
+        assert sorted(c.decode() for c in fh["clip_id"][()]) == ["a", "b", "c"]
+
+
 # -- #9: vggsound-avel export from a work dir of another dataset ---------------------------
 @pytest.mark.parametrize("case, field", [("c_export_vav_from_ave", "class_id"),
                                          ("c_export_vav_no_category", "category")])

@@ -19,6 +19,7 @@ from pipeline.core.config import Config, load_config
 from pipeline.core.errors import InputError
 from pipeline.core.ledger import Ledger
 from pipeline.core.outcome import EXIT_DONE, EXIT_FAILED, EXIT_PENDING, exit_code_for  # noqa: F401 (EXIT_*: importable here too)
+from pipeline.core.shard_lock import shard_lock
 from pipeline.core.sharding import Shard, resolve_shard
 from pipeline.core.workdir import Workdir, ledger_stage
 from pipeline.datasets.manifest import build_manifest
@@ -70,9 +71,34 @@ def check_environment(wd: Workdir, config: Config, stages: list[str],
         raise error
 
 
+def requeue_failed(wd: Workdir, config: Config, stages: list[str], shards: list[Shard],
+                   reason: str) -> int:
+    """`avel run --retry-failed [REASON]`: put the failed clips (all, or those failed for
+    `reason`) of these stages and shards back to pending before any stage starts, as each
+    stage's own `--retry-failed` does; here once, up front, so that no executor has to carry
+    the flag to its workers. Under each shard's lock: a running stage is never changed under
+    its feet (it fails at once, naming the holder)."""
+    requeued = 0
+    for stage in [s for s in stages if s in SHARD_STAGES]:
+        for name, extractor in shard_tasks(stage, config):
+            key = ledger_stage(name, extractor)
+            for shard in shards:
+                path = wd.ledger(key, shard)
+                if not path.is_file():
+                    continue
+                with shard_lock(wd.root, key, shard.name), Ledger(path) as ledger:
+                    n = ledger.requeue(None if reason == "all" else reason)
+                if n:
+                    log.info("%s %s: re-queued %d failed clips (%s)", key, shard.name, n, reason)
+                requeued += n
+    return requeued
+
+
 def run(workdir: str | Path, stages: list[str], *, executor: str | None = None,
-        shard_index: int | None = None, num_shards: int | None = None) -> dict[str, Any]:
-    """Run `stages` (pipeline order) and return {stages: {...}, counts, exit_code}."""
+        shard_index: int | None = None, num_shards: int | None = None,
+        retry_failed: str | None = None) -> dict[str, Any]:
+    """Run `stages` (pipeline order) and return {stages: {...}, counts, exit_code}.
+    `retry_failed` ("all" or a reason key) re-queues failed clips first (`requeue_failed`)."""
     wd = Workdir(workdir)
     config = load_config(wd.root)
     built = check_extractors(config) if "extract" in stages else {}
@@ -82,6 +108,11 @@ def run(workdir: str | Path, stages: list[str], *, executor: str | None = None,
     if not wd.manifest.is_file():
         build_manifest(wd.root, config)
     shards = shards_to_run(config, shard_index, num_shards)
+    if retry_failed:
+        requeued = requeue_failed(wd, config, stages, shards, retry_failed)
+        if not requeued:
+            log.warning("--retry-failed %s: no failed clip to re-queue in %s", retry_failed,
+                        ", ".join(s for s in stages if s in SHARD_STAGES))
     executor = executor or config.executor
     run_shards = executor_ray.run_shards if executor == "ray" else executor_local.run_shards
     report: dict[str, Any] = {"shards": [s.name for s in shards], "executor": executor, "stages": {}}
