@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.core.media_probe import probe
 from pipeline.demo.loopback_server import serve
-from pipeline.demo.runner import DemoSize, check_size
+from pipeline.demo.runner import DemoSize, check_size, demo_batch_size
 from pipeline.demo.synthetic import CLASSES, plan, split_counts, write_dataset
 from tests.conftest import avel_cmd, cli_env
 
@@ -105,3 +105,17 @@ def test_demo_below_its_minimum_is_refused_before_writing(tmp_path):
     assert out.returncode == 2, out.stderr
     assert "--clips 15: the demo needs at least 4 clips per class (16 for 4 classes)" in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("clips, classes, train_clips", [
+    (10, 2, 6),   # 5 a class: 3/1/1 -> 6 to train (the image test's size; batch 8 dropped all)
+    (4, 1, 2),    # 4: 2/1/1
+    (16, 4, 8),   # 4 a class: 2 each
+    (40, 4, 24),  # 10 a class: 6/2/2
+])
+def test_the_demo_batch_never_exceeds_its_training_split(clips, classes, train_clips):
+    """Training uses drop_last: a batch larger than the training split trains nothing (the
+    trainer refuses it), which is what `avel demo --clips 10 --classes 2` did."""
+    assert sum(c.split == "train" for c in plan(clips, classes)) == train_clips
+    batch = demo_batch_size(DemoSize(clips=clips, classes=classes))
+    assert batch == min(8, train_clips) and train_clips // batch >= 1

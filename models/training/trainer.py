@@ -384,7 +384,7 @@ class Trainer:
             raise RunError(f"{self.out_dir}: the training set ({len(dataset)} clips) is smaller "
                            f"than one batch (batch_size {self.preset.batch_size}, drop_last "
                            f"{self.preset.drop_last}): no optimisation step would run; lower "
-                           "batch_size (e.g. --set batch_size=8)")
+                           f"batch_size (e.g. --set batch_size={max(1, len(dataset))})")
         if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
             raise self._diverged(f"the weights hold NaN or inf after epoch {epoch}", opt)
         return {f"train_{k}": v / n for k, v in totals.items()}

@@ -25,7 +25,7 @@ from pipeline.cut.stage import run_cut
 from pipeline.datasets.manifest import build_manifest
 from pipeline.demo.loopback_server import serve
 from pipeline.demo.preview_video import write_preview
-from pipeline.demo.synthetic import CLASSES, write_dataset
+from pipeline.demo.synthetic import CLASSES, plan, write_dataset
 from pipeline.download.stage import run_download
 from pipeline.extract.stage import run_extract
 from pipeline.train.stage import evaluate, train
@@ -76,6 +76,14 @@ def check_size(size: DemoSize) -> None:
         raise InputError(f"--epochs {size.epochs}: at least 1", field="epochs")
 
 
+def demo_batch_size(size: DemoSize) -> int:
+    """The baselines' original batch of 64 (with drop_last) is larger than the demo's training
+    split, so both models train with batches of 8, or of the whole split when it is smaller
+    (`--clips 10 --classes 2` trains on 6 clips): a batch larger than it would drop them all."""
+    n_train = sum(clip.split == "train" for clip in plan(size.clips, size.classes, seed=0))
+    return min(8, n_train)
+
+
 def run_demo(workdir: str | Path, size: DemoSize | None = None) -> dict[str, Any]:
     """Run every stage; returns the summary (also written to `summary.json`)."""
     size = size or DemoSize()
@@ -97,10 +105,8 @@ def run_demo(workdir: str | Path, size: DemoSize | None = None) -> dict[str, Any
                  for name in config.extract.extractors}
     runs = {}
     for model in ("cpsp", size.baseline):
-        # the baselines' original batch of 64 (with drop_last) is larger than the demo's
-        # training split, so both models train with batches of 8 here
         trained = train(wd.root, config, model=model, progress=False,
-                        overrides={"epochs": size.epochs, "batch_size": 8})
+                        overrides={"epochs": size.epochs, "batch_size": demo_batch_size(size)})
         evaluated = evaluate(wd.root, config, model=model)
         runs[model] = {"run_dir": trained["run_dir"], "test_accuracy": trained.get("test_accuracy"),
                        "chance_accuracy": trained.get("chance_accuracy"),
