@@ -44,19 +44,27 @@ echo "doctor exit code: $doctor_rc"
 grep -qE "^ok +js runtime +deno" "$HOSTDIR/doctor.txt" || fail "doctor found no deno for yt-dlp"
 grep -qE "^ok +weights cache +/cache writable" "$HOSTDIR/doctor.txt" || fail "/cache not writable by uid 1000"
 
-echo "== avel demo --clips 10 --classes 2 (as uid 1000) =="
+# 8 clips of 2 classes: the fewest the demo takes (4 a class: 2 train, 1 val, 1 test)
+CLIPS=8
+echo "== avel demo --clips $CLIPS --classes 2 (as uid 1000) =="
 set +e
-in_image demo --workdir /work/demo --clips 10 --classes 2 --epochs 3 2>"$HOSTDIR/demo.log" \
+in_image demo --workdir /work/demo --clips $CLIPS --classes 2 --epochs 3 2>"$HOSTDIR/demo.log" \
   | tee "$HOSTDIR/demo.txt"
 demo_rc=${PIPESTATUS[0]}
 set -e
 echo "demo exit code: $demo_rc"
 [[ $demo_rc == 0 ]] || { tail -20 "$HOSTDIR/demo.log"; fail "avel demo exited $demo_rc"; }
 grep -qE "^cpsp +[0-9.]+ +[0-9.]+" "$HOSTDIR/demo.txt" || fail "demo printed no cpsp accuracy"
-for f in demo/avel.yaml demo/manifest.parquet demo/preview.mp4; do
+for f in demo/avel.yaml demo/manifest.parquet demo/preview.mp4 demo/summary.json \
+         demo/features/vggish/00000-of-00001.h5 demo/features/vgg19/00000-of-00001.h5 \
+         demo/train/ave-fully__cpsp/curves.png demo/train/ave-fully__cpsp/checkpoints/best.pt; do
   [[ -s "$HOSTDIR/$f" ]] || fail "missing on the host: $HOSTDIR/$f"
 done
-ls "$HOSTDIR"/demo/runs/*/curves.png >/dev/null 2>&1 || fail "no curves.png under $HOSTDIR/demo/runs"
+# every clip went through every stage (the summary the demo wrote on the host)
+for key in clips downloaded cut vggish vgg19; do
+  grep -qE "\"$key\": $CLIPS,?$" "$HOSTDIR/demo/summary.json" \
+    || fail "summary.json: $key is not $CLIPS"
+done
 owner=$(stat -c %u "$HOSTDIR/demo/manifest.parquet" 2>/dev/null || echo none)
 [[ $owner == 1000 || $TOOL == podman ]] || fail "outputs owned by uid $owner, not 1000"
 
