@@ -4,6 +4,9 @@ provenance; the array-job variables pick one shard."""
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -153,6 +156,18 @@ def _count_done(workdir, stage):
     return total
 
 
+def _failed_clips(workdir) -> dict[str, list[tuple[str, str | None, str | None]]]:
+    """{ledger: [(clip, reason, detail)]} of every failed clip in the work directory."""
+    out = {}
+    for path in sorted(Path(workdir, "state").glob("*/*.sqlite")):
+        with Ledger(path, read_only=True) as ledger:
+            failed = [(e.clip_id, e.reason, (e.detail or "")[:200]) for e in ledger.entries()
+                      if e.status == "failed"]
+        if failed:
+            out[f"{path.parent.name}/{path.name}"] = failed
+    return out
+
+
 def _wait_until_gone(pgid, timeout=60.0):
     """Wait until no process of group `pgid` runs (zombies hold no files or locks)."""
     import time
@@ -203,6 +218,11 @@ def test_sigkill_in_each_stage_then_rerun_gives_the_unbroken_result(local_run, s
                 time.sleep(0.05)
             if proc.poll() is not None:  # the run ended before the kill (rare: a fast stage)
                 ended_early[stage] = (proc.returncode, log.read_text()[-2000:])
+                # seen once in ~15 runs (exit 1), never reproduced in 8 more: say why, so the
+                # next time it happens the cause is in the test report
+                warnings.warn(f"avel run ended before the {stage} kill with exit "
+                              f"{proc.returncode}; failed clips: {_failed_clips(workdir)}; "
+                              f"stderr tail: {log.read_text()[-600:]}", stacklevel=1)
                 continue
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
