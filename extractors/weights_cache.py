@@ -8,15 +8,21 @@ it, instead of a download attempt deep inside a worker on a machine without netw
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import os
 import shutil
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+#: a `.part` file untouched this long belongs to a killed fetch: a live one writes every few
+#: seconds and gives up after its read timeout (60 s) when the server goes quiet
+STALE_PART_S = 600.0
 
 #: which `avel weights fetch <what>` provides a cached file, for the missing-file message
 FETCH_COMMANDS: dict[str, str] = {
@@ -76,6 +82,7 @@ def fetch(url: str, name: str, sha256: str | None, *, force: bool = False,
             return target
         log.warning("cached %s has the wrong sha256; downloading it again", target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(target)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
@@ -92,3 +99,21 @@ def fetch(url: str, name: str, sha256: str | None, *, force: bool = False,
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return target
+
+
+def remove_stale_parts(target: Path, older_than_s: float = STALE_PART_S) -> int:
+    """Delete the `.part` files of `target` that a killed fetch left (hundreds of MB each);
+    judged by age, not by a lock, because a cluster's shared cache may sit on a filesystem
+    where locks do not reach other nodes, whose live fetches must be left alone."""
+    removed = 0
+    now = time.time()
+    for part in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
+        try:
+            if now - part.stat().st_mtime > older_than_s:
+                part.unlink()
+                removed += 1
+        except FileNotFoundError:  # another fetch removed it first
+            continue
+    if removed:
+        log.info("removed %d partial download(s) of %s left by a killed fetch", removed, target.name)
+    return removed

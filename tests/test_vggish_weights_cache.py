@@ -85,3 +85,28 @@ def test_fetch_vggish_from_mirror_checks_every_file(home, tmp_path, shared_data)
     assert weights_cache.cached_file("vggish_pca_params.npz").is_file()
     assert not (home / "vggish-10086976.pth").exists()
     assert not (home / "vggish.pt").exists()
+
+
+def test_fetch_removes_the_part_files_a_killed_fetch_left_and_keeps_a_live_ones(home, tmp_path):
+    """A fetch killed mid-download (SIGKILL: no cleanup ran) leaves `.<name>.<random>.part`
+    in the cache; the next fetch of that file removes it once it is stale (untouched for
+    STALE_PART_S), and leaves a fresh one (another node's live fetch) and other files' alone."""
+    import os
+    import time
+    data = b"weights" * 1000
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "w.bin").write_bytes(data)
+    home.mkdir(parents=True, exist_ok=True)
+    killed = home / ".w.bin.k1ll3d.part"
+    live = home / ".w.bin.l1ve.part"
+    other = home / ".x.bin.k1ll3d.part"
+    for path in (killed, live, other):
+        path.write_bytes(b"half")
+    old = time.time() - weights_cache.STALE_PART_S - 5
+    os.utime(killed, (old, old))
+    os.utime(other, (old, old))
+    with serve(site) as server:
+        path = weights_cache.fetch(f"{server.url}/w.bin", "w.bin", hashlib.sha256(data).hexdigest())
+    assert path.read_bytes() == data
+    assert not killed.exists() and live.exists() and other.exists()
