@@ -69,8 +69,9 @@ def background_absent(background_workdir: Path | None) -> dict[str, str]:
     """The weakly files that cannot be made, and why."""
     names = [*NOISY_FEATURES, NOISY_LABELS]
     if background_workdir is None:
-        why = ("no background-only videos: pass --background-workdir (a work directory "
-               "whose manifest lists them; see README)")
+        why = ("no background-only videos: set dataset.files.background_workdir in avel.yaml "
+               "(what `avel run` reads) or pass `avel export --background-workdir`: a work "
+               "directory whose manifest lists them (see README)")
         return dict.fromkeys(names, why)
     absent = {}
     for filename, (name, _) in NOISY_FEATURES.items():
