@@ -145,7 +145,8 @@ def test_jpeg_bomb_is_rejected_from_its_header_and_the_shard_goes_on(tmp_path):
         assert [c.decode() for c in fh["clip_id"][()]] == ["clip0", "clip2"]
 
 
-def test_retry_failed_extracts_a_clip_again_after_the_config_is_fixed(tmp_path):
+def _workdir_with_one_large_clip(tmp_path: Path):
+    """Clips a and c have 48x36 frames, b 96x72; returns (workdir, its config, the file)."""
     wd = write_workdir(tmp_path / "w", {"a": 4, "b": 4, "c": 4},
                        extract={"extractors": ["vgg19"], "options": {"vgg19": TINY_VGG},
                                 "weights": {"vgg19": "random"}, "cpu_threads": 1})
@@ -156,6 +157,11 @@ def test_retry_failed_extracts_a_clip_again_after_the_config_is_fixed(tmp_path):
     clip_store.consolidate(shard_file)
     config_file = wd.root / "avel.yaml"
     config = yaml.safe_load(config_file.read_text())
+    return wd, config, config_file
+
+
+def test_retry_failed_extracts_a_clip_again_after_the_config_is_fixed(tmp_path):
+    wd, config, config_file = _workdir_with_one_large_clip(tmp_path)
     config["cut"] = {"max_pixels": 48 * 36}  # a and c (48x36) fit; b (96x72) does not
     config_file.write_text(yaml.safe_dump(config))
 
@@ -186,16 +192,7 @@ def test_retry_failed_extracts_a_clip_again_after_the_config_is_fixed(tmp_path):
 
 def test_run_retry_failed_re_queues_extract_failures_after_the_config_is_fixed(tmp_path):
     """`avel run` had no way to retry a failed extract clip short of deleting state/."""
-    wd = write_workdir(tmp_path / "w", {"a": 4, "b": 4, "c": 4},
-                       extract={"extractors": ["vgg19"], "options": {"vgg19": TINY_VGG},
-                                "weights": {"vgg19": "random"}, "cpu_threads": 1})
-    shard_file = wd.clips_file(Shard(0, 1))
-    clip_store.write_part(shard_file, {"b": clip_store.ClipMedia(  # b: 96x72 frames
-        audio=np.zeros(160, np.int16), sample_rate=16000, frames=jpeg_frames(4, 7, (96, 72)),
-        frame_times=np.arange(4) / 0.4)})
-    clip_store.consolidate(shard_file)
-    config_file = wd.root / "avel.yaml"
-    config = yaml.safe_load(config_file.read_text())
+    wd, config, config_file = _workdir_with_one_large_clip(tmp_path)
     config["cut"] = {"max_pixels": 48 * 36}
     config_file.write_text(yaml.safe_dump(config))
 
