@@ -120,14 +120,8 @@ def probe(path: str | Path, timeout_s: float = 60.0, video_packets: str | None =
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     if video is None and audio is None:
         raise MediaError("no-streams", "neither an audio nor a video stream")
-    duration = float(fmt.get("duration") or 0.0)
-    if not duration:
-        duration = max(float((s or {}).get("duration") or 0.0) for s in (video, audio))
     start = _float(fmt.get("start_time"))
-    if start > 0 and fmt.get("format_name", "").startswith(HEADER_DURATION_FROM_ZERO):
-        # MP4's and Matroska's header duration runs from t=0, not from the first frame
-        # (a container start of 3.7 s, or a section download's anchor): the length is less
-        duration = max(0.0, duration - start)
+    duration = media_length(fmt, [s for s in (video, audio) if s])
     return MediaInfo(
         path=str(path), format_name=fmt.get("format_name", ""), duration_s=duration,
         has_video=video is not None, has_audio=audio is not None,
@@ -189,6 +183,33 @@ def _packet_times(packets: list[dict[str, Any]], stream_index: int) -> tuple[flo
                 times.add(float(value))
                 break
     return tuple(sorted(times))
+
+
+def media_length(fmt: dict[str, Any], streams: list[dict[str, Any]]) -> float:
+    """Seconds from the container's start time to the end of its last stream.
+
+    ffprobe's format `duration` means different things by version: for an MP4 whose first
+    timestamp is not 0 (a container start of 3.7 s, a section download's anchor) FFmpeg 5.1
+    reports the end time (from t=0), FFmpeg >= 6 the length; Matroska's is the end time in
+    both. The streams' own start + duration say the end the same way in every version, so
+    they decide for such a file where every stream has both (MP4); otherwise (Matroska,
+    whose streams carry no duration) the header, read as an end time. A file starting at 0
+    (or earlier) reads the header's duration as every version gives it."""
+    start = _float(fmt.get("start_time"))
+    duration = _float(fmt.get("duration"))
+    if not duration:
+        duration = max((_float(s.get("duration")) for s in streams), default=0.0)
+    if start > 0 and fmt.get("format_name", "").startswith(HEADER_DURATION_FROM_ZERO):
+        ends = [_float(s.get("start_time")) + _float(s.get("duration")) for s in streams
+                if _known(s.get("start_time")) and _known(s.get("duration"))]
+        if streams and len(ends) == len(streams):
+            return max(0.0, max(ends) - start)
+        duration = max(0.0, duration - start)
+    return duration
+
+
+def _known(text: object) -> bool:
+    return text not in (None, "", "N/A")
 
 
 def _float(text: object) -> float:
