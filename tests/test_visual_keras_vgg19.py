@@ -25,9 +25,16 @@ tf_keras = pytest.importorskip("tf_keras")
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
 
-def _keras_vgg19(weights_file: Path) -> object:
-    tf_keras.utils.set_random_seed(7)
-    model = tf_keras.applications.VGG19(weights=None, include_top=False, input_shape=(224, 224, 3))
+def _keras(lib: str):
+    """tf_keras writes Keras 2's layout (what the published file has); Keras 3 (tf.keras in
+    TensorFlow >= 2.16) writes `.weights.h5` with its layers named by class."""
+    return tf_keras if lib == "tf_keras" else pytest.importorskip("keras")
+
+
+def _keras_vgg19(weights_file: Path, lib: str = "tf_keras") -> object:
+    keras = _keras(lib)
+    keras.utils.set_random_seed(7)
+    model = keras.applications.VGG19(weights=None, include_top=False, input_shape=(224, 224, 3))
     rng = np.random.default_rng(7)
     for layer in model.layers:
         if layer.name in KERAS_TO_TORCH:  # non-zero biases so the bias mapping is tested too
@@ -37,17 +44,20 @@ def _keras_vgg19(weights_file: Path) -> object:
     return model
 
 
-def test_converted_keras_vgg19_matches_keras_pool5(tmp_path: Path):
-    keras_file = tmp_path / "vgg19_random.h5"
-    model = _keras_vgg19(keras_file)
+@pytest.mark.parametrize("lib, name", [("tf_keras", "vgg19_random.h5"),
+                                       ("keras3", "vgg19_random.weights.h5")])
+def test_converted_keras_vgg19_matches_keras_pool5(tmp_path: Path, lib: str, name: str):
+    keras_file = tmp_path / name
+    model = _keras_vgg19(keras_file, lib)
+    keras = _keras(lib)
     jpegs = jpeg_frames(2, seed=11, size=(96, 72))  # not square: the resize is exercised
     paths = []
     for i, data in enumerate(jpegs):
         paths.append(tmp_path / f"{i:06d}.jpg")
         paths[-1].write_bytes(data)
-    batch = np.stack([tf_keras.utils.img_to_array(tf_keras.utils.load_img(str(p), target_size=(224, 224)))
+    batch = np.stack([keras.utils.img_to_array(keras.utils.load_img(str(p), target_size=(224, 224)))
                       for p in paths])
-    expected = model.predict(tf_keras.applications.vgg19.preprocess_input(batch), verbose=0)
+    expected = np.asarray(model.predict(keras.applications.vgg19.preprocess_input(batch), verbose=0))
     assert expected.shape == (2, 7, 7, 512)
 
     converted = tmp_path / "vgg19_keras.pt"
