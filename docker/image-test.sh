@@ -20,7 +20,8 @@ if [[ $TOOL == buildah ]]; then CTR=$(buildah from --pull-never "$IMAGE"); fi
 cleanup() { if [[ -n "$CTR" ]]; then buildah rm "$CTR" >/dev/null; fi; }
 trap cleanup EXIT
 
-# `avel ARGS...` in the image as uid 1000 with HOSTDIR at /work
+# `avel ARGS...` in the image as uid 1000 with HOSTDIR at /work (one bind only: buildah 1.28,
+# Debian bookworm's, applies neither bind of a `run` given two, e.g. /work and /cache)
 in_image() {
   case "$TOOL" in
     docker|podman)
