@@ -24,6 +24,8 @@ import h5py
 import numpy as np
 import torch
 
+from extractors.weights_cache import shared_mode
+
 #: Keras layer name → index of the same conv in torchvision's `vgg19().features`
 KERAS_TO_TORCH: dict[str, int] = {
     "block1_conv1": 0, "block1_conv2": 2,
@@ -115,6 +117,7 @@ def convert(keras_file: str | Path, out: str | Path) -> dict[str, torch.Tensor]:
     os.close(fd)
     try:
         torch.save(state, temp)
+        shared_mode(temp)
         os.replace(temp, out)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

@@ -94,6 +94,7 @@ def fetch(url: str, name: str, sha256: str | None, *, force: bool = False,
             raise ValueError(f"{url}: sha256 {digest} does not match the expected {sha256}")
         if sha256 is None:
             log.warning("%s has no published checksum; downloaded sha256 is %s", name, digest)
+        shared_mode(tmp_name)
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -117,3 +118,11 @@ def remove_stale_parts(target: Path, older_than_s: float = STALE_PART_S) -> int:
     if removed:
         log.info("removed %d partial download(s) of %s left by a killed fetch", removed, target.name)
     return removed
+
+
+def shared_mode(path: str | Path) -> None:
+    """Give a file made with mkstemp (0600) the mode any other file gets (0666 less the umask):
+    a cluster's shared cache is filled by one user and read by every job's."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

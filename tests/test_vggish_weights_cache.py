@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,9 @@ def test_fetch_checks_sha256_and_is_idempotent(home, tmp_path):
     digest = hashlib.sha256(payload).hexdigest()
     with serve(site) as server:
         path = weights_cache.fetch(f"{server.url}/w.bin", "w.bin", digest)
+        umask = os.umask(0)
+        os.umask(umask)
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600: a shared cache
         assert path.read_bytes() == payload
         hits = dict(server.hits)
         again = weights_cache.fetch(f"{server.url}/w.bin", "w.bin", digest[:8])

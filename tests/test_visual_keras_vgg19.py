@@ -4,6 +4,7 @@ own pipeline (`load_img(target_size=(224, 224))` → `preprocess_input` → `blo
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -80,5 +81,8 @@ def test_convert_command_writes_the_cache_file_the_recipe_loads(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     target = tmp_path / "cache" / "vgg19_keras_imagenet.pt"
     assert done.stdout.startswith(str(target))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # readable by a shared cache's users
     state = torch.load(target, weights_only=True)
     assert len(state) == 32 and state["0.weight"].shape == (64, 3, 3, 3)
