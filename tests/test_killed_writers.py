@@ -187,6 +187,10 @@ def test_train_rerun_after_a_kill_mid_write_leaves_no_temp_and_the_same_model(tm
     assert [t for t in temps if t.exists()] == []
     assert temps_under(workdir) == []
     assert result["best"] == expected["best"]
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("best.pt", "last.pt"):  # the usual mode, not mkstemp's 0600
+        assert (run / "checkpoints" / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
     best, reference = _best_weights(run), _best_weights(Path(expected["run_dir"]))
     assert best.keys() == reference.keys()
     assert all(torch.equal(best[k], reference[k]) for k in best)
