@@ -20,6 +20,11 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+# read once at import, as pipeline/core/atomic.py does: reading it means setting it, which
+# is not safe while other threads create files
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 #: a `.part` file untouched this long belongs to a killed fetch: a live one writes every few
 #: seconds and gives up after its read timeout (60 s) when the server goes quiet
 STALE_PART_S = 600.0
@@ -123,6 +128,4 @@ def remove_stale_parts(target: Path, older_than_s: float = STALE_PART_S) -> int:
 def shared_mode(path: str | Path) -> None:
     """Give a file made with mkstemp (0600) the mode any other file gets (0666 less the umask):
     a cluster's shared cache is filled by one user and read by every job's."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    os.chmod(path, 0o666 & ~_UMASK)

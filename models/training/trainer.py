@@ -190,15 +190,19 @@ def _numpy_rng_from(state: tuple) -> tuple:
     return (name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, cached)
 
 
+# read once at import (setting it to read it is not thread-safe); models/ cannot use
+# pipeline/core/atomic.py, which does the same
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         torch.save(obj, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide checkpoints from a lab's group
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide checkpoints from a lab's group
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

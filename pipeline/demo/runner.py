@@ -104,9 +104,9 @@ def run_demo(workdir: str | Path, size: DemoSize | None = None) -> dict[str, Any
     extracted = {name: run_extract(wd.root, name, shard, config, progress=False)
                  for name in config.extract.extractors}
     runs = {}
+    overrides = {"epochs": size.epochs, "batch_size": demo_batch_size(size)}
     for model in ("cpsp", size.baseline):
-        trained = train(wd.root, config, model=model, progress=False,
-                        overrides={"epochs": size.epochs, "batch_size": demo_batch_size(size)})
+        trained = train(wd.root, config, model=model, progress=False, overrides=overrides)
         evaluated = evaluate(wd.root, config, model=model)
         runs[model] = {"run_dir": trained["run_dir"], "test_accuracy": trained.get("test_accuracy"),
                        "chance_accuracy": trained.get("chance_accuracy"),

@@ -21,7 +21,7 @@ from pipeline.core.ledger import Ledger
 from pipeline.core.outcome import EXIT_DONE, EXIT_FAILED, EXIT_PENDING, exit_code_for  # noqa: F401 (EXIT_*: importable here too)
 from pipeline.core.shard_lock import shard_lock
 from pipeline.core.sharding import Shard, resolve_shard
-from pipeline.core.workdir import Workdir, ledger_stage
+from pipeline.core.workdir import Workdir
 from pipeline.datasets.manifest import build_manifest
 from pipeline.datasets.manifest_scan import shard_sizes
 from pipeline.doctor import report as doctor_report
@@ -31,7 +31,7 @@ from pipeline.export.formats import export_for_run
 from pipeline.extract.stage import build_extractor, settings_for
 from pipeline.run import executor_local, executor_ray
 from pipeline.run.stage_names import GLOBAL_STAGES, SHARD_STAGES
-from pipeline.run.stages import one_pass_task, shard_tasks
+from pipeline.run.stages import ledger_keys, one_pass_task, shard_tasks
 from pipeline.store.index import rebuild_index
 from pipeline.train.stage import resolve_preset, train
 
@@ -79,18 +79,16 @@ def requeue_failed(wd: Workdir, config: Config, stages: list[str], shards: list[
     the flag to its workers. Under each shard's lock: a running stage is never changed under
     its feet (it fails at once, naming the holder)."""
     requeued = 0
-    for stage in [s for s in stages if s in SHARD_STAGES]:
-        for name, extractor in shard_tasks(stage, config):
-            key = ledger_stage(name, extractor)
-            for shard in shards:
-                path = wd.ledger(key, shard)
-                if not path.is_file():
-                    continue
-                with shard_lock(wd.root, key, shard.name), Ledger(path) as ledger:
-                    n = ledger.requeue(None if reason == "all" else reason)
-                if n:
-                    log.info("%s %s: re-queued %d failed clips (%s)", key, shard.name, n, reason)
-                requeued += n
+    for key in ledger_keys([s for s in stages if s in SHARD_STAGES], config):
+        for shard in shards:
+            path = wd.ledger(key, shard)
+            if not path.is_file():
+                continue
+            with shard_lock(wd.root, key, shard.name), Ledger(path) as ledger:
+                n = ledger.requeue(None if reason == "all" else reason)
+            if n:
+                log.info("%s %s: re-queued %d failed clips (%s)", key, shard.name, n, reason)
+            requeued += n
     return requeued
 
 
@@ -146,20 +144,18 @@ def pending_and_failed(wd: Workdir, config: Config, stages: list[str],
                        shards: list[Shard]) -> dict[str, dict[str, int]]:
     sizes = shard_sizes(wd.root, shards)
     out: dict[str, dict[str, int]] = {}
-    for stage in stages:
-        for name, extractor in shard_tasks(stage, config):
-            key = ledger_stage(name, extractor)
-            total = {"done": 0, "failed": 0, "pending": 0}
-            for shard in shards:
-                path = wd.ledger(key, shard)
-                if not path.is_file():
-                    total["pending"] += sizes[shard]  # a shard that never started
-                    continue
-                with Ledger(path) as ledger:
-                    counts = ledger.counts()
-                for k in total:
-                    total[k] += counts[k]
-            out[key] = total
+    for key in ledger_keys(stages, config):
+        total = {"done": 0, "failed": 0, "pending": 0}
+        for shard in shards:
+            path = wd.ledger(key, shard)
+            if not path.is_file():
+                total["pending"] += sizes[shard]  # a shard that never started
+                continue
+            with Ledger(path) as ledger:
+                counts = ledger.counts()
+            for k in total:
+                total[k] += counts[k]
+        out[key] = total
     return out
 
 

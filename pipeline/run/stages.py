@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.core.config import Config
 from pipeline.core.sharding import Shard
-from pipeline.core.workdir import Workdir
+from pipeline.core.workdir import Workdir, ledger_stage
 from pipeline.cut.stage import run_cut
 from pipeline.download.stage import run_download
 from pipeline.extract.stage import run_extract, run_extract_many
@@ -30,6 +30,13 @@ def shard_tasks(stage: str, config: Config) -> list[tuple[str, str | None]]:
     if stage == "extract":
         return [("extract", name) for name in config.extract.extractors]
     return [(stage, None)]
+
+
+def ledger_keys(stages: list[str], config: Config) -> list[str]:
+    """The ledger of each per-shard task these stages expand to (`extract-<name>` for each
+    extractor), in pipeline order."""
+    return [ledger_stage(name, extractor) for stage in stages
+            for name, extractor in shard_tasks(stage, config)]
 
 
 #: joins extractor names into one task: `avel run` extracts them in one pass over a shard
