@@ -49,7 +49,7 @@ ffmpeg: | $(BIN)/python
 	  || echo "apt-get could not install ffmpeg"; \
 	fi; \
 	if ! command -v ffmpeg >/dev/null 2>&1; then \
-	  echo "WARNING: no system ffmpeg; using the ffmpeg binary imageio-ffmpeg ships (no ffprobe: probing falls back to ffmpeg)"; \
+	  echo "WARNING: no system ffmpeg; using the ffmpeg binary imageio-ffmpeg ships (it has no ffprobe, which download and cut need: install ffmpeg for those)"; \
 	  $(BIN)/python -m pip install -q imageio-ffmpeg && \
 	  ln -sf "$$($(BIN)/python -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" $(BIN)/ffmpeg; \
 	fi

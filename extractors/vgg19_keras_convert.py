@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 import torch
 
-from extractors.weights_cache import shared_mode
+from extractors.weights_cache import remove_stale_parts, shared_mode
 
 #: Keras layer name → index of the same conv in torchvision's `vgg19().features`
 KERAS_TO_TORCH: dict[str, int] = {
@@ -109,11 +109,13 @@ def keras_to_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def convert(keras_file: str | Path, out: str | Path) -> dict[str, torch.Tensor]:
-    """Convert and save atomically (temp file in the target dir, then rename)."""
+    """Convert and save atomically (a `.part` file in the target dir, then rename), named like
+    the weights cache's partial downloads so the same age-based sweep removes a killed one."""
     state = keras_to_state_dict(keras_file)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    remove_stale_parts(out)  # a killed conversion's temp, ~550 MB, in a shared cache
+    fd, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
     os.close(fd)
     try:
         torch.save(state, temp)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -18,10 +19,10 @@ import yaml
 
 from pipeline.core.config import Config, DatasetConfig
 from pipeline.doctor.scope import Scope
-from pipeline.doctor.tools import YTDLP_MAX_AGE_DAYS, ytdlp_check
-from tests.conftest import avel_cmd, cli_env
+from pipeline.doctor.tools import YTDLP_MAX_AGE_DAYS, ffmpeg_checks, ytdlp_check
+from tests.conftest import SHARED_DATA, avel_cmd, cli_env
 
-SHARED_AVE = Path("/work/shared/data/ave")
+SHARED_AVE = SHARED_DATA / "ave"
 # every check `avel doctor` runs with a config naming one extractor (vggish); "ffmpeg
 # opus-in-webm" only appears for an FFmpeg <= 5.1, so it is not required here
 EVERY_CHECK = {"workdir", "ffmpeg", "ffprobe", "yt-dlp", "js runtime", "yt-dlp-ejs", "cookies", "proxy",
@@ -122,3 +123,19 @@ def test_ytdlp_older_than_sixty_days_is_a_warning():
     assert (on_the_day.status, a_day_later.status) == ("ok", "warn")
     assert f"is {YTDLP_MAX_AGE_DAYS + 1} days old" in a_day_later.detail
     assert "pip install -U 'yt-dlp[default]'" in a_day_later.detail
+
+
+def test_ffmpeg_without_ffprobe_blocks_download_and_cut_but_not_extract(tmp_path, monkeypatch):
+    # the PATH the Makefile's imageio-ffmpeg fallback leaves: a real ffmpeg and no ffprobe
+    only_ffmpeg = tmp_path / "bin"
+    only_ffmpeg.mkdir()
+    (only_ffmpeg / "ffmpeg").symlink_to(shutil.which("ffmpeg"))
+    monkeypatch.setenv("PATH", str(only_ffmpeg))
+    config = Config(dataset=DatasetConfig(name="ave"))
+    by_scope = {stages: {c.name: c for c in ffmpeg_checks(Scope(tmp_path, config, stages=list(stages)))}
+                for stages in (("download",), ("cut",), ("extract",))}
+    assert {s: checks["ffmpeg"].status for s, checks in by_scope.items()} == {
+        ("download",): "ok", ("cut",): "ok", ("extract",): "ok"}
+    assert {s: checks["ffprobe"].status for s, checks in by_scope.items()} == {
+        ("download",): "blocker", ("cut",): "blocker", ("extract",): "warn"}
+    assert "falls back" not in by_scope[("cut",)]["ffprobe"].detail

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,13 @@ def test_convert_command_writes_the_cache_file_the_recipe_loads(tmp_path: Path):
     keras_file = tmp_path / "vgg19_random.h5"
     _keras_vgg19(keras_file)
     env = {**cli_env(), "AVEL_HOME": str(tmp_path / "cache")}
+    (tmp_path / "cache").mkdir()
+    killed = tmp_path / "cache" / ".vgg19_keras_imagenet.pt.k1ll3d.part"  # a conversion killed 1 h ago
+    live = tmp_path / "cache" / ".vgg19_keras_imagenet.pt.l1ve00.part"  # another node's, writing now
+    for part in (killed, live):
+        part.write_bytes(b"\0" * 1024)
+    an_hour_ago = time.time() - 3600
+    os.utime(killed, (an_hour_ago, an_hour_ago))
     done = subprocess.run(avel_cmd("weights", "convert-vgg19-keras", str(keras_file)), env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -84,5 +92,6 @@ def test_convert_command_writes_the_cache_file_the_recipe_loads(tmp_path: Path):
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # readable by a shared cache's users
+    assert (killed.exists(), live.exists()) == (False, True)
     state = torch.load(target, weights_only=True)
     assert len(state) == 32 and state["0.weight"].shape == (64, 3, 3, 3)

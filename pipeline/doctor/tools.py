@@ -35,8 +35,9 @@ def ffmpeg_checks(scope: Scope) -> list[Check]:
                             "audio that much earlier (audio_shift_s); FFmpeg >= 6 avoids it"))
     ffprobe = _first_line("ffprobe")
     checks.append(Check("ffprobe", "ok", f"{ffprobe[0]} ({shutil.which('ffprobe')})") if ffprobe else
-                  Check("ffprobe", "warn", "not found: probing falls back to ffmpeg (slower); "
-                        "install ffprobe with ffmpeg"))
+                  Check("ffprobe", _worst(scope, "download", "cut"),
+                        "not found on PATH: download and cut probe every file with it and have no "
+                        "other way (it ships with ffmpeg: apt-get install ffmpeg)"))
     return checks
 
 
