@@ -114,7 +114,7 @@ def convert(keras_file: str | Path, out: str | Path) -> dict[str, torch.Tensor]:
     state = keras_to_state_dict(keras_file)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_parts(out)  # a killed conversion's temp, ~550 MB, in a shared cache
+    remove_stale_parts(out)  # a killed conversion's temp, ~80 MB, in a shared cache
     fd, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
     os.close(fd)
     try:
