@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
 
-from extractors.weights_cache import remove_stale_parts, shared_mode
+from extractors.weights_cache import write_into_cache
 
 #: Keras layer name → index of the same conv in torchvision's `vgg19().features`
 KERAS_TO_TORCH: dict[str, int] = {
@@ -109,19 +108,7 @@ def keras_to_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def convert(keras_file: str | Path, out: str | Path) -> dict[str, torch.Tensor]:
-    """Convert and save atomically (a `.part` file in the target dir, then rename), named like
-    the weights cache's partial downloads so the same age-based sweep removes a killed one."""
+    """Convert and save atomically, as the weights cache writes any file."""
     state = keras_to_state_dict(keras_file)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_parts(out)  # a killed conversion's temp, ~80 MB, in a shared cache
-    fd, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    os.close(fd)
-    try:
-        torch.save(state, temp)
-        shared_mode(temp)
-        os.replace(temp, out)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_into_cache(Path(out), lambda temp: torch.save(state, temp))
     return state

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from extractors.tensorflow_import import import_tf
+from extractors.weights_cache import write_into_cache
 
 #: TF variable scope → torch parameter prefix (torchvggish's layer indices)
 LAYERS: dict[str, str] = {
@@ -62,9 +63,5 @@ def read_checkpoint(checkpoint: str | Path) -> dict[str, np.ndarray]:
 def convert_checkpoint(checkpoint: str | Path, out: str | Path) -> dict[str, torch.Tensor]:
     """Read `checkpoint`, convert, and save the state_dict to `out` (written atomically)."""
     state = convert_variables(read_checkpoint(checkpoint))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
-    torch.save(state, tmp)
-    tmp.replace(out)
+    write_into_cache(Path(out), lambda temp: torch.save(state, temp))
     return state

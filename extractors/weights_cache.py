@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,25 @@ def remove_stale_parts(target: Path, older_than_s: float = STALE_PART_S) -> int:
     if removed:
         log.info("removed %d partial download(s) of %s left by a killed fetch", removed, target.name)
     return removed
+
+
+def write_into_cache(out: Path, write: Callable[[str], None]) -> None:
+    """Write a converted file into the cache the way `fetch` writes a download: `write` fills
+    a unique `.part` beside `out` (two nodes converting into one shared cache do not collide),
+    which gets the usual file mode and one rename; the same age-based sweep first, so a killed
+    conversion's temp (80-300 MB) does not stay there. `write` is torch.save bound to its
+    state: this module loads no torch, since the doctor reads it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(out)
+    fd, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    os.close(fd)
+    try:
+        write(temp)
+        shared_mode(temp)
+        os.replace(temp, out)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 def shared_mode(path: str | Path) -> None:
